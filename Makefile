@@ -1,0 +1,38 @@
+# Everything a fresh machine needs: `make demo` and `make test` create .venv and install first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	@for lib in saas ecommerce; do \
+	  echo "=== library $$lib: examples/$$lib/cases.jsonl ==="; \
+	  $(BIN)/tier2 decide examples/$$lib/cases.jsonl --library $$lib --format text || exit $$?; \
+	done
+	@echo "=== tier2 lint saas ==="; $(BIN)/tier2 lint saas
+	@echo "=== tier2 lint ecommerce ==="; $(BIN)/tier2 lint ecommerce
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/decide.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

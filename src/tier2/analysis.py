@@ -1,0 +1,157 @@
+"""Static reading of a library's CEL expressions: which fields they read, which values they test.
+
+Used by `tier2 lint` (fields no case has) and by the case generator (values worth trying).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from tier2.core.library import Library
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+_PATH = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(\s*\()?")
+_EQ = re.compile(r'([A-Za-z_][\w.]*)\s*(?:==|!=)\s*"([^"]*)"')
+_IN = re.compile(r"([A-Za-z_][\w.]*)\s+in\s+\[([^\]]*)\]")
+_CMP = re.compile(r"([A-Za-z_][\w.]*)\s*(>=|<=|>|<|==|!=)\s*(-?\d+(?:\.\d+)?)")
+TICKET_FIELDS = ("id", "severity", "category", "channel", "created_at", "subject", "description",
+                 "tags", "status")  # fmt: skip
+SIGNAL_FIELDS = ("prior_tickets", "complaints", "same_category_escalations", "complaint_pattern",
+                 "commercial_sensitivity", "churn_threat", "public_complaint",
+                 "customer_messages_after_agent", "hours_before_tier2")  # fmt: skip
+_KEYWORDS = {"true", "false", "null", "in", "has", "timestamp", "duration", "int", "double",
+             "string", "size", "math", "type", "bool", "uint", "dyn"}  # fmt: skip
+
+
+def field_paths(source: str) -> set[str]:
+    """Dotted field paths an expression reads (method and function names left out)."""
+    text = _STRING.sub('""', source)
+    out: set[str] = set()
+    for match in _PATH.finditer(text):
+        path, call = match.group(1), match.group(2)
+        parts = path.split(".")
+        if call:  # f(...) or x.method(...): the last segment is a function
+            parts = parts[:-1]
+        if not parts or parts[0] in _KEYWORDS:
+            continue
+        out.add(".".join(parts))
+    return out
+
+
+def tested_values(sources: Iterable[str]) -> Mapping[str, set[Any]]:
+    """For each field path, the literal values the expressions compare it with."""
+    values: dict[str, set[Any]] = defaultdict(set)
+    for source in sources:
+        for path, literal in _EQ.findall(source):
+            values[path].add(literal)
+        for path, items in _IN.findall(source):
+            for item in re.findall(r'"([^"]*)"', items):
+                values[path].add(item)
+        for path, _op, number in _CMP.findall(source):
+            n = float(number)
+            values[path].update({n - 1, n, n + 1})
+    return values
+
+
+def expression_sources(library: Library) -> list[tuple[str, str]]:
+    """(owner, source) of every expression: owner names the policy, trigger or point."""
+    out: list[tuple[str, str]] = []
+    for p in library.signals.complexity_points:
+        out.append((f"complexity point {p.id}", p.when.source))
+    for t in library.triggers:
+        out.extend((f"management trigger {t.id}", c.source) for c in t.when)
+    for pol in library.policies:
+        out.extend((f"policy {pol.id}", c.source) for c in (*pol.when, *pol.unless))
+        out.extend(
+            (f"policy {pol.id}", a.amount.source) for a in pol.actions if a.amount is not None
+        )
+    return out
+
+
+def case_schema(library: Library) -> dict[str, Any]:
+    """The fields a case view has: nested dicts, with None for a leaf (any sub-field allowed)."""
+
+    def leaves(names: Iterable[str]) -> dict[str, Any]:
+        return dict.fromkeys(names)
+
+    facts: dict[str, Any] = {}
+    for record, fields in library.facts.items():
+        facts[record] = leaves(fields) if isinstance(fields, Mapping) else None
+    return {
+        "case": leaves(["id"]),
+        "received_at": None,
+        "now": None,
+        "ticket": leaves(
+            [
+                "id",
+                "severity",
+                "category",
+                "channel",
+                "created_at",
+                "subject",
+                "description",
+                "tags",
+                "status",
+            ]
+        ),
+        "handoff": leaves(
+            ["from", "reason", "customer_expectation", "sentiment", "escalated_at", "steps"]
+        ),
+        "request": leaves(["type", "amount", "currency"]),
+        "customer": {
+            **leaves(["id", "segment", "vip", "arr", "currency", "flags"]),
+            "plan": leaves(library.plan),
+        },
+        "facts": facts,
+        "signals": {
+            **leaves(
+                [
+                    "prior_tickets",
+                    "complaints",
+                    "same_category_escalations",
+                    "complaint_pattern",
+                    "commercial_sensitivity",
+                    "churn_threat",
+                    "public_complaint",
+                    "customer_messages_after_agent",
+                    "hours_before_tier2",
+                ]
+            ),
+            "mentions": leaves(library.signals.mentions),
+        },
+    }
+
+
+def unknown_prefix(path: str, schema: Mapping[str, Any]) -> str | None:
+    """The first part of a path the schema does not have, or None if the path is known."""
+    node: Any = schema
+    walked: list[str] = []
+    for part in path.split("."):
+        walked.append(part)
+        if node is None:  # a leaf: sub-fields are open (lists, maps)
+            return None
+        if not isinstance(node, Mapping) or part not in node:
+            return ".".join(walked)
+        node = node[part]
+    return None
+
+
+def path_tree(sources: Iterable[str]) -> dict[str, Any]:
+    """The field paths of the expressions as a tree; None marks a subtree needed whole."""
+    tree: dict[str, Any] = {}
+    for source in sources:
+        for path in field_paths(source):
+            node = tree
+            parts = path.split(".")
+            for i, part in enumerate(parts):
+                last = i == len(parts) - 1
+                if part in node and node[part] is None:
+                    break  # an ancestor is already needed whole
+                if last:
+                    node[part] = None
+                else:
+                    node = node.setdefault(part, {})
+    return tree

@@ -1,0 +1,128 @@
+"""The `tier2` command line: the imperative shell around the decision core."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from tier2.contract import CaseError, decision_json, decision_text, read_cases
+from tier2.core import decide as decide_case
+from tier2.lint import lint_library, report_json, report_text
+from tier2.loader import LibraryError, load_library
+
+app = typer.Typer(
+    name="tier2",
+    help="Owns escalated support cases end to end: deterministic, explained decisions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_BAD_INPUT = 2
+
+
+class Format(StrEnum):
+    json = "json"
+    text = "text"
+
+
+def _fail(message: str) -> typer.Exit:
+    sys.stderr.write(f"tier2: {message}\n")
+    return typer.Exit(EXIT_BAD_INPUT)
+
+
+def _parse_now(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        now = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--now: not an ISO-8601 time: {value!r}") from None
+    if now.tzinfo is None:
+        raise _fail(f"--now: needs an offset, like {value}+00:00")
+    return now
+
+
+@app.command()
+def decide(
+    case_file: Annotated[
+        str,
+        typer.Argument(
+            metavar="CASE.json", help="A case, a JSON array, JSON Lines, or - for stdin."
+        ),
+    ],
+    library: Annotated[
+        str, typer.Option("--library", "-l", help="Built-in library (saas, ecommerce) or a folder.")
+    ] = "saas",
+    now: Annotated[
+        str | None,
+        typer.Option(help="The clock (ISO-8601 with offset). Default: each case's received_at."),
+    ] = None,
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", "-f", help="json: one decision per line; text: for a person."),
+    ] = Format.json,
+) -> None:
+    """Decide escalated cases: one decision per case, in order."""
+    clock = _parse_now(now)
+    try:
+        lib = load_library(library)
+    except LibraryError as exc:
+        raise _fail(str(exc)) from None
+    if case_file == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = Path(case_file).read_bytes()
+        except OSError as exc:
+            raise _fail(f"cannot read {case_file}: {exc.strerror}") from None
+    out = sys.stdout.buffer
+    bad = 0
+    buffer: list[bytes] = []
+    for item in read_cases(data, jsonl=case_file.endswith(".jsonl")):
+        if isinstance(item, CaseError):
+            bad += 1
+            sys.stderr.write("".join(line + "\n" for line in item.lines()))
+            continue
+        decision = decide_case(item, lib, clock)
+        if fmt is Format.json:
+            buffer.append(decision_json(decision) + b"\n")
+        else:
+            buffer.append(decision_text(decision).encode() + b"\n")
+        if len(buffer) >= 512:
+            out.write(b"".join(buffer))
+            buffer.clear()
+    out.write(b"".join(buffer))
+    out.flush()
+    if bad:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+def lint(
+    library: Annotated[str, typer.Argument(help="Built-in library (saas, ecommerce) or a folder.")],
+    samples: Annotated[
+        int, typer.Option(help="Generated cases to evaluate the policies over.")
+    ] = 20000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated cases.")] = 7,
+    fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
+    strict: Annotated[bool, typer.Option(help="Exit 1 when there is any finding.")] = False,
+) -> None:
+    """Check a library before any case: likely conflicts, unknown fields, unreachable policies."""
+    try:
+        lib = load_library(library)
+    except LibraryError as exc:
+        raise _fail(str(exc)) from None
+    report = lint_library(lib, samples=samples, seed=seed)
+    sys.stdout.write(report_json(report) if fmt is Format.json else report_text(report))
+    if strict and report.findings:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

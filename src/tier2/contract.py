@@ -1,0 +1,354 @@
+"""The external contract at the edge: JSON case in (validated by pydantic), JSON decision out.
+
+Everything here only moves data between the contract's JSON and the core's frozen model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
+
+from tier2.core import model as m
+
+_SEVERITY_ALIASES = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
+
+
+def _severity(value: Any) -> Any:
+    return _SEVERITY_ALIASES.get(value, value) if isinstance(value, str) else value
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Severity = Annotated[Literal["critical", "high", "medium", "low"], BeforeValidator(_severity)]
+Category = Literal[
+    "billing", "refund", "access", "technical", "account", "contract", "order",
+    "shipping", "product", "legal", "security", "compliance", "other",
+]  # fmt: skip
+Channel = Literal["email", "chat", "phone", "web", "social", "review_site", "other"]
+RequestType = Literal[
+    "refund", "credit", "replacement", "reship", "access_restore", "contract_change",
+    "information", "other",
+]  # fmt: skip
+Sentiment = Literal["calm", "neutral", "frustrated", "angry"]
+Segment = Literal["enterprise", "mid_market", "smb", "consumer"]
+Money = Annotated[float, BeforeValidator(_finite), Field(ge=0)]
+Text = str | None
+
+
+class _In(BaseModel):
+    # Unknown extra fields are kept and ignored; numbers given for ids become strings.
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True, frozen=True)
+
+
+class MessageIn(_In):
+    sender: Text = Field(None, alias="from")
+    at: AwareDatetime | None = None
+    body: Text = None
+
+
+class TicketIn(_In):
+    id: str
+    created_at: AwareDatetime
+    severity: Severity
+    category: Category
+    subject: Text = None
+    description: Text = None
+    channel: Channel | None = None
+    messages: list[MessageIn] | None = None
+    tags: list[str] | None = None
+    status: Text = None
+
+
+class StepIn(_In):
+    step: str
+    result: Text = None
+    at: AwareDatetime | None = None
+
+
+class RequestIn(_In):
+    type: RequestType | None = None
+    amount: Money | None = None
+    currency: Text = None
+
+
+class HandoffIn(_In):
+    sender: Text = Field(None, alias="from")
+    escalated_at: AwareDatetime | None = None
+    reason: Text = None
+    steps_taken: list[StepIn] | None = None
+    customer_expectation: Text = None
+    request: RequestIn | None = None
+    sentiment: Sentiment | None = None
+
+
+class FlagIn(_In):
+    type: str
+    note: Text = None
+    resolved: bool | None = None
+
+
+class CustomerIn(_In):
+    id: Text = None
+    name: Text = None
+    company: Text = None
+    segment: Segment | None = None
+    vip: bool | None = None
+    arr: Money | None = None
+    currency: Text = None
+    plan: dict[str, Any] | None = None
+    flags: list[FlagIn] | None = None
+
+
+class HistoryIn(_In):
+    ticket_id: Text = None
+    at: AwareDatetime | None = None
+    category: Text = None
+    complaint: bool | None = None
+    escalated: bool | None = None
+    outcome: Text = None
+
+
+class CaseIn(_In):
+    case_id: str = Field(min_length=1)
+    received_at: AwareDatetime
+    ticket: TicketIn
+    handoff: HandoffIn
+    customer: CustomerIn
+    history: list[HistoryIn] | None = None
+    facts: dict[str, Any] | None = None
+
+    def to_core(self) -> m.Case:
+        t, h, c = self.ticket, self.handoff, self.customer
+        r = h.request
+        return m.Case(
+            case_id=self.case_id,
+            received_at=self.received_at,
+            ticket=m.Ticket(
+                id=t.id,
+                created_at=t.created_at,
+                severity=m.Severity(t.severity),
+                category=t.category,
+                subject=t.subject,
+                description=t.description,
+                channel=t.channel,
+                messages=tuple(
+                    m.Message(sender=x.sender, at=x.at, body=x.body or "") for x in t.messages or ()
+                ),
+                tags=tuple(t.tags or ()),
+                status=t.status,
+            ),
+            handoff=m.Handoff(
+                sender=h.sender,
+                escalated_at=h.escalated_at,
+                reason=h.reason,
+                steps_taken=tuple(
+                    m.Step(step=s.step, result=s.result, at=s.at) for s in h.steps_taken or ()
+                ),
+                customer_expectation=h.customer_expectation,
+                request=None
+                if r is None
+                else m.Request(type=r.type, amount=r.amount, currency=r.currency),
+                sentiment=h.sentiment,
+            ),
+            customer=m.Customer(
+                id=c.id,
+                name=c.name,
+                company=c.company,
+                segment=c.segment,
+                vip=c.vip,
+                arr=c.arr,
+                currency=c.currency,
+                plan=c.plan,
+                flags=tuple(
+                    m.Flag(type=f.type, note=f.note, resolved=f.resolved is True)
+                    for f in c.flags or ()
+                ),
+            ),
+            history=tuple(
+                m.HistoryEntry(
+                    ticket_id=e.ticket_id,
+                    at=e.at,
+                    category=e.category,
+                    complaint=e.complaint is True,
+                    escalated=e.escalated is True,
+                    outcome=e.outcome,
+                )
+                for e in self.history or ()
+            ),
+            facts=self.facts or {},
+        )
+
+
+# --------------------------------------------------------------------------- input
+
+
+@dataclass(frozen=True, slots=True)
+class CaseError:
+    """Unusable input: which case, which field, what was wrong."""
+
+    case: str  # the case id if it could be read, else its position
+    problems: tuple[tuple[str, str], ...]  # (field path, what was wrong)
+
+    def lines(self) -> list[str]:
+        return [f"case {self.case}: {path}: {problem}" for path, problem in self.problems]
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + ("from" if part == "sender" else str(part))
+    return out or "(case)"
+
+
+def _problem(err: Any) -> str:
+    kind = err["type"]
+    if kind == "missing":
+        return "required field is missing"
+    msg = str(err["msg"])
+    if kind.startswith("value_error"):
+        msg = msg.removeprefix("Value error, ")
+    if "input" in err and kind not in ("model_type", "dict_type"):
+        shown = repr(err["input"])
+        msg += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+    return msg
+
+
+def _label(raw: Any, position: str) -> str:
+    if isinstance(raw, dict):
+        cid = raw.get("case_id")
+        if isinstance(cid, str | int) and not isinstance(cid, bool) and str(cid).strip():
+            return f"{cid} ({position})"
+    return position
+
+
+def parse_case(raw: Any, position: str) -> m.Case | CaseError:
+    """Validate one decoded JSON value as a case; never raises on bad input."""
+    if not isinstance(raw, dict):
+        return CaseError(
+            position, (("(case)", f"must be a JSON object, got {type(raw).__name__}"),)
+        )
+    try:
+        return CaseIn.model_validate(raw).to_core()
+    except ValidationError as exc:
+        problems = tuple(
+            (_path(tuple(e["loc"])), _problem(e)) for e in exc.errors(include_url=False)
+        )
+        return CaseError(_label(raw, position), problems)
+
+
+def read_cases(text: str | bytes, jsonl: bool = False) -> Iterator[m.Case | CaseError]:
+    """Cases from one object, a JSON array, or JSON Lines; each good or a CaseError, in order."""
+    data = text.encode() if isinstance(text, str) else text
+    if not jsonl:
+        stripped = data.strip()
+        if not stripped:
+            yield CaseError("(input)", (("(input)", "no case: the input is empty"),))
+            return
+        try:
+            whole = orjson.loads(stripped)
+        except orjson.JSONDecodeError as exc:
+            if stripped[:1] != b"{":
+                yield CaseError("(input)", (("(input)", f"not valid JSON: {exc}"),))
+                return
+            whole = None  # perhaps JSON Lines of objects
+        else:
+            if isinstance(whole, list):
+                for i, raw in enumerate(whole):
+                    yield parse_case(raw, f"item {i + 1}")
+                return
+            yield parse_case(whole, "item 1")
+            return
+    for n, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield CaseError(f"line {n}", (("(line)", f"not valid JSON: {exc}"),))
+            continue
+        yield parse_case(raw, f"line {n}")
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _action(a: m.Action) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": a.type}
+    if a.amount is not None:
+        out["amount"] = a.amount
+        out["currency"] = a.currency
+    return out
+
+
+def decision_to_dict(d: m.Decision) -> dict[str, Any]:
+    """The decision in the contract's shape (section 3), extended by `escalation_handoff`."""
+    return {
+        "case_id": d.case_id,
+        "outcome": d.outcome.value,
+        "escalate_to": d.escalate_to,
+        "reasons": [{"code": r.code.value, "detail": r.detail, "rule": r.rule} for r in d.reasons],
+        "policies": list(d.policies),
+        "actions": [_action(a) for a in d.actions],
+        "guidance": d.guidance,
+        "stages": [
+            {"stage": s.stage, "read": list(s.read), "found": s.found, "decided": s.decided}
+            for s in d.stages
+        ],
+        "note": d.note,
+        "customer_reply": d.customer_reply,
+        "library": {
+            "name": d.library_name,
+            "version": d.library_version,
+            "digest": d.library_digest,
+        },
+        "escalation_handoff": d.escalation_handoff,
+    }
+
+
+def decision_json(d: m.Decision) -> bytes:
+    """One line of JSON, byte for byte the same for the same decision."""
+    return orjson.dumps(decision_to_dict(d))
+
+
+def decision_text(d: m.Decision) -> str:
+    """The decision for a person: outcome, reasons, actions, guidance, the note."""
+    lines = [
+        f"Case {d.case_id}: {d.outcome.value}" + (f" -> {d.escalate_to}" if d.escalate_to else "")
+    ]
+    lines.append("Reasons (the first decides):")
+    lines.extend(f"  {i}. {r.code.value}: {r.detail}" for i, r in enumerate(d.reasons, 1))
+    lines.append("Policies matched: " + (", ".join(d.policies) or "none"))
+    verb = "Actions" if d.outcome is m.Outcome.RESOLVE else "Recommended actions"
+    acts = [
+        a.type if a.amount is None else f"{a.type} {a.amount:,.2f} {a.currency or ''}".rstrip()
+        for a in d.actions
+    ]
+    lines.append(f"{verb}: " + (", ".join(acts) or "none"))
+    if d.guidance:
+        lines.append("Guidance for tier-1:")
+        lines.extend("  " + g for g in d.guidance.splitlines())
+    lines.append("Note:")
+    lines.extend("  " + n if n else "" for n in d.note.rstrip("\n").splitlines())
+    if d.customer_reply:
+        lines.append("Draft reply to the customer:")
+        lines.extend("  " + n if n else "" for n in d.customer_reply.splitlines())
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,195 @@
+"""The document stage: the internal note, the annotated handoff, tier-1 guidance, a draft reply.
+
+The wording lives in Jinja2 templates (package defaults, overridable per library); this
+module only assembles the plain data they render from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tier2.core.library import Library
+from tier2.core.model import Action, Case, Outcome, StageRecord
+from tier2.core.stages import Applied, Gathered, Received, Resolution
+
+
+@dataclass(frozen=True, slots=True)
+class Documents:
+    note: str
+    guidance: str | None
+    customer_reply: str | None
+    escalation_handoff: Mapping[str, Any] | None
+    record: StageRecord
+
+
+def _action(a: Action) -> dict[str, Any]:
+    return {"type": a.type, "amount": a.amount, "currency": a.currency}
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat()
+
+
+def _escalation_handoff(
+    case: Case, resolution: Resolution, applied: Applied, gathered: Gathered
+) -> dict[str, Any]:
+    """The fields of a proper escalation handoff form, so the new owner does not start cold."""
+    t, h, c = case.ticket, case.handoff, case.customer
+    last_customer = next((m.body for m in reversed(t.messages) if m.sender == "customer"), None)
+    first = applied.findings[0].reason
+    return {
+        "ticket_information": {
+            "case_id": case.case_id,
+            "ticket_id": t.id,
+            "subject": t.subject,
+            "channel": t.channel,
+            "severity": t.severity.value,
+            "category": t.category,
+            "created_at": _iso(t.created_at),
+            "escalated_by_tier1_at": _iso(h.escalated_at),
+            "received_by_tier2_at": _iso(case.received_at),
+            "customer": {
+                "id": c.id,
+                "name": c.name,
+                "company": c.company,
+                "segment": c.segment,
+                "vip": c.vip,
+                "arr": c.arr,
+            },
+        },
+        "issue_summary": {
+            "description": t.description,
+            "tier1_reason": h.reason,
+            "customer_expectation": h.customer_expectation,
+            "request": None
+            if h.request is None
+            else {
+                "type": h.request.type,
+                "amount": h.request.amount,
+                "currency": h.request.currency,
+            },
+        },
+        "steps_taken": [
+            {"by": "tier1", "step": s.step, "result": s.result, "at": _iso(s.at)}
+            for s in h.steps_taken
+        ]
+        + [
+            {
+                "by": "tier2",
+                "step": "apply_policy",
+                "result": "matched: " + (", ".join(m.policy.id for m in applied.matched) or "none"),
+                "at": None,
+            }
+        ],
+        "current_status": {
+            "escalated_to": resolution.escalate_to,
+            "because": {"code": first.code.value, "detail": first.detail},
+            "also_found": [
+                {"code": f.reason.code.value, "detail": f.reason.detail}
+                for f in applied.findings[1:]
+            ],
+            "signals": {
+                k: gathered.signals[k]
+                for k in (
+                    "complaint_pattern",
+                    "commercial_sensitivity",
+                    "churn_threat",
+                    "public_complaint",
+                )
+            },
+        },
+        "recommendation": {
+            "actions": [_action(a) for a in resolution.actions],
+            "policy": None if applied.winner is None else applied.winner.policy.id,
+            "conflicting_policies": [m.policy.id for m in applied.conflict],
+        },
+        "customer_communication": {
+            "sentiment": h.sentiment,
+            "channel": t.channel,
+            "last_customer_message": last_customer,
+        },
+    }
+
+
+def document(
+    case: Case,
+    library: Library,
+    now: datetime,
+    *,
+    received: Received,
+    gathered: Gathered,
+    applied: Applied,
+    resolution: Resolution,
+) -> Documents:
+    """Write the note for the ticket and the documents the outcome calls for."""
+    outcome = resolution.outcome
+    handoff_form = (
+        _escalation_handoff(case, resolution, applied, gathered)
+        if outcome is Outcome.ESCALATE
+        else None
+    )
+    policy_by_id = {m.policy.id: m.policy for m in applied.matched}
+    context: dict[str, Any] = {
+        "case": case,
+        "now": now.isoformat(),
+        "library": {"name": library.name, "version": library.version, "title": library.title},
+        "outcome": outcome.value,
+        "escalate_to": resolution.escalate_to,
+        "reasons": [
+            {"code": f.reason.code.value, "detail": f.reason.detail, "rule": f.reason.rule}
+            for f in applied.findings
+        ],
+        "matched": [
+            {"id": m.policy.id, "title": m.policy.title, "citation": m.policy.citation}
+            for m in applied.matched
+        ],
+        "winner": None
+        if applied.winner is None
+        else {
+            "id": applied.winner.policy.id,
+            "title": applied.winner.policy.title,
+            "citation": applied.winner.policy.citation,
+        },
+        "conflict": [m.policy.id for m in applied.conflict],
+        "overridden": [
+            {"policy": p, "by": b, "title": policy_by_id[p].title} for p, b in applied.overridden
+        ],
+        "actions": [_action(a) for a in resolution.actions],
+        "signals": gathered.signals,
+        "complexity_points": gathered.complexity_points,
+        "missing": received.missing,
+        "missing_steps": received.missing_steps,
+        "stages": [received.record, gathered.record, applied.record, resolution.record],
+        "handoff_form": handoff_form,
+        "base_guidance": resolution.guidance,
+    }
+    guidance = (
+        library.templates.render("guidance.md", context).strip()
+        if outcome is Outcome.RETURN_TO_TIER1
+        else None
+    )
+    context["guidance"] = guidance
+    reply = (
+        None
+        if outcome is Outcome.RETURN_TO_TIER1
+        else library.templates.render("reply.md", context).strip()
+    )
+    context["customer_reply"] = reply
+    note = library.templates.render("note.md", context).strip() + "\n"
+    record = StageRecord(
+        stage="document",
+        read=("templates",),
+        found={
+            "note": "annotated escalation handoff" if handoff_form else "internal note",
+            "guidance": guidance is not None,
+            "customer_reply": reply is not None,
+        },
+        decided="documents written: note"
+        + (", escalation handoff" if handoff_form else "")
+        + (", tier-1 guidance" if guidance else "")
+        + (", draft customer reply" if reply else ""),
+    )
+    return Documents(note, guidance, reply, handoff_form, record)

@@ -1,0 +1,204 @@
+"""A policy library as the core sees it: settings and policies, expressions already compiled.
+
+The on-disk format (a folder of YAML files) is read by `tier2.loader`; this module holds
+only the loaded, validated, frozen result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tier2.core.expressions import Expression
+from tier2.core.model import Outcome
+
+
+class Templates(Protocol):
+    """Renders the documents (note, handoff, guidance, reply) from plain data."""
+
+    def render(self, name: str, context: Mapping[str, Any]) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    name: str
+    limit: float | None  # None: no limit
+    may: tuple[str, ...] = ()
+
+    def covers(self, amount: float) -> bool:
+        return self.limit is None or amount <= self.limit
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """The authority ladder, lowest role first, and which role the engine acts as."""
+
+    ladder: tuple[Role, ...]
+    engine: str = "tier2"
+
+    @property
+    def engine_role(self) -> Role:
+        return next(r for r in self.ladder if r.name == self.engine)
+
+    def lowest_covering(self, amount: float) -> Role | None:
+        """The lowest role above the engine whose limit covers the amount."""
+        above = False
+        for role in self.ladder:
+            if role.name == self.engine:
+                above = True
+                continue
+            if above and role.covers(amount):
+                return role
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffProtocol:
+    """A2: what a tier-1 handoff must carry, and the tier-1 steps each category requires."""
+
+    require_reason: bool = True
+    require_steps: bool = True
+    require_expectation: bool = True
+    require_customer_id: bool = True
+    amount_required_for: tuple[str, ...] = ("refund", "credit")
+    required_steps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    at_least: int
+    within_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class ComplexityPoint:
+    id: str
+    title: str
+    when: Expression
+
+
+@dataclass(frozen=True, slots=True)
+class Signals:
+    """A3: how the signals gathered from the history and the ticket are computed."""
+
+    complaints: Window = Window(3, 180)
+    same_category_escalations: Window = Window(2, 365)
+    commercial_flag_types: tuple[str, ...] = ("commercial_sensitivity",)
+    churn_flag_types: tuple[str, ...] = ("churn_risk",)
+    churn_mention: str | None = "churn"
+    public_channels: tuple[str, ...] = ("social", "review_site")
+    public_flag_types: tuple[str, ...] = ("public_complaint",)
+    mentions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    complexity_threshold: int = 2
+    complexity_points: tuple[ComplexityPoint, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A4.4: a management escalation trigger."""
+
+    id: str
+    title: str
+    when: tuple[Expression, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """Who gets a case for each rule of A4 that does not name its own target."""
+
+    handoff_ambiguity: str = "senior_support"
+    commercial_sensitivity: str = "senior_support"
+    complaint_pattern: str = "senior_support"
+    management_trigger: str = "support_manager"
+    policy_conflict: str = "senior_support"
+    no_policy_match: str = "senior_support"
+    complexity: str = "senior_support"
+    sla_breach: str = "support_manager"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    type: str
+    amount: Expression | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    id: str
+    title: str
+    citation: str
+    precedence: int
+    when: tuple[Expression, ...]
+    unless: tuple[Expression, ...]
+    outcome: Outcome
+    escalate_to: str | None
+    actions: tuple[ActionSpec, ...]
+    guidance: str | None
+    source: str = ""  # the file it came from, for errors and lint
+
+
+@dataclass(frozen=True, slots=True)
+class SlaTarget:
+    severity: str
+    hours: float
+    clock: str  # "business" or "24x7"
+
+
+@dataclass(frozen=True, slots=True)
+class Calendar:
+    timezone: str
+    windows: Mapping[str, tuple[tuple[str, str], ...]]  # weekday name -> ((start, end), ...)
+    holidays_country: str | None = None
+    holidays_subdivision: str | None = None
+    holidays_observed: bool = True
+    extra_holidays: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Sla:
+    targets: Mapping[str, SlaTarget]
+    calendar: Calendar
+    at_risk: float = 0.75
+
+
+@dataclass(frozen=True, slots=True)
+class Library:
+    name: str
+    version: str
+    digest: str
+    title: str
+    authority: Authority
+    handoff: HandoffProtocol
+    signals: Signals
+    triggers: tuple[Trigger, ...]
+    policies: tuple[Policy, ...]
+    routing: Routing
+    sla: Sla
+    facts: Mapping[str, Any]  # declared facts: record -> field -> type, or fact -> type
+    plan: Mapping[str, str]  # declared customer.plan fields -> type
+    templates: Templates
+    currency: str | None = None
+    # The field paths the expressions read, as a tree (None: the whole subtree), set by the
+    # loader: the CEL view is built from these only, since each value crossing into CEL costs.
+    view_paths: Mapping[str, Any] | None = None
+    uses_functions: bool = True  # whether any expression calls an extension (math.*)
+
+    @property
+    def expressions(self) -> tuple[Expression, ...]:
+        out: list[Expression] = [p.when for p in self.signals.complexity_points]
+        for t in self.triggers:
+            out.extend(t.when)
+        for p in self.policies:
+            out.extend(p.when)
+            out.extend(p.unless)
+            out.extend(a.amount for a in p.actions if a.amount is not None)
+        return tuple(out)
+
+    @property
+    def variables(self) -> frozenset[str]:
+        """The top-level names any expression of the library reads."""
+        names: set[str] = set()
+        for e in self.expressions:
+            names |= e.variables
+        return frozenset(names)

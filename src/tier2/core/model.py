@@ -1,0 +1,178 @@
+"""The domain model of the decision core: a case in, a decision out. Frozen, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+JSON = Any  # a value as JSON gives it: dict, list, str, float, int, bool or None
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class Outcome(StrEnum):
+    RESOLVE = "resolve"
+    RETURN_TO_TIER1 = "return_to_tier1"
+    ESCALATE = "escalate"
+
+
+class ReasonCode(StrEnum):
+    HANDOFF_AMBIGUITY = "handoff_ambiguity"
+    COMMERCIAL_SENSITIVITY = "commercial_sensitivity"
+    COMPLAINT_PATTERN = "complaint_pattern"
+    MANAGEMENT_TRIGGER = "management_trigger"
+    POLICY_CONFLICT = "policy_conflict"
+    NO_POLICY_MATCH = "no_policy_match"
+    MISSING_PREREQUISITE = "missing_prerequisite"
+    POLICY_RETURN = "policy_return"
+    POLICY_ESCALATION = "policy_escalation"
+    AUTHORITY_EXCEEDED = "authority_exceeded"
+    COMPLEXITY = "complexity"
+    SLA_BREACH = "sla_breach"
+    POLICY_RESOLUTION = "policy_resolution"
+
+
+STAGE_NAMES = ("receive", "gather_context", "apply_policy", "resolve_or_escalate", "document")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    sender: str | None
+    at: datetime | None
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    id: str
+    created_at: datetime
+    severity: Severity
+    category: str
+    subject: str | None = None
+    description: str | None = None
+    channel: str | None = None
+    messages: tuple[Message, ...] = ()
+    tags: tuple[str, ...] = ()
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    step: str
+    result: str | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    type: str | None = None
+    amount: float | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    sender: str | None = None
+    escalated_at: datetime | None = None
+    reason: str | None = None
+    steps_taken: tuple[Step, ...] = ()
+    customer_expectation: str | None = None
+    request: Request | None = None
+    sentiment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    type: str
+    note: str | None = None
+    resolved: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: str | None = None
+    name: str | None = None
+    company: str | None = None
+    segment: str | None = None
+    vip: bool | None = None
+    arr: float | None = None
+    currency: str | None = None
+    plan: Mapping[str, JSON] | None = None
+    flags: tuple[Flag, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    ticket_id: str | None = None
+    at: datetime | None = None
+    category: str | None = None
+    complaint: bool = False
+    escalated: bool = False
+    outcome: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One escalated case as tier-2 receives it (contract section 2)."""
+
+    case_id: str
+    received_at: datetime
+    ticket: Ticket
+    handoff: Handoff
+    customer: Customer
+    history: tuple[HistoryEntry, ...] = ()
+    facts: Mapping[str, JSON] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    code: ReasonCode
+    detail: str
+    rule: str  # the handbook rule or policy id that fired
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    type: str
+    amount: float | None = None
+    currency: str | None = None
+
+    def key(self) -> tuple[str, float | None]:
+        """What makes two prescribed actions the same: type and amount."""
+        return (self.type, self.amount)
+
+
+@dataclass(frozen=True, slots=True)
+class StageRecord:
+    """What one stage read, what it found and what it decided."""
+
+    stage: str
+    read: tuple[str, ...]
+    found: Mapping[str, JSON]
+    decided: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    case_id: str
+    outcome: Outcome
+    escalate_to: str | None
+    reasons: tuple[Reason, ...]
+    policies: tuple[str, ...]
+    actions: tuple[Action, ...]
+    guidance: str | None
+    stages: tuple[StageRecord, ...]
+    note: str
+    customer_reply: str | None
+    library_name: str
+    library_version: str
+    library_digest: str
+    escalation_handoff: Mapping[str, JSON] | None = None

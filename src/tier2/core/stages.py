@@ -1,0 +1,651 @@
+"""The five stages of a decision, each a small pure function that records what it did.
+
+receive -> gather_context -> apply_policy -> resolve_or_escalate -> document
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from tier2.core.expressions import EvaluationError, Scope, plain
+from tier2.core.library import Library, Policy
+from tier2.core.model import (
+    Action,
+    Case,
+    Outcome,
+    Reason,
+    ReasonCode,
+    StageRecord,
+)
+
+# --------------------------------------------------------------------------- receive
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    missing: tuple[str, ...]  # what the handoff protocol requires and the handoff lacks
+    missing_steps: tuple[str, ...]  # required tier-1 steps for the category not done
+    record: StageRecord
+
+
+def _blank(text: str | None) -> bool:
+    return text is None or not text.strip()
+
+
+def receive(case: Case, library: Library) -> Received:
+    """Check the tier-1 handoff against the handoff protocol (A2)."""
+    protocol = library.handoff
+    handoff = case.handoff
+    request = handoff.request
+    missing: list[str] = []
+    if protocol.require_reason and _blank(handoff.reason):
+        missing.append("handoff.reason")
+    if protocol.require_steps and not handoff.steps_taken:
+        missing.append("handoff.steps_taken")
+    if protocol.require_expectation and _blank(handoff.customer_expectation):
+        missing.append("handoff.customer_expectation")
+    if (
+        request is not None
+        and request.type in protocol.amount_required_for
+        and request.amount is None
+    ):
+        missing.append(f"handoff.request.amount (required for a {request.type} request)")
+    if protocol.require_customer_id and _blank(case.customer.id):
+        missing.append("customer.id")
+
+    done = tuple(s.step for s in handoff.steps_taken)
+    required = protocol.required_steps.get(case.ticket.category, ())
+    missing_steps = tuple(s for s in required if s not in done)
+
+    if missing:
+        decided = "handoff ambiguous: missing " + ", ".join(missing)
+    elif missing_steps:
+        decided = "handoff complete, but required tier-1 steps not done: " + ", ".join(
+            missing_steps
+        )
+    else:
+        decided = "handoff complete"
+    record = StageRecord(
+        stage="receive",
+        read=(
+            "handoff.reason",
+            "handoff.steps_taken",
+            "handoff.customer_expectation",
+            "handoff.request",
+            "customer.id",
+            "ticket.category",
+        ),
+        found={
+            "severity": case.ticket.severity.value,
+            "category": case.ticket.category,
+            "request": None if request is None else request.type,
+            "steps_done": list(done),
+            "steps_required": list(required),
+            "missing": list(missing),
+            "missing_steps": list(missing_steps),
+        },
+        decided=decided,
+    )
+    return Received(missing=tuple(missing), missing_steps=missing_steps, record=record)
+
+
+# --------------------------------------------------------------------------- gather context
+
+
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    signals: Mapping[str, Any]
+    complaint_detail: str | None
+    commercial_notes: tuple[str, ...]
+    complexity_points: tuple[str, ...]
+    complex: bool
+    scope: Scope
+    record: StageRecord
+
+
+def _days(n: int) -> timedelta:
+    return timedelta(days=n)
+
+
+def _mentions(case: Case, terms: Mapping[str, tuple[str, ...]]) -> dict[str, list[str]]:
+    texts = [case.ticket.description or ""]
+    texts.extend(m.body for m in case.ticket.messages if m.sender == "customer")
+    haystack = "\n".join(texts).lower()
+    return {name: [t for t in words if t.lower() in haystack] for name, words in terms.items()}
+
+
+def _customer_messages_after_agent(case: Case) -> int:
+    agent_times = [m.at for m in case.ticket.messages if m.sender == "agent" and m.at is not None]
+    if not agent_times:
+        return 0
+    first = min(agent_times)
+    return sum(
+        1
+        for m in case.ticket.messages
+        if m.sender == "customer" and m.at is not None and m.at > first
+    )
+
+
+def prune(value: Any, paths: Mapping[str, Any] | None) -> Any:
+    """Keep only the referenced paths of a view (None: keep the whole subtree)."""
+    if paths is None or type(value) is not dict:
+        return value
+    return {k: prune(value[k], sub) for k, sub in paths.items() if k in value}
+
+
+def _compact(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _view(
+    case: Case, library: Library, signals: Mapping[str, Any], now: datetime
+) -> dict[str, Any]:
+    """The plain data CEL expressions read: only the paths the library's expressions use.
+
+    Each value that crosses into CEL costs, so the view holds nothing no expression reads.
+    """
+    t, h, c = case.ticket, case.handoff, case.customer
+    r = h.request
+    view: dict[str, Any] = {}
+    for name, sub in (library.view_paths or dict.fromkeys(_VIEW_NAMES)).items():
+        if name == "case":
+            value: Any = {"id": case.case_id}
+        elif name == "received_at":
+            value = case.received_at
+        elif name == "now":
+            value = now
+        elif name == "ticket":
+            value = _compact(
+                {
+                    "id": t.id,
+                    "severity": t.severity.value,
+                    "category": t.category,
+                    "channel": t.channel,
+                    "created_at": t.created_at,
+                    "subject": t.subject,
+                    "description": t.description,
+                    "tags": list(t.tags),
+                    "status": t.status,
+                }
+            )
+        elif name == "handoff":
+            value = _compact(
+                {
+                    "from": h.sender,
+                    "reason": h.reason,
+                    "customer_expectation": h.customer_expectation,
+                    "sentiment": h.sentiment,
+                    "escalated_at": h.escalated_at,
+                    "steps": [s.step for s in h.steps_taken],
+                }
+            )
+        elif name == "request":
+            value = (
+                {}
+                if r is None
+                else _compact({"type": r.type, "amount": r.amount, "currency": r.currency})
+            )
+        elif name == "customer":
+            value = _compact(
+                {
+                    "id": c.id,
+                    "segment": c.segment,
+                    "vip": c.vip,
+                    "arr": c.arr,
+                    "currency": c.currency,
+                    "plan": c.plan,
+                    "flags": [{"type": f.type, "resolved": f.resolved} for f in c.flags],
+                }
+            )
+        elif name == "facts":
+            value = case.facts
+        elif name == "signals":
+            value = signals
+        else:
+            continue
+        view[name] = plain(prune(value, sub))
+    return view
+
+
+_VIEW_NAMES = (
+    "case",
+    "received_at",
+    "now",
+    "ticket",
+    "handoff",
+    "request",
+    "customer",
+    "facts",
+    "signals",
+)
+
+
+def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
+    """Read the thread, the handoff log and the CRM history into signals (A3)."""
+    settings = library.signals
+    received_at = case.received_at
+    # (age, entry) of each prior ticket: dated before receipt, other than this ticket
+    prior = [
+        (received_at - e.at, e)
+        for e in case.history
+        if e.at is not None and e.at < received_at and e.ticket_id != case.ticket.id
+    ]
+    cw, ew = settings.complaints, settings.same_category_escalations
+    complaints = sum(1 for age, e in prior if e.complaint and age <= _days(cw.within_days))
+    escalations = sum(
+        1
+        for age, e in prior
+        if e.escalated and e.category == case.ticket.category and age <= _days(ew.within_days)
+    )
+    pattern_parts: list[str] = []
+    if complaints >= cw.at_least:
+        pattern_parts.append(f"{complaints} complaints in the {cw.within_days} days before receipt")
+    if escalations >= ew.at_least:
+        pattern_parts.append(
+            f"{escalations} earlier escalations of {case.ticket.category} cases in the "
+            f"{ew.within_days} days before receipt (this is escalation {escalations + 1})"
+        )
+
+    unresolved = [f for f in case.customer.flags if not f.resolved]
+    commercial = tuple(
+        f.note or f.type for f in unresolved if f.type in settings.commercial_flag_types
+    )
+    mentions = _mentions(case, settings.mentions)
+    churn_flags = [f.type for f in unresolved if f.type in settings.churn_flag_types]
+    churn_words = mentions.get(settings.churn_mention, []) if settings.churn_mention else []
+    public_flags = [f.type for f in unresolved if f.type in settings.public_flag_types]
+    public_channel = case.ticket.channel in settings.public_channels
+    follow_ups = _customer_messages_after_agent(case)
+    hours_before = (received_at - case.ticket.created_at).total_seconds() / 3600
+
+    signals: dict[str, Any] = {
+        "prior_tickets": len(prior),
+        "complaints": complaints,
+        "same_category_escalations": escalations,
+        "complaint_pattern": bool(pattern_parts),
+        "commercial_sensitivity": bool(commercial),
+        "churn_threat": bool(churn_flags or churn_words),
+        "public_complaint": bool(public_flags or public_channel),
+        "mentions": {name: bool(found) for name, found in mentions.items()},
+        "customer_messages_after_agent": follow_ups,
+        "hours_before_tier2": round(hours_before, 4),
+    }
+    scope = Scope(_view(case, library, signals, now), functions=library.uses_functions)
+    points = tuple(p.id for p in settings.complexity_points if scope.holds(p.when))
+    is_complex = len(points) >= settings.complexity_threshold
+
+    shown = [
+        k
+        for k in ("complaint_pattern", "commercial_sensitivity", "churn_threat", "public_complaint")
+        if signals[k]
+    ]
+    if is_complex:
+        shown.append("complex")
+    record = StageRecord(
+        stage="gather_context",
+        read=("ticket.messages", "handoff.steps_taken", "customer.flags", "history", "facts"),
+        found={
+            **{k: v for k, v in signals.items() if k != "mentions"},
+            "mentions": {k: v for k, v in mentions.items() if v},
+            "churn_signals": churn_flags + churn_words,
+            "public_signals": public_flags
+            + ([f"channel {case.ticket.channel}"] if public_channel else []),
+            "commercial_flags": list(commercial),
+            "complexity_points": list(points),
+            "complex": is_complex,
+        },
+        decided=("signals: " + ", ".join(shown)) if shown else "no risk signals",
+    )
+    return Gathered(
+        signals=signals,
+        complaint_detail="; ".join(pattern_parts) or None,
+        commercial_notes=commercial,
+        complexity_points=points,
+        complex=is_complex,
+        scope=scope,
+        record=record,
+    )
+
+
+# --------------------------------------------------------------------------- apply policy
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyMatch:
+    policy: Policy
+    actions: tuple[Action, ...]
+
+    def prescription(self) -> tuple[Outcome, str | None, frozenset[tuple[str, float | None]]]:
+        """Outcome, target and set of actions: two matches conflict when these differ."""
+        return (
+            self.policy.outcome,
+            self.policy.escalate_to,
+            frozenset(a.key() for a in self.actions),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A rule that fired: its reason and the outcome it would decide."""
+
+    reason: Reason
+    outcome: Outcome
+    escalate_to: str | None = None
+    guidance: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    findings: tuple[Finding, ...]
+    matched: tuple[PolicyMatch, ...]
+    winner: PolicyMatch | None
+    conflict: tuple[PolicyMatch, ...]
+    overridden: tuple[tuple[str, str], ...]  # (overridden policy, by policy)
+    triggers: tuple[str, ...]
+    record: StageRecord
+
+
+def money(x: float) -> float:
+    """Round an amount half-up to cents, the way a finance team would."""
+    return float(Decimal(repr(x)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def _price(policy: Policy, scope: Scope, currency: str | None) -> tuple[Action, ...] | None:
+    """The policy's actions with amounts computed; None if an amount cannot be computed."""
+    out: list[Action] = []
+    for spec in policy.actions:
+        if spec.amount is None:
+            out.append(Action(type=spec.type))
+            continue
+        try:
+            value = scope.value(spec.amount)
+        except EvaluationError:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        if not math.isfinite(value) or value < 0:
+            return None
+        out.append(Action(type=spec.type, amount=money(float(value)), currency=currency))
+    return tuple(out)
+
+
+def _fmt(amount: float, currency: str | None) -> str:
+    return f"{amount:,.2f}" + (f" {currency}" if currency else "")
+
+
+def _policy_step(
+    library: Library,
+    gathered: Gathered,
+    winner: PolicyMatch | None,
+    conflict: tuple[PolicyMatch, ...],
+) -> Finding:
+    """A4 step 6: exactly one finding from the policies of the library."""
+    routing = library.routing
+    if conflict:
+        names = ", ".join(m.policy.id for m in conflict)
+        return Finding(
+            Reason(
+                ReasonCode.POLICY_CONFLICT,
+                f"{names} (precedence {conflict[0].policy.precedence}) prescribe different "
+                "outcomes or actions",
+                "A4.6",
+            ),
+            Outcome.ESCALATE,
+            routing.policy_conflict,
+        )
+    if winner is None:
+        return Finding(
+            Reason(
+                ReasonCode.NO_POLICY_MATCH,
+                f"no policy of the {library.name} library covers this case",
+                "A4.6",
+            ),
+            Outcome.ESCALATE,
+            routing.no_policy_match,
+        )
+    policy = winner.policy
+    if policy.outcome is Outcome.RETURN_TO_TIER1:
+        return Finding(
+            Reason(ReasonCode.POLICY_RETURN, f"{policy.id} matched", policy.id),
+            Outcome.RETURN_TO_TIER1,
+            guidance=policy.guidance,
+        )
+    if policy.outcome is Outcome.ESCALATE:
+        return Finding(
+            Reason(
+                ReasonCode.POLICY_ESCALATION,
+                f"{policy.id} matched: escalate to {policy.escalate_to}",
+                policy.id,
+            ),
+            Outcome.ESCALATE,
+            policy.escalate_to,
+        )
+    priced = [a for a in winner.actions if a.amount is not None]
+    authority = library.authority
+    engine = authority.engine_role
+    if priced:
+        largest = max(priced, key=lambda a: a.amount or 0.0)
+        amount = largest.amount or 0.0
+        if not engine.covers(amount):
+            role = authority.lowest_covering(amount)
+            target = role.name if role else authority.ladder[-1].name
+            limit = (
+                "no limit"
+                if role is None or role.limit is None
+                else f"up to {_fmt(role.limit, None)}"
+            )
+            return Finding(
+                Reason(
+                    ReasonCode.AUTHORITY_EXCEEDED,
+                    f"{policy.id} prescribes {largest.type} {_fmt(amount, largest.currency)}, "
+                    f"above {engine.name}'s limit of {_fmt(engine.limit or 0.0, None)}; "
+                    f"{target} may grant {limit}",
+                    "A1",
+                ),
+                Outcome.ESCALATE,
+                target,
+            )
+    if gathered.complex:
+        return Finding(
+            Reason(
+                ReasonCode.COMPLEXITY,
+                f"{policy.id} matched, but the case is complex "
+                f"({len(gathered.complexity_points)} points: "
+                + ", ".join(gathered.complexity_points)
+                + ")",
+                "A3",
+            ),
+            Outcome.ESCALATE,
+            library.routing.complexity,
+        )
+    return Finding(
+        Reason(ReasonCode.POLICY_RESOLUTION, f"{policy.id} matched", policy.id),
+        Outcome.RESOLVE,
+    )
+
+
+def apply_policy(case: Case, library: Library, received: Received, gathered: Gathered) -> Applied:
+    """Check every rule of A4 in order of precedence and match the policies (A4 step 6)."""
+    routing = library.routing
+    scope = gathered.scope
+    findings: list[Finding] = []
+
+    if received.missing:
+        findings.append(
+            Finding(
+                Reason(
+                    ReasonCode.HANDOFF_AMBIGUITY,
+                    "the handoff misses " + ", ".join(received.missing),
+                    "A2",
+                ),
+                Outcome.ESCALATE,
+                routing.handoff_ambiguity,
+            )
+        )
+    if gathered.commercial_notes:
+        findings.append(
+            Finding(
+                Reason(
+                    ReasonCode.COMMERCIAL_SENSITIVITY,
+                    "unresolved commercial-sensitivity flag: "
+                    + "; ".join(gathered.commercial_notes),
+                    "A3",
+                ),
+                Outcome.ESCALATE,
+                routing.commercial_sensitivity,
+            )
+        )
+    if gathered.complaint_detail:
+        findings.append(
+            Finding(
+                Reason(ReasonCode.COMPLAINT_PATTERN, gathered.complaint_detail, "A3"),
+                Outcome.ESCALATE,
+                routing.complaint_pattern,
+            )
+        )
+    fired = [t for t in library.triggers if all(scope.holds(c) for c in t.when)]
+    if fired:
+        findings.append(
+            Finding(
+                Reason(
+                    ReasonCode.MANAGEMENT_TRIGGER,
+                    "; ".join(f"{t.id}: {t.title}" for t in fired),
+                    "A4.4",
+                ),
+                Outcome.ESCALATE,
+                routing.management_trigger,
+            )
+        )
+    if received.missing_steps:
+        findings.append(
+            Finding(
+                Reason(
+                    ReasonCode.MISSING_PREREQUISITE,
+                    f"tier-1 has not done the step(s) required for a {case.ticket.category} "
+                    "case: " + ", ".join(received.missing_steps),
+                    "A2",
+                ),
+                Outcome.RETURN_TO_TIER1,
+                guidance="Before escalating a "
+                + case.ticket.category
+                + " case, complete and record: "
+                + ", ".join(received.missing_steps)
+                + ". Then escalate again with the results in the handoff.",
+            )
+        )
+
+    currency = (
+        case.handoff.request.currency
+        if case.handoff.request and case.handoff.request.currency
+        else case.customer.currency or library.currency
+    )
+    matched: list[PolicyMatch] = []
+    unpriced: list[str] = []
+    for policy in library.policies:
+        if all(scope.holds(c) for c in policy.when) and not any(
+            scope.holds(c) for c in policy.unless
+        ):
+            actions = _price(policy, scope, currency)
+            if actions is None:
+                unpriced.append(policy.id)
+            else:
+                matched.append(PolicyMatch(policy, actions))
+
+    winner: PolicyMatch | None = None
+    conflict: tuple[PolicyMatch, ...] = ()
+    overridden: list[tuple[str, str]] = []
+    if matched:
+        top = max(m.policy.precedence for m in matched)
+        group = [m for m in matched if m.policy.precedence == top]
+        if len({m.prescription() for m in group}) > 1:
+            conflict = tuple(group)
+        else:
+            winner = group[0]
+        by = group[0].policy.id if winner else "+".join(m.policy.id for m in group)
+        overridden = [(m.policy.id, by) for m in matched if m.policy.precedence < top]
+    findings.append(_policy_step(library, gathered, winner, conflict))
+
+    first = findings[0].reason
+    record = StageRecord(
+        stage="apply_policy",
+        read=(
+            f"library {library.name} {library.version}",
+            "authority",
+            "management_triggers",
+            "policies",
+        ),
+        found={
+            "triggers": [t.id for t in fired],
+            "matched": [m.policy.id for m in matched],
+            "not_priced": unpriced,
+            "overridden": [{"policy": p, "by": b} for p, b in overridden],
+            "conflict": [m.policy.id for m in conflict],
+            "winner": None if winner is None else winner.policy.id,
+            "reasons": [f.reason.code.value for f in findings],
+        },
+        decided=f"first reason: {first.code.value} ({first.rule})",
+    )
+    return Applied(
+        findings=tuple(findings),
+        matched=tuple(matched),
+        winner=winner,
+        conflict=conflict,
+        overridden=tuple(overridden),
+        triggers=tuple(t.id for t in fired),
+        record=record,
+    )
+
+
+# --------------------------------------------------------------------------- resolve or escalate
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    outcome: Outcome
+    escalate_to: str | None
+    actions: tuple[Action, ...]
+    guidance: str | None
+    record: StageRecord
+
+
+def resolve_or_escalate(library: Library, applied: Applied) -> Resolution:
+    """The first finding decides; the winning policy's actions are done or recommended."""
+    first = applied.findings[0]
+    actions = applied.winner.actions if applied.winner else ()
+    outcome = first.outcome
+    target = first.escalate_to if outcome is Outcome.ESCALATE else None
+    guidance = first.guidance if outcome is Outcome.RETURN_TO_TIER1 else None
+    engine = library.authority.engine_role
+    if outcome is Outcome.RESOLVE:
+        decided = "resolve in place: " + (
+            ", ".join(_describe(a) for a in actions) if actions else "no action needed"
+        )
+    elif outcome is Outcome.RETURN_TO_TIER1:
+        decided = "return to tier-1 with guidance"
+    else:
+        decided = f"escalate to {target}" + (
+            " recommending " + ", ".join(_describe(a) for a in actions) if actions else ""
+        )
+    record = StageRecord(
+        stage="resolve_or_escalate",
+        read=("apply_policy.reasons", "authority"),
+        found={
+            "outcome": outcome.value,
+            "escalate_to": target,
+            "decided_by": first.reason.code.value,
+            "actions": [_describe(a) for a in actions],
+            "actions_are": "carried out" if outcome is Outcome.RESOLVE else "recommended",
+            "authority": {"role": engine.name, "limit": engine.limit},
+        },
+        decided=decided,
+    )
+    return Resolution(outcome, target, actions, guidance, record)
+
+
+def _describe(a: Action) -> str:
+    return a.type if a.amount is None else f"{a.type} {_fmt(a.amount, a.currency)}"

@@ -1,0 +1,364 @@
+"""Seeded generation of escalated cases in the contract's JSON shape.
+
+Two modes:
+- realistic: the mix a Head of Support sees (categories, handoff quality, histories, flags)
+  for the library's company; used by the benchmark and the demo;
+- exhaustive: every enumeration and every value the library's expressions test, near each
+  boundary, uniformly; used by `tier2 lint` to find conflicts and unreachable policies.
+The same seed gives the same cases.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from tier2.analysis import expression_sources, tested_values
+from tier2.core.library import Library
+
+CATEGORIES = ("billing", "refund", "access", "technical", "account", "contract", "order",
+              "shipping", "product", "legal", "security", "compliance", "other")  # fmt: skip
+REQUESTS = ("refund", "credit", "replacement", "reship", "access_restore", "contract_change",
+            "information", "other")  # fmt: skip
+SEVERITIES = ("critical", "high", "medium", "low")
+CHANNELS = ("email", "chat", "phone", "web", "social", "review_site", "other")
+SEGMENTS = ("enterprise", "mid_market", "smb", "consumer")
+SENTIMENTS = ("calm", "neutral", "frustrated", "angry")
+
+# Realistic mixes: category -> weight, and request type by category.
+MIX: Mapping[str, Mapping[str, float]] = {
+    "saas": {"billing": 30, "refund": 6, "access": 25, "technical": 20, "account": 8,
+             "contract": 5, "legal": 2, "security": 2, "other": 2},
+    "ecommerce": {"refund": 28, "shipping": 25, "order": 14, "product": 15, "billing": 10,
+                  "access": 3, "other": 5},
+}  # fmt: skip
+REQUEST_MIX: Mapping[str, Mapping[str, float]] = {
+    "billing": {"refund": 60, "credit": 20, "information": 12, "other": 8},
+    "refund": {"refund": 85, "credit": 10, "other": 5},
+    "access": {"access_restore": 60, "information": 35, "other": 5},
+    "technical": {"other": 30, "information": 30, "credit": 30, "access_restore": 10},
+    "account": {"information": 70, "contract_change": 15, "other": 15},
+    "contract": {"contract_change": 80, "information": 20},
+    "order": {"information": 70, "refund": 15, "other": 15},
+    "shipping": {"reship": 40, "refund": 25, "information": 30, "other": 5},
+    "product": {"replacement": 50, "refund": 45, "information": 5},
+}
+STEPS = {
+    "billing": "verify_invoice",
+    "refund": "verify_invoice",
+    "access": "verify_identity",
+    "shipping": "check_tracking",
+}
+BASE = datetime(2026, 3, 2, 8, 0, tzinfo=timezone(timedelta(hours=1)))
+NAMES = ("Ada Brandt", "Lena Vogt", "Omar Haddad", "Mia Chen", "Jonas Berg", "Sara Lind",
+         "Tom Avery", "Priya Nair", "Luca Romano", "Eva Novak")  # fmt: skip
+FOLLOW_UPS = ("Any update?", "This is still not fixed.", "Please call me back.",
+              "I will cancel if this is not sorted.", "We are considering legal action.",
+              "Thanks for looking into it.")  # fmt: skip
+
+
+def _pick(rng: random.Random, weights: Mapping[str, float]) -> str:
+    keys = list(weights)
+    return rng.choices(keys, weights=[weights[k] for k in keys])[0]
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat()
+
+
+class CaseGenerator:
+    """Generates case i of a seeded stream, in the contract's JSON shape."""
+
+    def __init__(self, library: Library, seed: int = 0, *, exhaustive: bool = False) -> None:
+        self.library = library
+        self.seed = seed
+        self.exhaustive = exhaustive
+        self.tested = tested_values(src for _, src in expression_sources(library))
+        self.prefix = {"saas": "NW", "ecommerce": "HP"}.get(library.name, library.name[:2].upper())
+        self.mix = MIX.get(library.name, dict.fromkeys(CATEGORIES, 1.0))
+        self.step_names = dict(STEPS)
+        for category, steps in library.handoff.required_steps.items():
+            if steps:
+                self.step_names[category] = steps[0]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        i = 0
+        while True:
+            yield self.case(i)
+            i += 1
+
+    def cases(self, n: int) -> list[dict[str, Any]]:
+        return [self.case(i) for i in range(n)]
+
+    # ------------------------------------------------------------------ one case
+
+    def case(self, i: int) -> dict[str, Any]:
+        rng = random.Random(f"{self.seed}:{self.library.name}:{i}")
+        ex = self.exhaustive
+        received = BASE + timedelta(minutes=rng.randrange(0, 60 * 24 * 30))
+        category = rng.choice(CATEGORIES) if ex else _pick(rng, self.mix)
+        request_type = (
+            rng.choice(REQUESTS)
+            if ex
+            else _pick(rng, REQUEST_MIX.get(category, {"information": 1, "other": 1}))
+        )
+        created = received - timedelta(
+            minutes=rng.choice((30, 239, 241, 600, 1800)) if ex else rng.randrange(20, 60 * 30)
+        )
+        severity = (
+            rng.choice(SEVERITIES)
+            if ex
+            else _pick(rng, {"critical": 4, "high": 18, "medium": 50, "low": 28})
+        )
+        channel = (
+            rng.choice(CHANNELS)
+            if ex
+            else _pick(
+                rng,
+                {"email": 50, "chat": 25, "phone": 10, "web": 10, "social": 3, "review_site": 2},
+            )
+        )
+        segment = (
+            rng.choice(SEGMENTS)
+            if ex
+            else _pick(
+                rng,
+                {"enterprise": 10, "mid_market": 25, "smb": 55, "consumer": 10}
+                if self.library.name != "ecommerce"
+                else {"consumer": 90, "smb": 10},
+            )
+        )
+        currency = self.library.currency or "EUR"
+        amount = self._amount(rng, request_type)
+        name = rng.choice(NAMES)
+        n = i + 1
+        ticket_id = str(100000 + n)
+        messages = [
+            {"from": "customer", "at": _iso(created), "body": self._opening(rng, category)},
+        ]
+        first_agent = created + timedelta(minutes=rng.randrange(5, 90))
+        if first_agent < received:
+            messages.append({"from": "agent", "at": _iso(first_agent), "body": "Looking into it."})
+            for k in range(rng.choice((0, 0, 0, 1, 2, 3, 4)) if not ex else rng.randrange(0, 5)):
+                at = first_agent + (received - first_agent) * (k + 1) / 6
+                if at < received:
+                    messages.append(
+                        {"from": "customer", "at": _iso(at), "body": rng.choice(FOLLOW_UPS)}
+                    )
+
+        handoff = self._handoff(
+            rng,
+            category=category,
+            request_type=request_type,
+            amount=amount,
+            currency=currency,
+            received=received,
+            created=created,
+        )
+        customer = self._customer(
+            rng, n, name, segment=segment, currency=currency, received=received
+        )
+        return {
+            "case_id": f"{self.prefix}-{n:06d}",
+            "received_at": _iso(received),
+            "ticket": {
+                "id": ticket_id,
+                "subject": f"{category.title()} issue",
+                "description": self._opening(rng, category),
+                "channel": channel,
+                "created_at": _iso(created),
+                "severity": severity,
+                "category": category,
+                "messages": messages,
+                "tags": [category],
+            },
+            "handoff": handoff,
+            "customer": customer,
+            "history": self._history(rng, category, received, ticket_id),
+            "facts": self._facts(rng, received, amount),
+        }
+
+    def _opening(self, rng: random.Random, category: str) -> str:
+        extra = ""
+        if rng.random() < (0.25 if self.exhaustive else 0.04):
+            extra = " " + rng.choice(
+                ("We may cancel our subscription.", "Our lawyer is asking about this.",
+                 "This could be a GDPR issue.", "We will switch to another provider.")
+            )  # fmt: skip
+        return f"Customer reports a {category} problem that tier-1 could not close.{extra}"
+
+    def _amount(self, rng: random.Random, request_type: str) -> float | None:
+        if request_type not in ("refund", "credit", "replacement", "reship"):
+            return None
+        if self.exhaustive:
+            pool = [10.0, 49.0, 240.0, 499.99, 500.0, 500.01, 4999.0, 5000.0, 5000.01,
+                    24999.0, 25000.0, 25000.01, 60000.0]  # fmt: skip
+            return rng.choice(pool)
+        return round(min(30000.0, rng.lognormvariate(4.8, 1.1)), 2)
+
+    def _handoff(
+        self,
+        rng: random.Random,
+        *,
+        category: str,
+        request_type: str,
+        amount: float | None,
+        currency: str,
+        received: datetime,
+        created: datetime,
+    ) -> dict[str, Any]:
+        # Handoff quality varies: most are complete, some miss a part, a few skip a step.
+        quality = rng.random()
+        steps = []
+        required = self.step_names.get(category)
+        if required and (quality > 0.06 or (self.exhaustive and quality > 0.3)):
+            steps.append(
+                {"step": required, "result": "done", "at": _iso(created + (received - created) / 3)}
+            )
+        steps.append(
+            {
+                "step": "reproduce_issue",
+                "result": "confirmed",
+                "at": _iso(created + (received - created) / 2),
+            }
+        )
+        if quality < 0.03:
+            steps = []
+        handoff: dict[str, Any] = {
+            "from": "support-agent",
+            "escalated_at": _iso(received - timedelta(minutes=rng.randrange(1, 10))),
+            "reason": "" if quality < 0.05 else "Needs tier-2 authority or judgement",
+            "steps_taken": steps,
+            "customer_expectation": None if 0.05 <= quality < 0.08 else "A fair resolution",
+            "request": {"type": request_type, "currency": currency},
+            "sentiment": rng.choice(SENTIMENTS),
+        }
+        if amount is not None and not (
+            request_type in ("refund", "credit") and 0.08 <= quality < 0.1
+        ):
+            handoff["request"]["amount"] = amount
+        return handoff
+
+    def _customer(
+        self,
+        rng: random.Random,
+        n: int,
+        name: str,
+        *,
+        segment: str,
+        currency: str,
+        received: datetime,
+    ) -> dict[str, Any]:
+        ex = self.exhaustive
+        flags = []
+        for flag, p in (
+            ("commercial_sensitivity", 0.04),
+            ("churn_risk", 0.06),
+            ("public_complaint", 0.02),
+        ):
+            if rng.random() < (0.2 if ex else p):
+                note = f"{flag.replace('_', ' ')} noted by account team"
+                flags.append({"type": flag, "note": note, "resolved": rng.random() < 0.3})
+        customer: dict[str, Any] = {
+            "id": "" if rng.random() < (0.1 if ex else 0.01) else f"C-{10000 + n}",
+            "name": name,
+            "company": None
+            if segment == "consumer"
+            else f"{name.split()[1]} {rng.choice(('GmbH', 'Ltd', 'Inc'))}",
+            "segment": segment,
+            "vip": rng.random() < 0.05,
+            "arr": rng.choice((1200.0, 9000.0, 50000.0, 50000.01, 120000.0))
+            if ex
+            else round(rng.lognormvariate(9.0, 1.2), 2),
+            "currency": currency,
+            "flags": flags,
+        }
+        plan = self._open_record(rng, self.library.plan, "customer.plan", received, None)
+        if plan:
+            customer["plan"] = plan
+        return customer
+
+    def _history(
+        self, rng: random.Random, category: str, received: datetime, ticket_id: str
+    ) -> list[dict[str, Any]]:
+        ex = self.exhaustive
+        count = rng.choice((0, 0, 1, 2, 3, 4, 5)) if ex else rng.choice((0, 0, 0, 1, 1, 2, 3, 5))
+        out = []
+        for k in range(count):
+            age = rng.choice((10, 179, 180, 181, 364, 365, 366)) if ex else rng.randrange(5, 400)
+            out.append(
+                {
+                    "ticket_id": str(90000 + k),
+                    "at": _iso(received - timedelta(days=age)),
+                    "category": category if rng.random() < 0.5 else rng.choice(CATEGORIES),
+                    "complaint": rng.random() < (0.5 if ex else 0.2),
+                    "escalated": rng.random() < (0.5 if ex else 0.15),
+                    "outcome": "resolved",
+                }
+            )
+        return out
+
+    def _facts(
+        self, rng: random.Random, received: datetime, amount: float | None
+    ) -> dict[str, Any]:
+        facts: dict[str, Any] = {}
+        for record, fields in self.library.facts.items():
+            path = f"facts.{record}"
+            if isinstance(fields, Mapping):
+                if rng.random() < (0.1 if self.exhaustive else 0.15):
+                    continue  # the record is absent
+                facts[record] = self._open_record(rng, fields, path, received, amount)
+            else:
+                value = self._value(rng, str(fields), path, received, amount)
+                if value is not None:
+                    facts[record] = value
+        return facts
+
+    def _open_record(
+        self,
+        rng: random.Random,
+        fields: Mapping[str, str],
+        path: str,
+        received: datetime,
+        amount: float | None,
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, kind in fields.items():
+            value = self._value(rng, kind, f"{path}.{name}", received, amount)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def _value(
+        self, rng: random.Random, kind: str, path: str, received: datetime, amount: float | None
+    ) -> Any:
+        tested = sorted(self.tested.get(path, set()), key=repr)
+        if kind == "bool":
+            if self.exhaustive:
+                return rng.choice((True, False, None))
+            return rng.random() < 0.15 if rng.random() < 0.9 else None
+        if kind == "timestamp":
+            days = (
+                rng.choice((-1.0, 0.0, 1.0, 29.99, 30.0, 30.01, 45.0, 400.0))
+                if self.exhaustive
+                else rng.choice((3.0, 12.0, 25.0, 29.0, 33.0, 40.0, 60.0, 200.0))
+            )
+            return _iso(received - timedelta(days=days))
+        if kind == "number":
+            numbers = [v for v in tested if isinstance(v, float)]
+            if numbers and rng.random() < 0.5:
+                return rng.choice(numbers)
+            if path.endswith(("value", "amount", "fee")):
+                if amount is not None and rng.random() < 0.5:
+                    return amount
+                return rng.choice((19.0, 49.0, 120.0, 240.0, 480.0, 900.0, 2400.0, 7500.0))
+            return float(rng.choice((0, 5, 20, 45, 61, 90, 180, 600)))
+        # strings: what the library tests for, and something else
+        strings = [v for v in tested if isinstance(v, str)]
+        if path.endswith(".id"):
+            return f"{path.split('.')[-2][:3].upper()}-{rng.randrange(1000, 9999)}"
+        if strings and rng.random() < 0.7:
+            return rng.choice(strings)
+        return rng.choice(("unknown", "pending", "in_transit", "delivered", "monthly", "annual"))

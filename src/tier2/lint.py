@@ -1,0 +1,198 @@
+"""`tier2 lint`: check a policy library before any case is seen.
+
+- likely conflicts: pairs of policies of equal precedence that both hold on some generated
+  case and prescribe different outcomes, targets or actions (found by running the real
+  matching over exhaustive generated cases, so what lint says is what `decide` does);
+- fields an expression reads that no case has (by reading the expressions);
+- policies no generated case reaches.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+from tier2.analysis import case_schema, expression_sources, field_paths, unknown_prefix
+from tier2.contract import CaseError, parse_case
+from tier2.core.library import Library
+from tier2.core.model import Outcome
+from tier2.core.stages import PolicyMatch, apply_policy, gather_context, receive
+from tier2.generate import CaseGenerator
+
+
+@dataclass(frozen=True, slots=True)
+class LintFinding:
+    kind: str  # conflict | unknown_field | unreachable
+    subject: tuple[str, ...]
+    detail: str
+    count: int = 0
+    example: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LintReport:
+    library: str
+    version: str
+    digest: str
+    policies: int
+    samples: int
+    seed: int
+    findings: tuple[LintFinding, ...]
+    matches: dict[str, int]
+
+    def of(self, kind: str) -> list[LintFinding]:
+        return [f for f in self.findings if f.kind == kind]
+
+
+def _prescription(m: PolicyMatch) -> str:
+    p = m.policy
+    acts = ", ".join(a.type if a.amount is None else f"{a.type} {a.amount:,.2f}" for a in m.actions)
+    if p.outcome is Outcome.ESCALATE:
+        head = f"escalate to {p.escalate_to}"
+    elif p.outcome is Outcome.RETURN_TO_TIER1:
+        head = "return to tier-1"
+    else:
+        head = "resolve"
+    return head + (f": {acts}" if acts else "")
+
+
+_VIEW_TO_RAW = {"request": ("handoff", "request")}
+
+
+def _raw_value(raw: dict[str, Any], path: str) -> Any:
+    parts = path.split(".")
+    node: Any = raw
+    head = _VIEW_TO_RAW.get(parts[0])
+    for part in (*head, *parts[1:]) if head else parts:
+        if not isinstance(node, dict) or part not in node:
+            return "(absent)"
+        node = node[part]
+    return node
+
+
+def _example(raw: dict[str, Any], a: PolicyMatch, b: PolicyMatch) -> dict[str, Any]:
+    paths: set[str] = set()
+    for pol in (a.policy, b.policy):
+        for e in (*pol.when, *pol.unless):
+            paths |= field_paths(e.source)
+    shown = {p: _raw_value(raw, p) for p in sorted(paths) if p not in ("received_at", "now")}
+    return {"case_id": raw["case_id"], "received_at": raw["received_at"], **shown}
+
+
+def lint_library(library: Library, samples: int = 20000, seed: int = 7) -> LintReport:
+    findings: list[LintFinding] = []
+
+    schema = case_schema(library)
+    seen: set[tuple[str, str]] = set()
+    for owner, source in expression_sources(library):
+        for path in sorted(field_paths(source)):
+            bad = unknown_prefix(path, schema)
+            if bad is not None and (owner, path) not in seen:
+                seen.add((owner, path))
+                findings.append(
+                    LintFinding(
+                        "unknown_field",
+                        (owner,),
+                        f"{owner} reads {path}, which no case has ({bad} is not a known field; "
+                        "declare open records under `facts:` or `plan:` in library.yaml)",
+                    )
+                )
+
+    generator = CaseGenerator(library, seed, exhaustive=True)
+    matches: Counter[str] = Counter()
+    pairs: dict[tuple[str, str], tuple[int, dict[str, Any], str, str]] = {}
+    for i in range(samples):
+        raw = generator.case(i)
+        case = parse_case(raw, f"generated {i}")
+        if isinstance(case, CaseError):  # the generator only makes valid cases
+            raise AssertionError("; ".join(case.lines()))
+        received = receive(case, library)
+        gathered = gather_context(case, library, case.received_at)
+        applied = apply_policy(case, library, received, gathered)
+        matched = applied.matched
+        for m in matched:
+            matches[m.policy.id] += 1
+        for x, a in enumerate(matched):
+            for b in matched[x + 1 :]:
+                if a.policy.precedence != b.policy.precedence:
+                    continue
+                if a.prescription() == b.prescription():
+                    continue
+                key = (a.policy.id, b.policy.id)
+                if key in pairs:
+                    n, ex, pa, pb = pairs[key]
+                    pairs[key] = (n + 1, ex, pa, pb)
+                else:
+                    pairs[key] = (1, _example(raw, a, b), _prescription(a), _prescription(b))
+
+    order = {p.id: i for i, p in enumerate(library.policies)}
+    citation = {p.id: p.citation for p in library.policies}
+    precedence = {p.id: p.precedence for p in library.policies}
+    for (a_id, b_id), (n, example, pa, pb) in sorted(
+        pairs.items(), key=lambda kv: (order[kv[0][0]], order[kv[0][1]])
+    ):
+        findings.append(
+            LintFinding(
+                "conflict",
+                (a_id, b_id),
+                f"{a_id} ({citation[a_id]}) and {b_id} ({citation[b_id]}), precedence "
+                f"{precedence[a_id]}: both hold, and {a_id} says {pa!r} while {b_id} says {pb!r}",
+                count=n,
+                example=example,
+            )
+        )
+    for p in library.policies:
+        if matches[p.id] == 0:
+            findings.append(
+                LintFinding(
+                    "unreachable",
+                    (p.id,),
+                    f"{p.id} ({p.citation}) matched none of {samples} generated cases: its "
+                    "conditions may contradict each other or read fields no case has",
+                )
+            )
+    return LintReport(
+        library=library.name,
+        version=library.version,
+        digest=library.digest,
+        policies=len(library.policies),
+        samples=samples,
+        seed=seed,
+        findings=tuple(findings),
+        matches={p.id: matches[p.id] for p in library.policies},
+    )
+
+
+def report_text(report: LintReport) -> str:
+    lines = [
+        f"tier2 lint: {report.library} {report.version} ({report.digest}): {report.policies} "
+        f"policies, {report.samples} generated cases (seed {report.seed})",
+        "",
+    ]
+    conflicts = report.of("conflict")
+    lines.append(
+        f"Likely conflicts (equal precedence, both hold, different prescriptions): {len(conflicts)}"
+    )
+    for i, f in enumerate(conflicts, 1):
+        lines.append(f"  {i}. {' x '.join(f.subject)}: on {f.count} of {report.samples} cases")
+        lines.append(f"     {f.detail}")
+        example = ", ".join(f"{k}={v!r}" for k, v in f.example.items())
+        lines.append(f"     e.g. {example}")
+    for kind, title in (
+        ("unknown_field", "Fields no case has"),
+        ("unreachable", "Unreachable policies"),
+    ):
+        found = report.of(kind)
+        lines.append("")
+        lines.append(f"{title}: {len(found) or 'none'}")
+        lines.extend(f"  - {f.detail}" for f in found)
+    lines.append("")
+    lines.append("Matches per policy: " + ", ".join(f"{k} {v}" for k, v in report.matches.items()))
+    return "\n".join(lines) + "\n"
+
+
+def report_json(report: LintReport) -> str:
+    return orjson.dumps(asdict(report), option=orjson.OPT_INDENT_2).decode() + "\n"

@@ -1,0 +1,418 @@
+"""Load a policy library from a folder of YAML files; compile every expression once.
+
+A library folder holds:
+  library.yaml   name, version, authority ladder, routing, handoff protocol, signals,
+                 management triggers, the facts its policies read
+  sla.yaml       the tier-2 SLA matrix and the business calendar
+  policies.yaml  the policies
+  templates/     optional Jinja2 overrides of the package's note/handoff/guidance/reply
+A library that does not load raises LibraryError naming the file, the policy and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tier2.analysis import path_tree
+from tier2.core.expressions import Expression, ExpressionError, compile_expression
+from tier2.core.library import (
+    ActionSpec,
+    Authority,
+    Calendar,
+    ComplexityPoint,
+    HandoffProtocol,
+    Library,
+    Policy,
+    Role,
+    Routing,
+    Signals,
+    Sla,
+    SlaTarget,
+    Trigger,
+    Window,
+)
+from tier2.core.model import Outcome
+from tier2.render import JinjaTemplates, TemplateLoadError
+
+BUILT_IN = ("saas", "ecommerce")
+FILES = ("library.yaml", "sla.yaml", "policies.yaml")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+class LibraryError(ValueError):
+    """A library that does not load: the message names file, policy and problem."""
+
+
+class _Y(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Clauses = list[str]
+
+
+class RoleY(_Y):
+    role: str
+    limit: float | None
+    may: list[str] = []
+
+
+class AuthorityY(_Y):
+    engine: str = "tier2"
+    ladder: list[RoleY] = Field(min_length=1)
+
+
+class HandoffY(_Y):
+    require: list[Literal["reason", "steps_taken", "customer_expectation", "customer.id"]]
+    amount_required_for: list[str] = ["refund", "credit"]
+    required_steps: dict[str, list[str]] = {}
+
+
+class WindowY(_Y):
+    at_least: int = Field(ge=1)
+    within_days: int = Field(ge=1)
+
+
+class PointY(_Y):
+    id: str
+    title: str
+    when: str
+
+
+class ComplexityY(_Y):
+    threshold: int = Field(ge=1)
+    points: list[PointY] = []
+
+
+class ComplaintPatternY(_Y):
+    complaints: WindowY
+    same_category_escalations: WindowY
+
+
+class ChurnY(_Y):
+    flags: list[str] = []
+    mention: str | None = None
+
+
+class PublicY(_Y):
+    channels: list[str] = []
+    flags: list[str] = []
+
+
+class SignalsY(_Y):
+    mentions: dict[str, list[str]] = {}
+    complaint_pattern: ComplaintPatternY
+    commercial_sensitivity_flags: list[str] = ["commercial_sensitivity"]
+    churn_threat: ChurnY = ChurnY()
+    public_complaint: PublicY = PublicY()
+    complexity: ComplexityY
+
+
+class TriggerY(_Y):
+    id: str
+    title: str
+    when: Clauses = Field(min_length=1)
+
+
+class LibraryY(_Y):
+    name: str
+    version: str
+    title: str
+    currency: str | None = None
+    authority: AuthorityY
+    teams: list[str] = []
+    routing: dict[str, str] = {}
+    handoff_protocol: HandoffY
+    signals: SignalsY
+    management_triggers: list[TriggerY] = []
+    facts: dict[str, str | dict[str, str]] = {}
+    plan: dict[str, str] = {}
+
+
+class TargetY(_Y):
+    hours: float = Field(gt=0)
+    clock: Literal["business", "24x7"]
+
+
+class CalendarY(_Y):
+    timezone: str
+    hours: dict[str, list[tuple[str, str]]]
+    holidays: dict[str, Any] = {}
+    extra_holidays: list[str] = []
+
+    @field_validator("hours")
+    @classmethod
+    def _weekdays(cls, v: dict[str, list[tuple[str, str]]]) -> dict[str, list[tuple[str, str]]]:
+        bad = sorted(set(v) - set(WEEKDAYS))
+        if bad:
+            raise ValueError(f"unknown weekday(s) {bad}; use {', '.join(WEEKDAYS)}")
+        return v
+
+
+class SlaY(_Y):
+    at_risk: float = Field(0.75, gt=0, lt=1)
+    targets: dict[Literal["critical", "high", "medium", "low"], TargetY]
+    calendar: CalendarY
+
+
+class ActionY(_Y):
+    type: str
+    amount: str | None = None
+
+
+class PolicyY(_Y):
+    id: str
+    title: str
+    citation: str
+    precedence: int = 1
+    when: Clauses = Field(min_length=1)
+    unless: Clauses = []
+    outcome: Literal["resolve", "return_to_tier1", "escalate"]
+    escalate_to: str | None = None
+    actions: list[ActionY] = []
+    guidance: str | None = None
+
+
+class PoliciesY(_Y):
+    policies: list[PolicyY] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def resolve_library_path(name_or_path: str) -> Path:
+    """A built-in name (`saas`, `ecommerce`) or a folder."""
+    if name_or_path in BUILT_IN:
+        return Path(str(resources.files("tier2") / "libraries" / name_or_path))
+    path = Path(name_or_path)
+    if not path.is_dir():
+        raise LibraryError(
+            f"library {name_or_path!r}: not a built-in library ({', '.join(BUILT_IN)}) "
+            "and not a folder"
+        )
+    return path
+
+
+def _read_yaml(folder: Path, name: str) -> Any:
+    path = folder / name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LibraryError(
+            f"{path}: file is missing (a library folder holds {', '.join(FILES)})"
+        ) from None
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        raise LibraryError(f"{path}: not valid YAML: {exc}") from None
+
+
+def _validate(model: type[_Y], data: Any, path: Path, label: Any = None) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        e = exc.errors(include_url=False)[0]
+        loc = list(e["loc"])
+        where = ""
+        if label is not None and len(loc) >= 2 and isinstance(loc[1], int):
+            where = f" {label(data, loc)}"
+        field = ".".join(str(x) if not isinstance(x, int) else f"[{x}]" for x in loc).replace(
+            ".[", "["
+        )
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise LibraryError(f"{path}:{where} {field}: {e['msg']}{more}") from None
+
+
+def _policy_label(data: Any, loc: list[Any]) -> str:
+    try:
+        return f"policy {data[loc[0]][loc[1]]['id']}:"
+    except (KeyError, IndexError, TypeError):
+        return f"policy #{loc[1] + 1}:"
+
+
+def _compile(source: str, path: Path, where: str) -> Expression:
+    try:
+        return compile_expression(source)
+    except ExpressionError as exc:
+        raise LibraryError(f"{path}: {where}: CEL does not compile: {exc} (in: {source})") from None
+
+
+def _digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts:
+            h.update(p.relative_to(folder).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return "sha256:" + h.hexdigest()[:16]
+
+
+def load_library(name_or_path: str) -> Library:
+    folder = resolve_library_path(name_or_path)
+    lib_path, sla_path, pol_path = (folder / f for f in FILES)
+    lib: LibraryY = _validate(LibraryY, _read_yaml(folder, "library.yaml"), lib_path)
+    sla: SlaY = _validate(SlaY, _read_yaml(folder, "sla.yaml"), sla_path)
+    pols: PoliciesY = _validate(
+        PoliciesY, _read_yaml(folder, "policies.yaml"), pol_path, _policy_label
+    )
+
+    ladder = tuple(Role(r.role, r.limit, tuple(r.may)) for r in lib.authority.ladder)
+    names = [r.name for r in ladder]
+    if lib.authority.engine not in names:
+        raise LibraryError(
+            f"{lib_path}: authority.engine: {lib.authority.engine!r} is not on the ladder"
+        )
+    known_routing = set(Routing.__dataclass_fields__)
+    unknown = sorted(set(lib.routing) - known_routing)
+    if unknown:
+        raise LibraryError(
+            f"{lib_path}: routing: unknown rule(s) {unknown}; known: {sorted(known_routing)}"
+        )
+
+    s = lib.signals
+    signals = Signals(
+        complaints=Window(
+            s.complaint_pattern.complaints.at_least, s.complaint_pattern.complaints.within_days
+        ),
+        same_category_escalations=Window(
+            s.complaint_pattern.same_category_escalations.at_least,
+            s.complaint_pattern.same_category_escalations.within_days,
+        ),
+        commercial_flag_types=tuple(s.commercial_sensitivity_flags),
+        churn_flag_types=tuple(s.churn_threat.flags),
+        churn_mention=s.churn_threat.mention,
+        public_channels=tuple(s.public_complaint.channels),
+        public_flag_types=tuple(s.public_complaint.flags),
+        mentions={k: tuple(v) for k, v in s.mentions.items()},
+        complexity_threshold=s.complexity.threshold,
+        complexity_points=tuple(
+            ComplexityPoint(p.id, p.title, _compile(p.when, lib_path, f"complexity point {p.id}"))
+            for p in s.complexity.points
+        ),
+    )
+    if signals.churn_mention is not None and signals.churn_mention not in signals.mentions:
+        raise LibraryError(
+            f"{lib_path}: signals.churn_threat.mention: {signals.churn_mention!r} "
+            "is not a list under signals.mentions"
+        )
+    triggers = tuple(
+        Trigger(
+            t.id,
+            t.title,
+            tuple(
+                _compile(c, lib_path, f"management trigger {t.id}: when[{i}]")
+                for i, c in enumerate(t.when)
+            ),
+        )
+        for t in lib.management_triggers
+    )
+
+    targets = set(names) | set(lib.teams)
+    routing = Routing(**lib.routing)
+    for rule in Routing.__dataclass_fields__:
+        if getattr(routing, rule) not in targets:
+            raise LibraryError(
+                f"{lib_path}: routing.{rule}: {getattr(routing, rule)!r} "
+                "is neither a role nor a team"
+            )
+    policies: list[Policy] = []
+    seen: set[str] = set()
+    for p in pols.policies:
+        where = f"policy {p.id}"
+        if p.id in seen:
+            raise LibraryError(f"{pol_path}: {where}: id is used twice")
+        seen.add(p.id)
+        outcome = Outcome(p.outcome)
+        if outcome is Outcome.ESCALATE and not p.escalate_to:
+            raise LibraryError(f"{pol_path}: {where}: an escalating policy needs escalate_to")
+        if p.escalate_to and p.escalate_to not in targets:
+            raise LibraryError(
+                f"{pol_path}: {where}: escalate_to {p.escalate_to!r} is neither a role nor a team "
+                f"(teams: {', '.join(lib.teams)})"
+            )
+        if outcome is not Outcome.ESCALATE and p.escalate_to:
+            raise LibraryError(f"{pol_path}: {where}: escalate_to is only for outcome escalate")
+        if outcome is Outcome.RETURN_TO_TIER1 and not p.guidance:
+            raise LibraryError(
+                f"{pol_path}: {where}: a policy that returns to tier-1 needs guidance"
+            )
+        policies.append(
+            Policy(
+                id=p.id,
+                title=p.title,
+                citation=p.citation,
+                precedence=p.precedence,
+                when=tuple(
+                    _compile(c, pol_path, f"{where}: when[{i}]") for i, c in enumerate(p.when)
+                ),
+                unless=tuple(
+                    _compile(c, pol_path, f"{where}: unless[{i}]") for i, c in enumerate(p.unless)
+                ),
+                outcome=outcome,
+                escalate_to=p.escalate_to,
+                actions=tuple(
+                    ActionSpec(
+                        a.type,
+                        None
+                        if a.amount is None
+                        else _compile(a.amount, pol_path, f"{where}: actions[{i}].amount"),
+                    )
+                    for i, a in enumerate(p.actions)
+                ),
+                guidance=p.guidance,
+                source=pol_path.name,
+            )
+        )
+
+    cal = sla.calendar
+    calendar = Calendar(
+        timezone=cal.timezone,
+        windows={d: tuple((a, b) for a, b in cal.hours.get(d, [])) for d in WEEKDAYS},
+        holidays_country=cal.holidays.get("country"),
+        holidays_subdivision=cal.holidays.get("subdivision"),
+        holidays_observed=bool(cal.holidays.get("observed", True)),
+        extra_holidays=tuple(cal.extra_holidays),
+    )
+    try:
+        templates = JinjaTemplates(folder / "templates")
+    except TemplateLoadError as exc:
+        raise LibraryError(f"{folder / 'templates'}: {exc}") from None
+
+    library = Library(
+        name=lib.name,
+        version=lib.version,
+        digest=_digest(folder),
+        title=lib.title,
+        authority=Authority(ladder=ladder, engine=lib.authority.engine),
+        handoff=HandoffProtocol(
+            require_reason="reason" in lib.handoff_protocol.require,
+            require_steps="steps_taken" in lib.handoff_protocol.require,
+            require_expectation="customer_expectation" in lib.handoff_protocol.require,
+            require_customer_id="customer.id" in lib.handoff_protocol.require,
+            amount_required_for=tuple(lib.handoff_protocol.amount_required_for),
+            required_steps={k: tuple(v) for k, v in lib.handoff_protocol.required_steps.items()},
+        ),
+        signals=signals,
+        triggers=triggers,
+        policies=tuple(policies),
+        routing=routing,
+        sla=Sla(
+            targets={k: SlaTarget(k, v.hours, v.clock) for k, v in sla.targets.items()},
+            calendar=calendar,
+            at_risk=sla.at_risk,
+        ),
+        facts=dict(lib.facts),
+        plan=dict(lib.plan),
+        templates=templates,
+        currency=lib.currency,
+    )
+    sources = [e.source for e in library.expressions]
+    return replace(
+        library,
+        view_paths=path_tree(sources),
+        uses_functions=any("math." in source for source in sources),
+    )

@@ -1,0 +1,61 @@
+"""Jinja2 templates for the documents: the package's defaults, overridable per library."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+TEMPLATE_NAMES = ("note.md", "handoff.md", "guidance.md", "reply.md")
+
+
+class TemplateLoadError(ValueError):
+    """A template that does not compile."""
+
+
+def _money(value: Any) -> str:
+    return "" if value is None else f"{float(value):,.2f}"
+
+
+class _Environment(jinja2.Environment):
+    """`x.y` on a dict looks up the key first (the default tries an attribute, and raises)."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
+class JinjaTemplates:
+    """Compiled once on load; rendering is a pure function of the context it is given."""
+
+    def __init__(self, override: Path | None = None) -> None:
+        loaders: list[jinja2.BaseLoader] = []
+        if override is not None and override.is_dir():
+            loaders.append(jinja2.FileSystemLoader(str(override)))
+        loaders.append(jinja2.PackageLoader("tier2", "templates"))
+        env = _Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        env.filters["money"] = _money
+        self._templates: dict[str, jinja2.Template] = {}
+        for name in TEMPLATE_NAMES:
+            try:
+                self._templates[name] = env.get_template(name + ".j2")
+            except jinja2.TemplateSyntaxError as exc:
+                raise TemplateLoadError(
+                    f"{exc.name or name}: line {exc.lineno}: {exc.message}"
+                ) from None
+
+    def render(self, name: str, context: Mapping[str, Any]) -> str:
+        return self._templates[name].render(context)
