@@ -14,6 +14,7 @@ from tier2.core.library import Library
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 _PATH = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(\s*\()?")
+_BOUND = re.compile(r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_]\w*)\s*,")
 _EQ = re.compile(r'([A-Za-z_][\w.]*)\s*(?:==|!=)\s*"([^"]*)"')
 _IN = re.compile(r"([A-Za-z_][\w.]*)\s+in\s+\[([^\]]*)\]")
 _CMP = re.compile(r"([A-Za-z_][\w.]*)\s*(>=|<=|>|<|==|!=)\s*(-?\d+(?:\.\d+)?)")
@@ -29,13 +30,14 @@ _KEYWORDS = {"true", "false", "null", "in", "has", "timestamp", "duration", "int
 def field_paths(source: str) -> set[str]:
     """Dotted field paths an expression reads (method and function names left out)."""
     text = _STRING.sub('""', source)
+    bound = set(_BOUND.findall(text))  # comprehension variables are not fields
     out: set[str] = set()
     for match in _PATH.finditer(text):
         path, call = match.group(1), match.group(2)
         parts = path.split(".")
         if call:  # f(...) or x.method(...): the last segment is a function
             parts = parts[:-1]
-        if not parts or parts[0] in _KEYWORDS:
+        if not parts or parts[0] in _KEYWORDS or parts[0] in bound:
             continue
         out.add(".".join(parts))
     return out

@@ -1,0 +1,152 @@
+"""`tier2 decide` and `tier2 lint` as a user runs them: the contract's command, end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.conftest import SAAS_BASE, patched
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+
+
+def tier2(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "tier2", *args],
+        input=stdin,
+        capture_output=True,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def lines(out: bytes) -> list[dict]:  # type: ignore[type-arg]
+    return [orjson.loads(x) for x in out.splitlines() if x.strip()]
+
+
+@pytest.fixture
+def case_file(tmp_path: Path) -> Path:
+    path = tmp_path / "case.json"
+    path.write_bytes(orjson.dumps(SAAS_BASE, option=orjson.OPT_INDENT_2))
+    return path
+
+
+def test_one_case_one_decision(case_file: Path) -> None:
+    """One case file gives one decision line with exit 0 (default library saas)."""
+    r = tier2("decide", str(case_file))
+    assert r.returncode == 0, r.stderr
+    (d,) = lines(r.stdout)
+    assert (d["case_id"], d["outcome"], d["actions"]) == (
+        "NW-1", "resolve", [{"type": "refund", "amount": 240.0, "currency": "EUR"}],
+    )  # fmt: skip
+    assert [s["stage"] for s in d["stages"]] == [
+        "receive", "gather_context", "apply_policy", "resolve_or_escalate", "document",
+    ]  # fmt: skip
+
+
+def test_array_jsonl_and_stdin(tmp_path: Path) -> None:
+    """A JSON array, a .jsonl file and standard input are decided case by case, in order."""
+    cases = [patched(SAAS_BASE, {"case_id": f"NW-{i}"}) for i in range(3)]
+    array = tmp_path / "cases.json"
+    array.write_bytes(orjson.dumps(cases))
+    jsonl = tmp_path / "cases.jsonl"
+    jsonl.write_bytes(b"\n".join(orjson.dumps(c) for c in cases))
+    for r in (
+        tier2("decide", str(array)),
+        tier2("decide", str(jsonl)),
+        tier2("decide", "-", stdin=jsonl.read_bytes()),
+    ):
+        assert r.returncode == 0, r.stderr
+        assert [d["case_id"] for d in lines(r.stdout)] == ["NW-0", "NW-1", "NW-2"]
+
+
+def test_bad_case_in_a_batch(tmp_path: Path) -> None:
+    """A bad case exits 2 with one line naming case and field; the good ones are still decided."""
+    cases = [
+        patched(SAAS_BASE, {"case_id": "NW-A"}),
+        patched(SAAS_BASE, {"case_id": "NW-B", "ticket.severity": "urgent"}),
+        patched(SAAS_BASE, {"case_id": "NW-C"}),
+    ]
+    path = tmp_path / "batch.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(c) for c in cases) + b"\n{broken\n")
+    r = tier2("decide", str(path))
+    assert r.returncode == 2
+    assert [d["case_id"] for d in lines(r.stdout)] == ["NW-A", "NW-C"]
+    err = r.stderr.decode().splitlines()
+    assert err[0].startswith("case NW-B (line 2): ticket.severity: Input should be")
+    assert err[1].startswith("case line 4: (line): not valid JSON")
+    assert len(err) == 2 and b"Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("decide", "no-such-file.json"), "tier2: cannot read no-such-file.json"),
+        (("decide", "README.md"), "not valid JSON"),
+        (("decide", "examples/saas/cases.jsonl", "--library", "banking"), "not a built-in library"),
+        (
+            ("decide", "examples/saas/cases.jsonl", "--now", "yesterday"),
+            "--now: not an ISO-8601 time",
+        ),
+        (
+            ("decide", "examples/saas/cases.jsonl", "--now", "2026-03-03T10:00:00"),
+            "--now: needs an offset",
+        ),
+    ],
+)
+def test_unusable_input_exits_2_with_one_clear_line(args: tuple[str, ...], message: str) -> None:
+    """Unreadable input, an unknown library or a bad clock: exit 2, one line, no traceback."""
+    r = tier2(*args)
+    assert r.returncode == 2
+    assert message in r.stderr.decode() and b"Traceback" not in r.stderr
+
+
+def test_same_input_same_bytes() -> None:
+    """Deciding the same file twice prints the same bytes."""
+    first = tier2("decide", "examples/ecommerce/cases.jsonl", "--library", "ecommerce")
+    second = tier2("decide", "examples/ecommerce/cases.jsonl", "--library", "ecommerce")
+    assert first.returncode == 0 and first.stdout == second.stdout
+
+
+def test_now_defaults_to_received_at(case_file: Path) -> None:
+    """--now sets the clock; without it the clock is the case's received_at."""
+    default = lines(tier2("decide", str(case_file)).stdout)[0]
+    same = lines(tier2("decide", str(case_file), "--now", SAAS_BASE["received_at"]).stdout)[0]
+    later = lines(tier2("decide", str(case_file), "--now", "2026-03-04T09:00:00+01:00").stdout)[0]
+    assert default == same
+    assert "decided at 2026-03-04T09:00:00+01:00" in later["note"]
+
+
+def test_text_format_for_a_person() -> None:
+    """--format text shows outcome, reasons, actions, guidance and the note."""
+    r = tier2("decide", "examples/saas/cases.jsonl", "--format", "text")
+    out = r.stdout.decode()
+    assert r.returncode == 0
+    assert "Case NW-20417: resolve" in out
+    assert "1. policy_resolution: billing.duplicate-charge matched" in out
+    assert "Actions: refund 240.00 EUR" in out
+    assert "Case NW-20420: return_to_tier1" in out and "KB-ACCESS-12" in out
+    assert "### Escalation handoff → senior_support" in out
+
+
+def test_library_folder(tmp_path: Path) -> None:
+    """--library takes a folder."""
+    folder = ROOT / "src" / "tier2" / "libraries" / "ecommerce"
+    r = tier2("decide", "examples/ecommerce/cases.jsonl", "--library", str(folder))
+    assert r.returncode == 0 and len(lines(r.stdout)) == 8
+
+
+def test_lint_reports_the_handbook_conflicts() -> None:
+    """tier2 lint on the built-in library names the handbook's conflicts."""
+    r = tier2("lint", "ecommerce", "--samples", "4000")
+    out = r.stdout.decode()
+    assert r.returncode == 0
+    assert "refund.in-window x refund.final-sale" in out
+    assert "refund.final-sale x damage.replacement" in out
+    strict = tier2("lint", "ecommerce", "--samples", "500", "--strict")
+    assert strict.returncode == 1

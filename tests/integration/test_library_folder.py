@@ -1,0 +1,33 @@
+"""A company's own library folder: its templates override the package's, decisions follow."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.conftest import SAAS_BASE, run
+from tier2.loader import load_library, resolve_library_path
+
+
+def test_templates_in_the_library_override_the_defaults(tmp_path: Path) -> None:
+    """A reply.md.j2 in the library's templates/ replaces the package's draft reply."""
+    folder = tmp_path / "northwind"
+    shutil.copytree(resolve_library_path("saas"), folder)
+    (folder / "templates").mkdir()
+    (folder / "templates" / "reply.md.j2").write_text(
+        "Hi {{ case.customer.name }}, outcome {{ outcome }}.\n"
+    )
+    d = run(SAAS_BASE, load_library(str(folder)))
+    assert d["customer_reply"] == "Hi Ada Brandt, outcome resolve."
+    assert d["note"].startswith("## tier2 decision: resolve")  # the default note still applies
+
+
+def test_changing_a_policy_changes_the_library_digest(tmp_path: Path) -> None:
+    """The decision names the exact library content that produced it."""
+    folder = tmp_path / "northwind"
+    shutil.copytree(resolve_library_path("saas"), folder)
+    before = run(SAAS_BASE, load_library(str(folder)))["library"]["digest"]
+    policies = folder / "policies.yaml"
+    policies.write_text(policies.read_text().replace("seats > 20", "seats > 30"))
+    after = run(SAAS_BASE, load_library(str(folder)))["library"]["digest"]
+    assert before != after

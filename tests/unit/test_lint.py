@@ -1,0 +1,104 @@
+"""`tier2 lint`: conflicts, unknown fields and unreachable policies, before any case is seen."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tier2.analysis import field_paths, path_tree
+from tier2.lint import lint_library, report_text
+from tier2.loader import load_library, resolve_library_path
+
+
+@pytest.fixture(scope="module")
+def saas_report():  # type: ignore[no-untyped-def]
+    return lint_library(load_library("saas"), samples=6000, seed=7)
+
+
+@pytest.fixture(scope="module")
+def ecommerce_report():  # type: ignore[no-untyped-def]
+    return lint_library(load_library("ecommerce"), samples=6000, seed=7)
+
+
+def conflicts(report) -> set[tuple[str, ...]]:  # type: ignore[no-untyped-def]
+    return {f.subject for f in report.of("conflict")}
+
+
+def test_finds_the_handbook_conflicts_in_saas(saas_report) -> None:  # type: ignore[no-untyped-def]
+    """B2/B5 (named by the handbook) is found, with an example case."""
+    assert ("billing.annual-refund-window", "billing.large-account") in conflicts(saas_report)
+    found = next(f for f in saas_report.of("conflict") if f.subject[1] == "billing.large-account")
+    assert found.count > 0 and found.example["request.type"] == "refund"
+
+
+def test_finds_the_handbook_conflicts_in_ecommerce(ecommerce_report) -> None:  # type: ignore[no-untyped-def]
+    """C1/C3 and C3/C4 (named by the handbook) are found."""
+    found = conflicts(ecommerce_report)
+    assert ("refund.in-window", "refund.final-sale") in found
+    assert ("refund.final-sale", "damage.replacement") in found
+
+
+def test_higher_precedence_is_not_a_conflict(saas_report, ecommerce_report) -> None:  # type: ignore[no-untyped-def]
+    """B1 and C6 override by precedence, so they are never reported as conflicts."""
+    for report, policy in (
+        (saas_report, "billing.duplicate-charge"),
+        (ecommerce_report, "payments.chargeback-open"),
+    ):
+        assert not any(policy in f.subject for f in report.of("conflict"))
+
+
+def test_built_ins_have_no_unknown_fields_or_unreachable_policies(
+    saas_report, ecommerce_report
+) -> None:  # type: ignore[no-untyped-def]
+    """Every policy of the built-in libraries is reachable and reads only known fields."""
+    for report in (saas_report, ecommerce_report):
+        assert report.of("unknown_field") == [] and report.of("unreachable") == []
+        assert all(n > 0 for n in report.matches.values())
+
+
+def test_unknown_field_and_unreachable_policy(tmp_path: Path) -> None:
+    """A typo in a field is reported, and so is a policy whose conditions contradict."""
+    folder = tmp_path / "lib"
+    shutil.copytree(resolve_library_path("ecommerce"), folder)
+    policies = folder / "policies.yaml"
+    text = policies.read_text()
+    text = text.replace(
+        "'facts.order.chargeback_open == true'", "'facts.order.chargeback_opened == true'"
+    )
+    text = text.replace(
+        '      - \'request.type == "information"\'\n      - \'ticket.category in ["order", "shipping"]\'',
+        "      - 'request.type == \"information\"'\n      - 'request.type == \"refund\"'",
+    )
+    policies.write_text(text)
+    report = lint_library(load_library(str(folder)), samples=3000, seed=1)
+    unknown = report.of("unknown_field")
+    assert [f.subject for f in unknown] == [("policy payments.chargeback-open",)]
+    assert "facts.order.chargeback_opened" in unknown[0].detail
+    unreachable = {f.subject[0] for f in report.of("unreachable")}
+    assert {"order.status", "payments.chargeback-open"} <= unreachable
+    assert "Unreachable policies: 2" in report_text(report)
+
+
+@pytest.mark.parametrize(
+    ("source", "paths"),
+    [
+        ('request.type == "refund"', {"request.type"}),
+        ('has(facts.invoice.amount) ? facts.invoice.amount : request.amount', {"facts.invoice.amount", "request.amount"}),
+        ('math.least(request.amount, customer.plan.monthly_fee)', {"request.amount", "customer.plan.monthly_fee"}),
+        ('received_at - timestamp(customer.plan.renewed_at) > duration("720h")', {"received_at", "customer.plan.renewed_at"}),
+        ('customer.flags.exists(f, f.type == "vip")', {"customer.flags"}),
+        ('facts["order"].value > 1', {"facts"}),
+        ('"facts.order.value" == ticket.subject', {"ticket.subject"}),
+    ],
+)  # fmt: skip
+def test_field_paths(source: str, paths: set[str]) -> None:
+    """The fields an expression reads are found, strings and function names left out."""
+    assert field_paths(source) == paths
+
+
+def test_path_tree_keeps_whole_subtrees() -> None:
+    """A path read whole keeps its subtree whole, whichever order the paths come in."""
+    assert path_tree(["facts.order.value", "facts.order"]) == {"facts": {"order": None}}
+    assert path_tree(["facts.order", "facts.order.value"]) == {"facts": {"order": None}}

@@ -1,0 +1,83 @@
+"""Loading policy libraries: built-ins, folders, and clear errors for libraries that do not load."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tier2.loader import LibraryError, load_library, resolve_library_path
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A writable copy of the built-in saas library."""
+    target = tmp_path / "lib"
+    shutil.copytree(resolve_library_path("saas"), target)
+    return target
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, old
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_built_ins_load() -> None:
+    """Both reference libraries load with every expression compiled."""
+    for name, count in (("saas", 12), ("ecommerce", 9)):
+        lib = load_library(name)
+        assert lib.name == name and len(lib.policies) == count
+        assert lib.digest.startswith("sha256:")
+
+
+def test_a_folder_loads_like_the_built_in(folder: Path) -> None:
+    """A folder copy of a library loads, with the same digest as the built-in."""
+    assert load_library(str(folder)).digest == load_library("saas").digest
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        ("policies.yaml", "'facts.invoice.duplicate == true'\n    outcome: resolve", "'facts.invoice.duplicate == = true'\n    outcome: resolve", "policies.yaml: policy billing.duplicate-charge: when[2]: CEL does not compile"),
+        ("policies.yaml", "escalate_to: engineering", "escalate_to: engineers", "policy technical.data-loss: escalate_to 'engineers' is neither a role nor a team"),
+        ("policies.yaml", "id: billing.annual-refund-late", "id: billing.annual-refund-window", "policy billing.annual-refund-window: id is used twice"),
+        ("policies.yaml", "outcome: return_to_tier1\n    guidance: Walk", "outcome: send_back\n    guidance: Walk", "policies.yaml: policy access.self-service: policies[7].outcome: Input should be"),
+        ("policies.yaml", "amount: 'request.amount'}", "amount: 'request.amount +'}", "policy billing.annual-refund-window: actions[0].amount: CEL does not compile"),
+        ("library.yaml", "management_trigger: support_manager", "management_trigger: the_boss", "routing.management_trigger: 'the_boss' is neither a role nor a team"),
+        ("library.yaml", "    - 'customer.arr > 50000'", "    - 'customer.arr >'", "management trigger churn_threat_high_arr: when[1]: CEL does not compile"),
+        ("library.yaml", "engine: tier2", "engine: robot", "authority.engine: 'robot' is not on the ladder"),
+        ("sla.yaml", "  low: {hours: 27", "  low: {hrs: 27", "sla.yaml: targets.low.hours: Field required"),
+        ("sla.yaml", "    friday:", "    fryday:", "unknown weekday"),
+    ],
+)  # fmt: skip
+def test_bad_library_names_file_policy_and_problem(
+    folder: Path, file: str, old: str, new: str, message: str
+) -> None:
+    """A library that does not load says which file, which policy and what is wrong."""
+    edit(folder / file, old, new)
+    with pytest.raises(LibraryError) as err:
+        load_library(str(folder))
+    assert message in str(err.value)
+    assert file in str(err.value)
+
+
+def test_missing_file_is_named(folder: Path) -> None:
+    """A library folder without policies.yaml says so."""
+    (folder / "policies.yaml").unlink()
+    with pytest.raises(LibraryError, match=r"policies\.yaml: file is missing"):
+        load_library(str(folder))
+
+
+def test_unknown_library_name() -> None:
+    """A name that is neither built in nor a folder is a clear error."""
+    with pytest.raises(LibraryError, match="not a built-in library"):
+        load_library("banking")
+
+
+def test_invalid_yaml_is_named(folder: Path) -> None:
+    """YAML that does not parse names the file."""
+    (folder / "library.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(LibraryError, match=r"library\.yaml: not valid YAML"):
+        load_library(str(folder))
