@@ -10,11 +10,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tier2.core.expressions import field_paths, path_tree
 from tier2.core.library import Library
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
-_PATH = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(\s*\()?")
-_BOUND = re.compile(r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_]\w*)\s*,")
+__all__ = ["field_paths", "path_tree"]
+
 _EQ = re.compile(r'([A-Za-z_][\w.]*)\s*(?:==|!=)\s*"([^"]*)"')
 _IN = re.compile(r"([A-Za-z_][\w.]*)\s+in\s+\[([^\]]*)\]")
 _CMP = re.compile(r"([A-Za-z_][\w.]*)\s*(>=|<=|>|<|==|!=)\s*(-?\d+(?:\.\d+)?)")
@@ -23,24 +23,6 @@ TICKET_FIELDS = ("id", "severity", "category", "channel", "created_at", "subject
 SIGNAL_FIELDS = ("prior_tickets", "complaints", "same_category_escalations", "complaint_pattern",
                  "commercial_sensitivity", "churn_threat", "public_complaint",
                  "customer_messages_after_agent", "hours_before_tier2")  # fmt: skip
-_KEYWORDS = {"true", "false", "null", "in", "has", "timestamp", "duration", "int", "double",
-             "string", "size", "math", "type", "bool", "uint", "dyn"}  # fmt: skip
-
-
-def field_paths(source: str) -> set[str]:
-    """Dotted field paths an expression reads (method and function names left out)."""
-    text = _STRING.sub('""', source)
-    bound = set(_BOUND.findall(text))  # comprehension variables are not fields
-    out: set[str] = set()
-    for match in _PATH.finditer(text):
-        path, call = match.group(1), match.group(2)
-        parts = path.split(".")
-        if call:  # f(...) or x.method(...): the last segment is a function
-            parts = parts[:-1]
-        if not parts or parts[0] in _KEYWORDS or parts[0] in bound:
-            continue
-        out.add(".".join(parts))
-    return out
 
 
 def tested_values(sources: Iterable[str]) -> Mapping[str, set[Any]]:
@@ -139,21 +121,3 @@ def unknown_prefix(path: str, schema: Mapping[str, Any]) -> str | None:
             return ".".join(walked)
         node = node[part]
     return None
-
-
-def path_tree(sources: Iterable[str]) -> dict[str, Any]:
-    """The field paths of the expressions as a tree; None marks a subtree needed whole."""
-    tree: dict[str, Any] = {}
-    for source in sources:
-        for path in field_paths(source):
-            node = tree
-            parts = path.split(".")
-            for i, part in enumerate(parts):
-                last = i == len(parts) - 1
-                if part in node and node[part] is None:
-                    break  # an ancestor is already needed whole
-                if last:
-                    node[part] = None
-                else:
-                    node = node.setdefault(part, {})
-    return tree

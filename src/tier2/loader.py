@@ -20,8 +20,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tier2.analysis import path_tree
-from tier2.core.expressions import Expression, ExpressionError, compile_expression
+from tier2.core.expressions import (
+    Expression,
+    ExpressionError,
+    compile_expression,
+    field_paths,
+    path_tree,
+)
 from tier2.core.library import (
     ActionSpec,
     Authority,
@@ -413,6 +418,6 @@ def load_library(name_or_path: str) -> Library:
     sources = [e.source for e in library.expressions]
     return replace(
         library,
-        view_paths=path_tree(sources),
+        view_paths=path_tree(p for source in sources for p in field_paths(source)),
         uses_functions=any("math." in source for source in sources),
     )

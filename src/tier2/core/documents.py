@@ -13,7 +13,7 @@ from typing import Any
 
 from tier2.core.library import Library
 from tier2.core.model import Action, Case, Outcome, StageRecord
-from tier2.core.stages import Applied, Gathered, Received, Resolution
+from tier2.core.stages import Applied, Gathered, PolicyMatch, Received, Resolution
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,20 @@ class Documents:
 
 def _action(a: Action) -> dict[str, Any]:
     return {"type": a.type, "amount": a.amount, "currency": a.currency}
+
+
+def _prescription(m: PolicyMatch) -> str:
+    p = m.policy
+    head = {
+        Outcome.RESOLVE: "resolve",
+        Outcome.RETURN_TO_TIER1: "return to tier-1",
+        Outcome.ESCALATE: f"escalate to {p.escalate_to}",
+    }[p.outcome]
+    acts = ", ".join(
+        a.type if a.amount is None else f"{a.type} {a.amount:,.2f} {a.currency or ''}".rstrip()
+        for a in m.actions
+    )
+    return head + (f": {acts}" if acts else "")
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -104,7 +118,9 @@ def _escalation_handoff(
         "recommendation": {
             "actions": [_action(a) for a in resolution.actions],
             "policy": None if applied.winner is None else applied.winner.policy.id,
-            "conflicting_policies": [m.policy.id for m in applied.conflict],
+            "conflicting_policies": [
+                {"id": m.policy.id, "prescription": _prescription(m)} for m in applied.conflict
+            ],
         },
         "customer_communication": {
             "sentiment": h.sentiment,
@@ -153,7 +169,10 @@ def document(
             "title": applied.winner.policy.title,
             "citation": applied.winner.policy.citation,
         },
-        "conflict": [m.policy.id for m in applied.conflict],
+        "conflict": [
+            {"id": m.policy.id, "citation": m.policy.citation, "prescription": _prescription(m)}
+            for m in applied.conflict
+        ],
         "overridden": [
             {"policy": p, "by": b, "title": policy_by_id[p].title} for p, b in applied.overridden
         ],

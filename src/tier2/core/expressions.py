@@ -10,8 +10,10 @@ that is absent is false").
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import cel
@@ -50,11 +52,63 @@ FUNCTIONS: Mapping[str, Any] = {
 }
 
 
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+_PATH = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(\s*\()?")
+_BOUND = re.compile(r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_]\w*)\s*,")
+_KEYWORDS = {"true", "false", "null", "in", "has", "timestamp", "duration", "int", "double",
+             "string", "size", "math", "type", "bool", "uint", "dyn"}  # fmt: skip
+MEMO_LIMIT = 65536  # results kept per expression before its memo starts afresh
+
+
+def field_paths(source: str) -> set[str]:
+    """Dotted field paths an expression reads (functions, methods, literals and
+    comprehension variables left out). A path indexed or iterated further is read whole."""
+    text = _STRING.sub('""', source)
+    bound = set(_BOUND.findall(text))
+    out: set[str] = set()
+    for match in _PATH.finditer(text):
+        path, call = match.group(1), match.group(2)
+        parts = path.split(".")
+        if call:  # f(...) or x.method(...): the last segment is a function
+            parts = parts[:-1]
+        if not parts or parts[0] in _KEYWORDS or parts[0] in bound:
+            continue
+        out.add(".".join(parts))
+    return out
+
+
+def path_tree(paths: Iterable[str]) -> dict[str, Any]:
+    """Paths as a tree; None marks a subtree needed whole."""
+    tree: dict[str, Any] = {}
+    for path in paths:
+        node = tree
+        parts = path.split(".")
+        for i, part in enumerate(parts):
+            if part in node and node[part] is None:
+                break  # an ancestor is already needed whole
+            if i == len(parts) - 1:
+                node[part] = None
+            else:
+                node = node.setdefault(part, {})
+    return tree
+
+
+def prune(value: Any, paths: Mapping[str, Any] | None) -> Any:
+    """Keep only the given paths of plain data (None: keep the whole subtree)."""
+    if paths is None or type(value) is not dict:
+        return value
+    return {k: prune(value[k], sub) for k, sub in paths.items() if k in value}
+
+
 @dataclass(frozen=True, slots=True)
 class Expression:
     source: str
     program: Any
     variables: frozenset[str]
+    paths: tuple[tuple[str, ...], ...] = ()  # the field paths it reads, split
+    tree: Mapping[str, Any] = field(default_factory=dict)  # the same paths as a tree
+    # Results by the values at `paths`: CEL is pure, so equal inputs give equal results.
+    memo: dict[Any, tuple[bool, Any]] = field(default_factory=dict, compare=False, repr=False)
 
 
 def compile_expression(source: str) -> Expression:
@@ -65,9 +119,16 @@ def compile_expression(source: str) -> Expression:
         program = cel.compile(source)
     except Exception as exc:
         raise ExpressionError(_first_line(str(exc))) from None
-    variables = frozenset(v for v in program.variables() if v != "math")
     # cel reports names it does not know as variables; "math" means the math extension.
-    return Expression(source=source, program=program, variables=variables)
+    variables = frozenset(v for v in program.variables() if v != "math")
+    paths = sorted(field_paths(source))
+    return Expression(
+        source=source,
+        program=program,
+        variables=variables,
+        paths=tuple(tuple(p.split(".")) for p in paths),
+        tree=path_tree(paths),
+    )
 
 
 def _first_line(text: str) -> str:
@@ -87,23 +148,74 @@ def plain(value: Any) -> Any:
     return value
 
 
+_ABSENT = ("absent",)
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable key for a plain value that keeps what CEL can tell apart (true is not 1.0)."""
+    kind = type(value)
+    if kind is dict:
+        return ("d", tuple(sorted((k, _frozen(v)) for k, v in value.items())))
+    if kind is list:
+        return ("l", tuple(_frozen(v) for v in value))
+    if kind is datetime:
+        return ("t", value, value.utcoffset())
+    return (kind, value)
+
+
+def _at(view: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = view
+    for part in path:
+        if type(node) is not dict:
+            return ("leaf", _frozen(node))
+        if part not in node:
+            return _ABSENT
+        node = node[part]
+    return _frozen(node)
+
+
 class Scope:
-    """One case's evaluation context: built once, then every clause of the library runs on it."""
+    """One case's evaluation context: every clause of the library runs against it.
 
-    __slots__ = ("_context",)
+    Converting values into CEL costs a few microseconds each, so a clause is evaluated on
+    only the fields it reads, and its result is remembered by their values.
+    """
 
-    def __init__(self, view: Mapping[str, Any], functions: bool = True) -> None:
-        # Registering the extension functions costs; libraries that use none skip it.
-        self._context = cel.Context(dict(view), functions=dict(FUNCTIONS) if functions else None)
+    __slots__ = ("_functions", "_memoize", "_view")
+
+    def __init__(
+        self, view: Mapping[str, Any], functions: bool = True, memoize: bool = True
+    ) -> None:
+        self._view = view
+        self._functions = functions
+        self._memoize = memoize
+
+    def _run(self, expression: Expression) -> tuple[bool, Any]:
+        if not self._memoize:
+            return self._execute(expression, self._view)
+        key = tuple(_at(self._view, p) for p in expression.paths)
+        memo = expression.memo
+        found = memo.get(key)
+        if found is None:
+            found = self._execute(expression, prune(self._view, expression.tree))
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[key] = found
+        return found
+
+    def _execute(self, expression: Expression, data: Mapping[str, Any]) -> tuple[bool, Any]:
+        context = cel.Context(dict(data), functions=dict(FUNCTIONS) if self._functions else None)
+        try:
+            return (True, expression.program.execute(context))
+        except Exception as exc:  # absent field, type mismatch
+            return (False, _first_line(str(exc)))
 
     def holds(self, expression: Expression) -> bool:
-        try:
-            return expression.program.execute(self._context) is True
-        except Exception:  # absent field, type mismatch: the clause does not hold
-            return False
+        ok, value = self._run(expression)
+        return ok and value is True
 
     def value(self, expression: Expression) -> Any:
-        try:
-            return expression.program.execute(self._context)
-        except Exception as exc:
-            raise EvaluationError(_first_line(str(exc))) from None
+        ok, value = self._run(expression)
+        if not ok:
+            raise EvaluationError(value)
+        return value

@@ -183,6 +183,7 @@ class Library:
     # loader: the CEL view is built from these only, since each value crossing into CEL costs.
     view_paths: Mapping[str, Any] | None = None
     uses_functions: bool = True  # whether any expression calls an extension (math.*)
+    memoize: bool = True  # remember each clause's result by the values it reads
 
     @property
     def expressions(self) -> tuple[Expression, ...]:

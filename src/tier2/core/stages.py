@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from tier2.core.expressions import EvaluationError, Scope, plain
+from tier2.core.expressions import EvaluationError, Scope, plain, prune
 from tier2.core.library import Library, Policy
 from tier2.core.model import (
     Action,
@@ -129,13 +129,6 @@ def _customer_messages_after_agent(case: Case) -> int:
         for m in case.ticket.messages
         if m.sender == "customer" and m.at is not None and m.at > first
     )
-
-
-def prune(value: Any, paths: Mapping[str, Any] | None) -> Any:
-    """Keep only the referenced paths of a view (None: keep the whole subtree)."""
-    if paths is None or type(value) is not dict:
-        return value
-    return {k: prune(value[k], sub) for k, sub in paths.items() if k in value}
 
 
 def _compact(d: dict[str, Any]) -> dict[str, Any]:
@@ -275,7 +268,11 @@ def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
         "customer_messages_after_agent": follow_ups,
         "hours_before_tier2": round(hours_before, 4),
     }
-    scope = Scope(_view(case, library, signals, now), functions=library.uses_functions)
+    scope = Scope(
+        _view(case, library, signals, now),
+        functions=library.uses_functions,
+        memoize=library.memoize,
+    )
     points = tuple(p.id for p in settings.complexity_points if scope.holds(p.when))
     is_complex = len(points) >= settings.complexity_threshold
 

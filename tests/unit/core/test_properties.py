@@ -269,9 +269,20 @@ def test_decision_invariants(raw: dict[str, Any], name: str) -> None:
 @given(
     seed=st.integers(0, 10**6), name=st.sampled_from(sorted(LIBRARIES)), exhaustive=st.booleans()
 )
-def test_pruned_view_decides_like_the_full_view(seed: int, name: str, exhaustive: bool) -> None:
-    """Building the CEL view from only the paths the library reads changes no decision."""
+def test_memoized_clauses_decide_like_direct_evaluation(
+    seed: int, name: str, exhaustive: bool
+) -> None:
+    """Evaluating clauses on only the fields they read, remembered by value, changes no decision."""
     library = LIBRARIES[name]
-    full = dataclasses.replace(library, view_paths=None)
+    full = dataclasses.replace(library, view_paths=None, memoize=False)
     raw = CaseGenerator(library, seed, exhaustive=exhaustive).case(seed % 97)
+    assert decided(raw, library) == decided(raw, full)
+
+
+@SETTINGS
+@given(raw=cases(), name=st.sampled_from(sorted(LIBRARIES)))
+def test_memoized_clauses_agree_on_arbitrary_cases(raw: dict[str, Any], name: str) -> None:
+    """On arbitrary cases too, remembered clause results equal direct evaluation on the full view."""
+    library = LIBRARIES[name]
+    full = dataclasses.replace(library, view_paths=None, memoize=False)
     assert decided(raw, library) == decided(raw, full)

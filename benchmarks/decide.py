@@ -1,0 +1,77 @@
+"""Decision throughput: the pure pipeline, and `tier2 decide` end to end on JSON Lines.
+
+    .venv/bin/python benchmarks/decide.py [--cases 100000] [--seed 1]
+
+For each built-in library: generates N realistic cases (seeded), then reports
+- pipeline: cases/s of `decide()` on parsed cases (one core, in process), after a warm-up;
+- end to end: cases/s of `tier2 decide FILE.jsonl` in a subprocess (parse, decide, write JSON),
+  wall clock including start-up.
+Prints figures only; nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from tier2.contract import CaseError, parse_case
+from tier2.core import decide
+from tier2.generate import CaseGenerator
+from tier2.loader import load_library
+
+
+def pipeline_rate(library_name: str, raws: list[dict[str, object]]) -> tuple[float, dict[str, int]]:
+    library = load_library(library_name)
+    cases = [parse_case(r, "bench") for r in raws]
+    good = [c for c in cases if not isinstance(c, CaseError)]
+    assert len(good) == len(cases)
+    for case in good[:2000]:  # warm-up: imports, template compilation, clause memo
+        decide(case, library)
+    outcomes: dict[str, int] = {}
+    start = time.perf_counter()
+    for case in good:
+        d = decide(case, library)
+        outcomes[d.outcome.value] = outcomes.get(d.outcome.value, 0) + 1
+    return len(good) / (time.perf_counter() - start), outcomes
+
+
+def end_to_end_rate(library_name: str, raws: list[dict[str, object]]) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cases.jsonl"
+        path.write_bytes(b"\n".join(orjson.dumps(r) for r in raws) + b"\n")
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "tier2", "decide", str(path), "--library", library_name],
+            stdout=subprocess.PIPE,
+            check=True,
+        )
+        elapsed = time.perf_counter() - start
+        assert done.stdout.count(b"\n") == len(raws)
+    return len(raws) / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    version = sys.version.split()[0]
+    print(f"python {version}, {os.cpu_count()} cores, {args.cases:,} cases per library")
+    for name in ("saas", "ecommerce"):
+        raws = CaseGenerator(load_library(name), args.seed).cases(args.cases)
+        rate, outcomes = pipeline_rate(name, raws)
+        e2e = end_to_end_rate(name, raws)
+        mix = ", ".join(f"{k} {v / args.cases:.0%}" for k, v in sorted(outcomes.items()))
+        print(f"{name:10s} pipeline {rate:8,.0f} cases/s  tier2 decide {e2e:8,.0f} cases/s", end="")
+        print(f"   ({mix})")
+
+
+if __name__ == "__main__":
+    main()
