@@ -21,8 +21,10 @@ from pathlib import Path
 
 import orjson
 
-from tier2.contract import CaseError, parse_case
+from tier2.contract import CaseError, CaseIn, decision_json, parse_case
 from tier2.core import decide
+from tier2.core.documents import document
+from tier2.core.stages import apply_policy, gather_context, receive, resolve_or_escalate
 from tier2.generate import CaseGenerator
 from tier2.loader import load_library
 
@@ -40,6 +42,42 @@ def pipeline_rate(library_name: str, raws: list[dict[str, object]]) -> tuple[flo
         d = decide(case, library)
         outcomes[d.outcome.value] = outcomes.get(d.outcome.value, 0) + 1
     return len(good) / (time.perf_counter() - start), outcomes
+
+
+def breakdown(library_name: str, raws: list[dict[str, object]]) -> str:
+    """Mean microseconds per case of each stage and of the edge, on warm code."""
+    library = load_library(library_name)
+    lines = [orjson.dumps(r) for r in raws]
+    spent: dict[str, float] = dict.fromkeys(
+        ("validate", "to_core", "receive", "gather_context", "apply_policy",
+         "resolve_or_escalate", "document", "serialize"), 0.0)  # fmt: skip
+    clock = time.perf_counter
+    for line in lines:
+        t0 = clock()
+        model = CaseIn.model_validate_json(line)
+        t1 = clock()
+        case = model.to_core()
+        t2 = clock()
+        received = receive(case, library)
+        t3 = clock()
+        gathered = gather_context(case, library, case.received_at)
+        t4 = clock()
+        applied = apply_policy(case, library, received, gathered)
+        t5 = clock()
+        resolution = resolve_or_escalate(library, applied)
+        t6 = clock()
+        document(case, library, case.received_at, received=received, gathered=gathered,
+                 applied=applied, resolution=resolution)  # fmt: skip
+        t7 = clock()
+        decision = decide(case, library)
+        t8 = clock()
+        decision_json(decision)
+        t9 = clock()
+        steps = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6, t9 - t8)
+        for name, dt in zip(spent, steps, strict=True):
+            spent[name] += dt
+    n = len(lines)
+    return ", ".join(f"{k} {v / n * 1e6:.0f}" for k, v in spent.items())
 
 
 def end_to_end_rate(library_name: str, raws: list[dict[str, object]]) -> float:
@@ -71,6 +109,7 @@ def main() -> None:
         mix = ", ".join(f"{k} {v / args.cases:.0%}" for k, v in sorted(outcomes.items()))
         print(f"{name:10s} pipeline {rate:8,.0f} cases/s  tier2 decide {e2e:8,.0f} cases/s", end="")
         print(f"   ({mix})")
+        print(f"{'':10s} µs per case: {breakdown(name, raws[:20000])}")
 
 
 if __name__ == "__main__":

@@ -455,7 +455,7 @@ def _policy_step(
                 f"({len(gathered.complexity_points)} points: "
                 + ", ".join(gathered.complexity_points)
                 + ")",
-                "A3",
+                "A4.6",
             ),
             Outcome.ESCALATE,
             library.routing.complexity,
@@ -478,7 +478,7 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
                 Reason(
                     ReasonCode.HANDOFF_AMBIGUITY,
                     "the handoff misses " + ", ".join(received.missing),
-                    "A2",
+                    "A4.1",
                 ),
                 Outcome.ESCALATE,
                 routing.handoff_ambiguity,
@@ -491,7 +491,7 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
                     ReasonCode.COMMERCIAL_SENSITIVITY,
                     "unresolved commercial-sensitivity flag: "
                     + "; ".join(gathered.commercial_notes),
-                    "A3",
+                    "A4.2",
                 ),
                 Outcome.ESCALATE,
                 routing.commercial_sensitivity,
@@ -500,7 +500,7 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
     if gathered.complaint_detail:
         findings.append(
             Finding(
-                Reason(ReasonCode.COMPLAINT_PATTERN, gathered.complaint_detail, "A3"),
+                Reason(ReasonCode.COMPLAINT_PATTERN, gathered.complaint_detail, "A4.3"),
                 Outcome.ESCALATE,
                 routing.complaint_pattern,
             )
@@ -525,7 +525,7 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
                     ReasonCode.MISSING_PREREQUISITE,
                     f"tier-1 has not done the step(s) required for a {case.ticket.category} "
                     "case: " + ", ".join(received.missing_steps),
-                    "A2",
+                    "A4.5",
                 ),
                 Outcome.RETURN_TO_TIER1,
                 guidance="Before escalating a "
