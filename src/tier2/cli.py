@@ -23,6 +23,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+EXIT_NOT_DECIDED = 1  # the library failed on a case (extends the contract's 0 and 2)
 EXIT_BAD_INPUT = 2
 
 
@@ -82,14 +83,19 @@ def decide(
         except OSError as exc:
             raise _fail(f"cannot read {case_file}: {exc.strerror}") from None
     out = sys.stdout.buffer
-    bad = 0
+    bad = failed = 0
     buffer: list[bytes] = []
     for item in read_cases(data, jsonl=case_file.endswith(".jsonl")):
         if isinstance(item, CaseError):
             bad += 1
             sys.stderr.write("".join(line + "\n" for line in item.lines()))
             continue
-        decision = decide_case(item, lib, clock)
+        try:
+            decision = decide_case(item, lib, clock)
+        except Exception as exc:  # a library fault, never the case's: say so, go on
+            failed += 1
+            sys.stderr.write(f"case {item.case_id}: not decided: {type(exc).__name__}: {exc}\n")
+            continue
         if fmt is Format.json:
             buffer.append(decision_json(decision) + b"\n")
         else:
@@ -101,6 +107,8 @@ def decide(
     out.flush()
     if bad:
         raise typer.Exit(EXIT_BAD_INPUT)
+    if failed:
+        raise typer.Exit(EXIT_NOT_DECIDED)
 
 
 @app.command()

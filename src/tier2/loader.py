@@ -12,6 +12,7 @@ A library that does not load raises LibraryError naming the file, the policy and
 from __future__ import annotations
 
 import hashlib
+import traceback
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from tier2.contract import CaseError, parse_case
+from tier2.core import decide
 from tier2.core.expressions import (
     Expression,
     ExpressionError,
@@ -44,6 +47,7 @@ from tier2.core.library import (
     Window,
 )
 from tier2.core.model import Outcome
+from tier2.generate import CaseGenerator
 from tier2.render import JinjaTemplates, TemplateLoadError
 
 BUILT_IN = ("saas", "ecommerce")
@@ -416,8 +420,37 @@ def load_library(name_or_path: str) -> Library:
         currency=lib.currency,
     )
     sources = [e.source for e in library.expressions]
-    return replace(
+    library = replace(
         library,
         view_paths=path_tree(p for source in sources for p in field_paths(source)),
         uses_functions=any("math." in source for source in sources),
     )
+    if (folder / "templates").is_dir():
+        _smoke_render(library, folder / "templates")
+    return library
+
+
+def _smoke_render(library: Library, templates: Path) -> None:
+    """Decide generated cases of every outcome once, so a template that cannot render fails
+    here, naming the template, rather than in the middle of a batch."""
+    generator = CaseGenerator(library, seed=0, exhaustive=True)
+    seen: set[str] = set()
+    for i in range(400):
+        case = parse_case(generator.case(i), "smoke")
+        if isinstance(case, CaseError):
+            continue
+        try:
+            decision = decide(case, library)
+        except Exception as exc:  # a template error: name the template and the problem
+            raise LibraryError(
+                f"{templates}: a template does not render: {_template_error(exc)}"
+            ) from None
+        seen.add(decision.outcome.value)
+        if len(seen) == 3:
+            return
+
+
+def _template_error(exc: Exception) -> str:
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(".j2")]
+    where = f"{Path(frames[-1].filename).name} line {frames[-1].lineno}: " if frames else ""
+    return f"{where}{type(exc).__name__}: {exc}"

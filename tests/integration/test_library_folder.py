@@ -5,8 +5,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import SAAS_BASE, run
-from tier2.loader import load_library, resolve_library_path
+from tier2.loader import LibraryError, load_library, resolve_library_path
 
 
 def test_templates_in_the_library_override_the_defaults(tmp_path: Path) -> None:
@@ -31,3 +33,25 @@ def test_changing_a_policy_changes_the_library_digest(tmp_path: Path) -> None:
     policies.write_text(policies.read_text().replace("seats > 20", "seats > 30"))
     after = run(SAAS_BASE, load_library(str(folder)))["library"]["digest"]
     assert before != after
+
+
+def test_a_template_that_cannot_render_fails_at_load(tmp_path: Path) -> None:
+    """An override that reads an undefined variable is refused when the library loads."""
+    folder = tmp_path / "northwind"
+    shutil.copytree(resolve_library_path("saas"), folder)
+    (folder / "templates").mkdir()
+    (folder / "templates" / "guidance.md.j2").write_text("Do this: {{ no_such_thing }}\n")
+    with pytest.raises(
+        LibraryError, match=r"guidance\.md\.j2 line 1: UndefinedError: 'no_such_thing' is undefined"
+    ):
+        load_library(str(folder))
+
+
+def test_a_template_with_bad_syntax_fails_at_load(tmp_path: Path) -> None:
+    """A template that does not compile names the file and line."""
+    folder = tmp_path / "northwind"
+    shutil.copytree(resolve_library_path("saas"), folder)
+    (folder / "templates").mkdir()
+    (folder / "templates" / "reply.md.j2").write_text("Hello {% if %}\n")
+    with pytest.raises(LibraryError, match=r"reply\.md\.j2: line 1"):
+        load_library(str(folder))

@@ -148,12 +148,24 @@ def plain(value: Any) -> Any:
     return value
 
 
-_ABSENT = ("absent",)
+class _Absent:
+    """A field the view does not have (distinct from null)."""
+
+    __slots__ = ()
+
+
+_ABSENT = _Absent()
 
 
 def _frozen(value: Any) -> Any:
-    """A hashable key for a plain value that keeps what CEL can tell apart (true is not 1.0)."""
+    """A hashable key for a plain value that keeps apart what CEL tells apart.
+
+    Strings, doubles and null cannot collide with each other; booleans can (true == 1.0 in
+    Python), so they are tagged; timestamps keep their UTC offset.
+    """
     kind = type(value)
+    if kind is str or kind is float or value is None:
+        return value
     if kind is dict:
         return ("d", tuple(sorted((k, _frozen(v)) for k, v in value.items())))
     if kind is list:
@@ -164,14 +176,13 @@ def _frozen(value: Any) -> Any:
 
 
 def _at(view: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+    """The key of the value at a path: absent, or where the path ran into a non-map."""
     node: Any = view
-    for part in path:
+    for depth, part in enumerate(path):
         if type(node) is not dict:
-            return ("leaf", _frozen(node))
-        if part not in node:
-            return _ABSENT
-        node = node[part]
-    return _frozen(node)
+            return ("short", depth, _frozen(node))
+        node = node.get(part, _ABSENT)
+    return node if node is _ABSENT else _frozen(node)
 
 
 class Scope:
@@ -193,7 +204,11 @@ class Scope:
     def _run(self, expression: Expression) -> tuple[bool, Any]:
         if not self._memoize:
             return self._execute(expression, self._view)
-        key = tuple(_at(self._view, p) for p in expression.paths)
+        paths = expression.paths
+        if len(paths) == 1:
+            key: Any = _at(self._view, paths[0])
+        else:
+            key = tuple([_at(self._view, p) for p in paths])
         memo = expression.memo
         found = memo.get(key)
         if found is None:
