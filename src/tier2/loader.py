@@ -245,9 +245,13 @@ def _policy_label(data: Any, loc: list[Any]) -> str:
         return f"policy #{loc[1] + 1}:"
 
 
-def _compile(source: str, path: Path, where: str) -> Expression:
+def _compile(source: str, path: Path, where: str, interned: dict[str, Expression]) -> Expression:
+    """Compile once; the same text anywhere in the library is the same Expression."""
+    if source in interned:
+        return interned[source]
     try:
-        return compile_expression(source)
+        expression = interned[source] = compile_expression(source)
+        return expression
     except ExpressionError as exc:
         raise LibraryError(f"{path}: {where}: CEL does not compile: {exc} (in: {source})") from None
 
@@ -269,6 +273,7 @@ def load_library(name_or_path: str) -> Library:
         PoliciesY, _read_yaml(folder, "policies.yaml"), pol_path, _policy_label
     )
 
+    interned: dict[str, Expression] = {}
     ladder = tuple(Role(r.role, r.limit, tuple(r.may)) for r in lib.authority.ladder)
     names = [r.name for r in ladder]
     if lib.authority.engine not in names:
@@ -299,7 +304,9 @@ def load_library(name_or_path: str) -> Library:
         mentions={k: tuple(v) for k, v in s.mentions.items()},
         complexity_threshold=s.complexity.threshold,
         complexity_points=tuple(
-            ComplexityPoint(p.id, p.title, _compile(p.when, lib_path, f"complexity point {p.id}"))
+            ComplexityPoint(
+                p.id, p.title, _compile(p.when, lib_path, f"complexity point {p.id}", interned)
+            )
             for p in s.complexity.points
         ),
     )
@@ -313,7 +320,7 @@ def load_library(name_or_path: str) -> Library:
             t.id,
             t.title,
             tuple(
-                _compile(c, lib_path, f"management trigger {t.id}: when[{i}]")
+                _compile(c, lib_path, f"management trigger {t.id}: when[{i}]", interned)
                 for i, c in enumerate(t.when)
             ),
         )
@@ -356,10 +363,12 @@ def load_library(name_or_path: str) -> Library:
                 citation=p.citation,
                 precedence=p.precedence,
                 when=tuple(
-                    _compile(c, pol_path, f"{where}: when[{i}]") for i, c in enumerate(p.when)
+                    _compile(c, pol_path, f"{where}: when[{i}]", interned)
+                    for i, c in enumerate(p.when)
                 ),
                 unless=tuple(
-                    _compile(c, pol_path, f"{where}: unless[{i}]") for i, c in enumerate(p.unless)
+                    _compile(c, pol_path, f"{where}: unless[{i}]", interned)
+                    for i, c in enumerate(p.unless)
                 ),
                 outcome=outcome,
                 escalate_to=p.escalate_to,
@@ -368,7 +377,9 @@ def load_library(name_or_path: str) -> Library:
                         a.type,
                         None
                         if a.amount is None
-                        else _compile(a.amount, pol_path, f"{where}: actions[{i}].amount"),
+                        else _compile(
+                            a.amount, pol_path, f"{where}: actions[{i}].amount", interned
+                        ),
                     )
                     for i, a in enumerate(p.actions)
                 ),

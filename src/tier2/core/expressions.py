@@ -161,11 +161,14 @@ def _frozen(value: Any) -> Any:
     """A hashable key for a plain value that keeps apart what CEL tells apart.
 
     Strings, doubles and null cannot collide with each other; booleans can (true == 1.0 in
-    Python), so they are tagged; timestamps keep their UTC offset.
+    Python), so they are tagged; integers are doubles, as CEL will see them; timestamps keep
+    their UTC offset.
     """
     kind = type(value)
     if kind is str or kind is float or value is None:
         return value
+    if kind is int:  # CEL sees every JSON number as a double (see `plain`)
+        return float(value)
     if kind is dict:
         return ("d", tuple(sorted((k, _frozen(v)) for k, v in value.items())))
     if kind is list:
@@ -188,11 +191,12 @@ def _at(view: Mapping[str, Any], path: tuple[str, ...]) -> Any:
 class Scope:
     """One case's evaluation context: every clause of the library runs against it.
 
-    Converting values into CEL costs a few microseconds each, so a clause is evaluated on
-    only the fields it reads, and its result is remembered by their values.
+    The view is the case's data as it is; converting values into CEL costs a few
+    microseconds each, so a clause is evaluated on only the fields it reads (made plain for
+    CEL then), and its result is remembered by their values.
     """
 
-    __slots__ = ("_functions", "_memoize", "_view")
+    __slots__ = ("_done", "_functions", "_keys", "_memoize", "_view")
 
     def __init__(
         self, view: Mapping[str, Any], functions: bool = True, memoize: bool = True
@@ -200,23 +204,36 @@ class Scope:
         self._view = view
         self._functions = functions
         self._memoize = memoize
+        self._done: dict[int, tuple[bool, Any]] = {}  # this case's results, by expression
+        self._keys: dict[tuple[str, ...], Any] = {}  # this case's value keys, by path
+
+    def _key(self, path: tuple[str, ...]) -> Any:
+        key = self._keys.get(path, _ABSENT)
+        if key is _ABSENT:
+            key = self._keys[path] = _at(self._view, path)
+        return key
 
     def _run(self, expression: Expression) -> tuple[bool, Any]:
+        done = self._done.get(id(expression))
+        if done is not None:
+            return done
         if not self._memoize:
-            return self._execute(expression, self._view)
-        paths = expression.paths
-        if len(paths) == 1:
-            key: Any = _at(self._view, paths[0])
+            done = self._execute(expression, plain(self._view))
         else:
-            key = tuple([_at(self._view, p) for p in paths])
-        memo = expression.memo
-        found = memo.get(key)
-        if found is None:
-            found = self._execute(expression, prune(self._view, expression.tree))
-            if len(memo) >= MEMO_LIMIT:
-                memo.clear()
-            memo[key] = found
-        return found
+            paths = expression.paths
+            if len(paths) == 1:
+                key: Any = self._key(paths[0])
+            else:
+                key = tuple([self._key(p) for p in paths])
+            memo = expression.memo
+            done = memo.get(key)
+            if done is None:
+                done = self._execute(expression, plain(prune(self._view, expression.tree)))
+                if len(memo) >= MEMO_LIMIT:
+                    memo.clear()
+                memo[key] = done
+        self._done[id(expression)] = done
+        return done
 
     def _execute(self, expression: Expression, data: Mapping[str, Any]) -> tuple[bool, Any]:
         context = cel.Context(dict(data), functions=dict(FUNCTIONS) if self._functions else None)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from tier2.core.expressions import EvaluationError, Scope, plain, prune
+from tier2.core.expressions import EvaluationError, Scope
 from tier2.core.library import Library, Policy
 from tier2.core.model import (
     Action,
@@ -138,14 +138,14 @@ def _compact(d: dict[str, Any]) -> dict[str, Any]:
 def _view(
     case: Case, library: Library, signals: Mapping[str, Any], now: datetime
 ) -> dict[str, Any]:
-    """The plain data CEL expressions read: only the paths the library's expressions use.
+    """The data CEL expressions read, under the top-level names the library's expressions use.
 
-    Each value that crosses into CEL costs, so the view holds nothing no expression reads.
+    Nothing is converted here: a clause converts only the fields it reads, when it must run.
     """
     t, h, c = case.ticket, case.handoff, case.customer
     r = h.request
     view: dict[str, Any] = {}
-    for name, sub in (library.view_paths or dict.fromkeys(_VIEW_NAMES)).items():
+    for name in library.view_paths or _VIEW_NAMES:
         if name == "case":
             value: Any = {"id": case.case_id}
         elif name == "received_at":
@@ -201,7 +201,7 @@ def _view(
             value = signals
         else:
             continue
-        view[name] = plain(prune(value, sub))
+        view[name] = value
     return view
 
 
