@@ -9,11 +9,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.engine import make_url
 
 from tier2.contract import CaseError, decision_json, decision_text, read_cases
 from tier2.core import decide as decide_case
 from tier2.lint import lint_library, report_json, report_text
 from tier2.loader import LibraryError, load_library
+from tier2.store.db import current_revision, database_url, make_engine, upgrade
 
 app = typer.Typer(
     name="tier2",
@@ -130,6 +132,30 @@ def lint(
     sys.stdout.write(report_json(report) if fmt is Format.json else report_text(report))
     if strict and report.findings:
         raise typer.Exit(1)
+
+
+db_app = typer.Typer(help="The case store: SQLite by default (TIER2_DB), or any SQLAlchemy URL.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    db: Annotated[
+        str | None,
+        typer.Option(help="Database URL or SQLite path (default: TIER2_DB, else ./tier2.db)."),
+    ] = None,
+) -> None:
+    """Create the case store, or bring it to the newest schema (Alembic migrations)."""
+    url = database_url(db)
+    try:
+        upgrade(url)
+    except Exception as exc:  # connection refused, permission denied: one clear line
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        where = make_url(url).render_as_string()
+        raise _fail(f"cannot upgrade {where}: {type(exc).__name__}: {reason}") from None
+    engine = make_engine(url)
+    sys.stdout.write(f"{make_url(url).render_as_string()}: schema at {current_revision(engine)}\n")
+    engine.dispose()
 
 
 def main() -> None:

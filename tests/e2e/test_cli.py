@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -150,3 +151,28 @@ def test_lint_reports_the_handbook_conflicts() -> None:
     assert "refund.final-sale x damage.replacement" in out
     strict = tier2("lint", "ecommerce", "--samples", "500", "--strict")
     assert strict.returncode == 1
+
+
+def test_db_upgrade_creates_the_store(tmp_path: Path) -> None:
+    """tier2 db upgrade creates the SQLite store named by TIER2_DB, and can run again."""
+    db = tmp_path / "cases.db"
+    env = {**os.environ, "TIER2_DB": str(db)}
+    for _ in range(2):
+        r = subprocess.run(
+            [sys.executable, "-m", "tier2", "db", "upgrade"],
+            capture_output=True,
+            env=env,
+            check=False,
+        )
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.decode().endswith("schema at 0001\n")
+    assert db.exists()
+
+
+def test_db_upgrade_unreachable_database_is_one_clear_line() -> None:
+    """A database that cannot be reached gives exit 2 and one line, password hidden."""
+    r = tier2("db", "upgrade", "--db", "postgresql://someone:secret@127.0.0.1:1/none")
+    err = r.stderr.decode()
+    assert r.returncode == 2 and len(err.splitlines()) == 1
+    assert "cannot upgrade postgresql+psycopg://someone:***@127.0.0.1:1/none" in err
+    assert "secret" not in err and "Traceback" not in err

@@ -1,0 +1,258 @@
+"""The case store's tables (SQLAlchemy 2). Schema changes go through Alembic migrations.
+
+Three sources tier2 reads, in the embedded local help desk:
+  tickets + ticket_messages  the help desk's tickets and their threads
+  handoffs                   the support-agent handoff log (one entry per tier-1 handoff;
+                             several per ticket when it bounces)
+  customers + customer_flags + crm_history   the CRM
+and what tier2 writes:
+  cases       one per escalation tier2 owns, with its state
+  decisions   every decision on a case (a reopened case has several)
+  actions     what tier2 carried out, each with a unique idempotency key
+  notes       what tier2 wrote back to the ticket, each with a unique idempotency key
+  audit_log   append-only, each entry hashing the one before
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Constraint names are fixed, so migrations are the same on every backend.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware datetime, stored in UTC on every backend (SQLite has no time zones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored: give an offset")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JsonType = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {  # noqa: RUF012 (SQLAlchemy reads it from the class)
+        datetime: UtcDateTime(),
+        dict[str, Any]: JsonType,
+        list[Any]: JsonType,
+    }
+
+
+class CaseState(StrEnum):
+    RECEIVED = "received"
+    DECIDING = "deciding"
+    DECIDED = "decided"
+    ACTED = "acted"
+    DOCUMENTED = "documented"
+    RETURNED = "returned"
+    ESCALATED = "escalated"
+    CLOSED = "closed"
+    REOPENED = "reopened"
+
+
+# --------------------------------------------------------------------------- the help desk
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    customer_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    subject: Mapped[str | None] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    channel: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    severity: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32), default="open")
+    assignee_group: Mapped[str | None] = mapped_column(String(64))
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    facts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime]
+
+
+class TicketMessage(Base):
+    __tablename__ = "ticket_messages"
+    __table_args__ = (UniqueConstraint("ticket_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    seq: Mapped[int]
+    sender: Mapped[str | None] = mapped_column(String(32))
+    at: Mapped[datetime | None]
+    body: Mapped[str] = mapped_column(Text, default="")
+    internal: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Handoff(Base):
+    """One entry of the support-agent handoff log."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (UniqueConstraint("ticket_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    seq: Mapped[int]
+    sender: Mapped[str | None] = mapped_column(String(64))
+    escalated_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    steps_taken: Mapped[list[Any]] = mapped_column(default=list)
+    customer_expectation: Mapped[str | None] = mapped_column(Text)
+    request: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    sentiment: Mapped[str | None] = mapped_column(String(16))
+
+
+# --------------------------------------------------------------------------- the CRM
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    company: Mapped[str | None] = mapped_column(String(200))
+    segment: Mapped[str | None] = mapped_column(String(32))
+    vip: Mapped[bool | None] = mapped_column(Boolean)
+    arr: Mapped[float | None] = mapped_column(Float)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    plan: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+
+
+class CustomerFlag(Base):
+    __tablename__ = "customer_flags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    type: Mapped[str] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+    resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CrmHistory(Base):
+    """A prior ticket in the CRM's view of a customer."""
+
+    __tablename__ = "crm_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    ticket_id: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime | None]
+    category: Mapped[str | None] = mapped_column(String(32))
+    complaint: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+
+
+# --------------------------------------------------------------------------- what tier2 writes
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_state_received", "state", "received_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id"))
+    state: Mapped[str] = mapped_column(String(16), default=CaseState.RECEIVED.value)
+    received_at: Mapped[datetime]
+    payload: Mapped[dict[str, Any]]  # the case as decided, in the contract's shape
+    library: Mapped[str] = mapped_column(String(200))
+    escalations: Mapped[int] = mapped_column(Integer, default=1)  # > 1: re-escalated
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class Decision(Base):
+    __tablename__ = "decisions"
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    seq: Mapped[int]
+    decided_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(16))
+    escalate_to: Mapped[str | None] = mapped_column(String(64))
+    library_digest: Mapped[str] = mapped_column(String(80))
+    body: Mapped[dict[str, Any]]  # the decision in the contract's shape
+
+
+class Action(Base):
+    __tablename__ = "actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[float | None] = mapped_column(Float)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    executed_at: Mapped[datetime | None]
+    result: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+
+
+class Note(Base):
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"))
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))  # note, reply, guidance
+    body: Mapped[str] = mapped_column(Text)
+    written_at: Mapped[datetime]
+
+
+class AuditEntry(Base):
+    """Append-only; `hash` covers this entry and the previous entry's hash."""
+
+    __tablename__ = "audit_log"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime]
+    case_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    data: Mapped[dict[str, Any]]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
