@@ -11,8 +11,9 @@ from typing import Annotated
 import typer
 from sqlalchemy.engine import make_url
 
-from tier2.contract import CaseError, decision_json, decision_text, read_cases
+from tier2.contract import CaseError, decision_json, decision_text, read_cases, read_models
 from tier2.core import decide as decide_case
+from tier2.helpdesk.local import LocalHelpDesk
 from tier2.lint import lint_library, report_json, report_text
 from tier2.loader import LibraryError, load_library
 from tier2.store.db import current_revision, database_url, make_engine, upgrade
@@ -77,13 +78,7 @@ def decide(
         lib = load_library(library)
     except LibraryError as exc:
         raise _fail(str(exc)) from None
-    if case_file == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        try:
-            data = Path(case_file).read_bytes()
-        except OSError as exc:
-            raise _fail(f"cannot read {case_file}: {exc.strerror}") from None
+    data = sys.stdin.buffer.read() if case_file == "-" else _read(case_file)
     out = sys.stdout.buffer
     bad = failed = 0
     buffer: list[bytes] = []
@@ -132,6 +127,46 @@ def lint(
     sys.stdout.write(report_json(report) if fmt is Format.json else report_text(report))
     if strict and report.findings:
         raise typer.Exit(1)
+
+
+@app.command("import")
+def import_cases(
+    case_file: Annotated[
+        str,
+        typer.Argument(
+            metavar="CASES",
+            help="Cases in the contract's format (a case, an array, JSON Lines, or -).",
+        ),
+    ],
+    db: Annotated[
+        str | None,
+        typer.Option(help="Database URL or SQLite path (default: TIER2_DB, else ./tier2.db)."),
+    ] = None,
+) -> None:
+    """File escalations into the embedded local help desk (tickets, handoff log, CRM)."""
+    data = sys.stdin.buffer.read() if case_file == "-" else _read(case_file)
+    good, bad = [], 0
+    for item in read_models(data, jsonl=case_file.endswith(".jsonl")):
+        if isinstance(item, CaseError):
+            bad += 1
+            sys.stderr.write("".join(line + "\n" for line in item.lines()))
+        else:
+            good.append(item)
+    url = database_url(db)
+    upgrade(url)
+    engine = make_engine(url)
+    filed = LocalHelpDesk(engine).import_cases(good)
+    engine.dispose()
+    sys.stdout.write(f"filed {filed} escalation(s) in {make_url(url).render_as_string()}\n")
+    if bad:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise _fail(f"cannot read {path}: {exc.strerror}") from None
 
 
 db_app = typer.Typer(help="The case store: SQLite by default (TIER2_DB), or any SQLAlchemy URL.")

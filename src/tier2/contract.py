@@ -240,14 +240,14 @@ def _label(raw: Any, position: str) -> str:
     return position
 
 
-def parse_case(raw: Any, position: str) -> m.Case | CaseError:
+def parse_model(raw: Any, position: str) -> CaseIn | CaseError:
     """Validate one decoded JSON value as a case; never raises on bad input."""
     if not isinstance(raw, dict):
         return CaseError(
             position, (("(case)", f"must be a JSON object, got {type(raw).__name__}"),)
         )
     try:
-        return CaseIn.model_validate(raw).to_core()
+        return CaseIn.model_validate(raw)
     except ValidationError as exc:
         problems = tuple(
             (_path(tuple(e["loc"])), _problem(e)) for e in exc.errors(include_url=False)
@@ -255,8 +255,20 @@ def parse_case(raw: Any, position: str) -> m.Case | CaseError:
         return CaseError(_label(raw, position), problems)
 
 
+def parse_case(raw: Any, position: str) -> m.Case | CaseError:
+    """Validate one decoded JSON value as a case for the core; never raises on bad input."""
+    parsed = parse_model(raw, position)
+    return parsed if isinstance(parsed, CaseError) else parsed.to_core()
+
+
 def read_cases(text: str | bytes, jsonl: bool = False) -> Iterator[m.Case | CaseError]:
     """Cases from one object, a JSON array, or JSON Lines; each good or a CaseError, in order."""
+    for item in read_models(text, jsonl):
+        yield item if isinstance(item, CaseError) else item.to_core()
+
+
+def read_models(text: str | bytes, jsonl: bool = False) -> Iterator[CaseIn | CaseError]:
+    """As read_cases, but the validated contract models (what the store files)."""
     data = text.encode() if isinstance(text, str) else text
     if not jsonl:
         stripped = data.strip()
@@ -273,9 +285,9 @@ def read_cases(text: str | bytes, jsonl: bool = False) -> Iterator[m.Case | Case
         else:
             if isinstance(whole, list):
                 for i, raw in enumerate(whole):
-                    yield parse_case(raw, f"item {i + 1}")
+                    yield parse_model(raw, f"item {i + 1}")
                 return
-            yield parse_case(whole, "item 1")
+            yield parse_model(whole, "item 1")
             return
     for n, line in enumerate(data.splitlines(), start=1):
         if not line.strip():
@@ -285,7 +297,7 @@ def read_cases(text: str | bytes, jsonl: bool = False) -> Iterator[m.Case | Case
         except orjson.JSONDecodeError as exc:
             yield CaseError(f"line {n}", (("(line)", f"not valid JSON: {exc}"),))
             continue
-        yield parse_case(raw, f"line {n}")
+        yield parse_model(raw, f"line {n}")
 
 
 # --------------------------------------------------------------------------- output

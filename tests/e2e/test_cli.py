@@ -11,6 +11,8 @@ import orjson
 import pytest
 
 from tests.conftest import SAAS_BASE, patched
+from tier2.helpdesk.local import LocalHelpDesk
+from tier2.store.db import database_url, head_revision, make_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -165,7 +167,7 @@ def test_db_upgrade_creates_the_store(tmp_path: Path) -> None:
             check=False,
         )
         assert r.returncode == 0, r.stderr
-        assert r.stdout.decode().endswith("schema at 0001\n")
+        assert r.stdout.decode().endswith(f"schema at {head_revision(database_url(str(db)))}\n")
     assert db.exists()
 
 
@@ -176,3 +178,22 @@ def test_db_upgrade_unreachable_database_is_one_clear_line() -> None:
     assert r.returncode == 2 and len(err.splitlines()) == 1
     assert "cannot upgrade postgresql+psycopg://someone:***@127.0.0.1:1/none" in err
     assert "secret" not in err and "Traceback" not in err
+
+
+def test_import_files_good_cases_and_names_bad_ones(tmp_path: Path) -> None:
+    """tier2 import files the good escalations of a batch and reports each bad one (exit 2)."""
+    db = tmp_path / "desk.db"
+    cases = [
+        patched(SAAS_BASE, {"case_id": "NW-1", "ticket.id": "1"}),
+        patched(SAAS_BASE, {"case_id": "NW-2", "ticket.id": "2", "ticket.category": "nope"}),
+        patched(SAAS_BASE, {"case_id": "NW-3", "ticket.id": "3"}),
+    ]
+    path = tmp_path / "cases.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(c) for c in cases))
+    r = tier2("import", str(path), "--db", str(db))
+    assert r.returncode == 2
+    assert r.stdout.decode().startswith("filed 2 escalation(s)")
+    assert r.stderr.decode().startswith("case NW-2 (line 2): ticket.category:")
+    engine = make_engine(database_url(str(db)))
+    assert sorted(LocalHelpDesk(engine).escalations()) == ["1", "3"]
+    engine.dispose()

@@ -140,6 +140,8 @@ class Handoff(Base):
     customer_expectation: Mapped[str | None] = mapped_column(Text)
     request: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     sentiment: Mapped[str | None] = mapped_column(String(16))
+    received_at: Mapped[datetime | None]  # when tier-2 received this escalation
+    case_ref: Mapped[str | None] = mapped_column(String(64))  # the case id it carries, if any
 
 
 # --------------------------------------------------------------------------- the CRM
@@ -148,7 +150,9 @@ class Handoff(Base):
 class Customer(Base):
     __tablename__ = "customers"
 
+    # The key: the CRM's id, or "~<ticket id>" for a customer tier-1 could not identify.
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    given_id: Mapped[str | None] = mapped_column(String(64))  # the id exactly as given
     name: Mapped[str | None] = mapped_column(String(200))
     company: Mapped[str | None] = mapped_column(String(200))
     segment: Mapped[str | None] = mapped_column(String(32))

@@ -1,0 +1,1 @@
+"""Help-desk connectors: the port (base) and its adapters (local store; RT and Zendesk next)."""
