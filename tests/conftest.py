@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from tier2.contract import CaseError, decision_to_dict, parse_case
 from tier2.core import decide
@@ -135,3 +142,47 @@ def decide_saas(saas: Library) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
 @pytest.fixture
 def decide_ecommerce(ecommerce: Library) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
     return lambda patch: run(patched(ECOMMERCE_BASE, patch), ecommerce)
+
+
+# --------------------------------------------------------------------------- store backends
+# Store tests run on both backends: an SQLite file, and a real PostgreSQL server.
+# PostgreSQL comes from TIER2_TEST_POSTGRES_URL (`make test` and `.ci/run` set it with
+# scripts/test-postgres.sh). Without it the PostgreSQL cases are skipped on a developer's
+# machine and fail under CI=true, so CI can never pass without them.
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database of each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tier2.db'}"
+        return
+    base = os.environ.get("TIER2_TEST_POSTGRES_URL")
+    if not base:
+        if os.environ.get("CI") == "true":
+            pytest.fail("TIER2_TEST_POSTGRES_URL is not set: .ci/run must start PostgreSQL")
+        pytest.skip("no PostgreSQL: run scripts/test-postgres.sh or `make test`")
+    name = f"tier2_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    _admin(admin, f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        _admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def _admin(engine: Any, statement: str) -> None:
+    """Run a CREATE/DROP DATABASE, retrying while PostgreSQL says the template or database
+    is still in use by another session (it is, briefly, after a killed client)."""
+    for attempt in range(10):
+        try:
+            with engine.connect() as conn:
+                conn.execute(text(statement))
+            return
+        except OperationalError as exc:
+            if "being accessed by other users" not in str(exc) or attempt == 9:
+                raise
+            time.sleep(0.5)

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import orjson
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from tier2.contract import CaseError, decision_json, decision_text, read_cases, read_models
 from tier2.core import decide as decide_case
 from tier2.helpdesk.local import LocalHelpDesk
 from tier2.lint import lint_library, report_json, report_text
 from tier2.loader import LibraryError, load_library
+from tier2.runner import Runner, RunStats
+from tier2.store import audit
 from tier2.store.db import current_revision, database_url, make_engine, upgrade
+from tier2.store.show import show_case
 
 app = typer.Typer(
     name="tier2",
@@ -191,6 +200,118 @@ def db_upgrade(
     engine = make_engine(url)
     sys.stdout.write(f"{make_url(url).render_as_string()}: schema at {current_revision(engine)}\n")
     engine.dispose()
+
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(help="Database URL or SQLite path (default: TIER2_DB, else ./tier2.db)."),
+]
+
+
+def _engine(db: str | None) -> Engine:
+    url = database_url(db)
+    try:
+        upgrade(url)
+    except Exception as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        raise _fail(f"cannot open {make_url(url).render_as_string()}: {reason}") from None
+    return make_engine(url)
+
+
+@app.command()
+def run(
+    once: Annotated[bool, typer.Option("--once", help="Drain the queue and exit.")] = False,
+    library: Annotated[
+        str, typer.Option("--library", "-l", help="Built-in library or folder.")
+    ] = "saas",
+    db: DbOption = None,
+    poll: Annotated[float, typer.Option(help="Seconds between passes without --once.")] = 5.0,
+) -> None:
+    """Own the escalated cases: decide, act, write back, move the ticket, audit every step."""
+    try:
+        lib = load_library(library)
+    except LibraryError as exc:
+        raise _fail(str(exc)) from None
+    engine = _engine(db)
+    runner = Runner(engine, lib, LocalHelpDesk(engine), clock=lambda: datetime.now(UTC))
+    while True:
+        stats = _run_pass(runner)
+        if once:
+            break
+        time.sleep(poll)
+    engine.dispose()
+    if stats.failed:
+        raise typer.Exit(EXIT_NOT_DECIDED)
+
+
+def _run_pass(runner: Runner) -> RunStats:
+    """One pass: a progress bar on a terminal, one JSON log line per case otherwise."""
+    if sys.stderr.isatty():
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        ) as progress:
+            task = progress.add_task("cases", total=None)
+            stats = runner.run_once(lambda _cid, _s: progress.advance(task))
+    else:
+
+        def log(case_id: str, s: RunStats) -> None:
+            line = {
+                "event": "case",
+                "case_id": case_id,
+                "finished": s.finished,
+                "failed": len(s.failed),
+            }
+            sys.stderr.write(orjson.dumps(line).decode() + "\n")
+
+        stats = runner.run_once(log)
+    for case_id, problem in stats.failed:
+        sys.stderr.write(f"case {case_id}: not finished: {problem}\n")
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(stats.outcomes.items())) or "none"
+    sys.stdout.write(
+        f"received {stats.received}, reopened {stats.reopened}, finished {stats.finished} "
+        f"({outcomes}), failed {len(stats.failed)}\n"
+    )
+    return stats
+
+
+audit_app = typer.Typer(help="The tamper-evident audit log.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(db: DbOption = None) -> None:
+    """Check the hash chain; name the first entry that breaks it (exit 1)."""
+    engine = _engine(db)
+    with Session(engine) as session:
+        verdict = audit.verify(session)
+    engine.dispose()
+    if verdict.intact:
+        sys.stdout.write(f"audit log intact: {verdict.entries} entries\n")
+        return
+    sys.stdout.write(f"audit log broken at entry {verdict.broken_at}: {verdict.problem}\n")
+    raise typer.Exit(1)
+
+
+case_app = typer.Typer(help="Cases in the store.")
+app.add_typer(case_app, name="case")
+
+
+@case_app.command("show")
+def case_show(
+    case_id: Annotated[str, typer.Argument(help="The case id.")], db: DbOption = None
+) -> None:
+    """Print a case's whole path: every audit entry, decision (with its stages), action, note."""
+    engine = _engine(db)
+    with Session(engine) as session:
+        text = show_case(session, case_id)
+    engine.dispose()
+    if text is None:
+        raise _fail(f"no case {case_id!r} in the store")
+    sys.stdout.write(text)
 
 
 def main() -> None:

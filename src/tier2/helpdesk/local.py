@@ -231,3 +231,89 @@ def _history(session: Session, customer_id: str) -> list[dict[str, Any]]:
         )
         for e in entries
     ]
+
+
+# --------------------------------------------------------------------------- writing back
+# These work inside the caller's transaction: in the local help desk, what tier2 records
+# and what the help desk does commit together, so a crash leaves neither or both.
+
+TAKEN = "with_tier2"
+
+
+def take(session: Session, ticket_id: str, at: datetime) -> None:
+    """Tier-2 has the ticket: it leaves the escalation queue."""
+    ticket = session.get(m.Ticket, ticket_id)
+    if ticket is not None and ticket.status == ESCALATED:
+        ticket.status, ticket.updated_at = TAKEN, at
+
+
+def carry_out(
+    session: Session,
+    *,
+    ticket_id: str,
+    key: str,
+    type: str,
+    amount: float | None,
+    currency: str | None,
+    at: datetime,
+) -> int:
+    """Carry out an action once: asked again with the same key, it returns the first entry."""
+    existing = session.scalar(select(m.LedgerEntry.id).where(m.LedgerEntry.idempotency_key == key))
+    if existing is not None:
+        return existing
+    entry = m.LedgerEntry(
+        idempotency_key=key, ticket_id=ticket_id, type=type, amount=amount, currency=currency, at=at
+    )
+    session.add(entry)
+    session.flush()
+    return entry.id
+
+
+def write_note(
+    session: Session, *, ticket_id: str, case_id: str, key: str, kind: str, body: str, at: datetime
+) -> bool:
+    """Add an internal message to the ticket once per key; False when it was written before."""
+    if session.scalar(select(m.Note.id).where(m.Note.idempotency_key == key)) is not None:
+        return False
+    seq = session.scalar(
+        select(func.max(m.TicketMessage.seq)).where(m.TicketMessage.ticket_id == ticket_id)
+    )
+    session.add(
+        m.TicketMessage(
+            ticket_id=ticket_id,
+            seq=(seq if seq is not None else -1) + 1,
+            sender="tier2",
+            at=at,
+            body=body,
+            internal=True,
+        )
+    )
+    session.add(
+        m.Note(
+            case_id=case_id,
+            ticket_id=ticket_id,
+            idempotency_key=key,
+            kind=kind,
+            body=body,
+            written_at=at,
+        )
+    )
+    session.flush()
+    return True
+
+
+def move(
+    session: Session,
+    ticket_id: str,
+    *,
+    status: str,
+    group: str | None,
+    tags: Sequence[str],
+    at: datetime,
+) -> None:
+    """Set the ticket's status and assignee group; add tags."""
+    ticket = session.get(m.Ticket, ticket_id)
+    if ticket is None:
+        raise KeyError(ticket_id)
+    ticket.status, ticket.assignee_group, ticket.updated_at = status, group, at
+    ticket.tags = [*ticket.tags, *(t for t in tags if t not in ticket.tags)]

@@ -2,6 +2,7 @@
 
 Three sources tier2 reads, in the embedded local help desk:
   tickets + ticket_messages  the help desk's tickets and their threads
+  ledger                     what the help desk carried out for tier2 (refunds, credits, ...)
   handoffs                   the support-agent handoff log (one entry per tier-1 handoff;
                              several per ticket when it bounces)
   customers + customer_flags + crm_history   the CRM
@@ -142,6 +143,23 @@ class Handoff(Base):
     sentiment: Mapped[str | None] = mapped_column(String(16))
     received_at: Mapped[datetime | None]  # when tier-2 received this escalation
     case_ref: Mapped[str | None] = mapped_column(String(64))  # the case id it carries, if any
+
+
+class LedgerEntry(Base):
+    """What the local help desk carried out for tier2 (refunds, credits, reships, ...).
+
+    The idempotency key is unique: an action asked for twice is carried out once.
+    """
+
+    __tablename__ = "ledger"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[float | None] = mapped_column(Float)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    at: Mapped[datetime]
 
 
 # --------------------------------------------------------------------------- the CRM
