@@ -99,6 +99,21 @@ class Runner:
                     )
                     stats.received += 1
                 elif case.state in FINAL:
+                    earlier = [
+                        {
+                            "seq": d.seq,
+                            "decided_at": d.decided_at.isoformat(),
+                            "outcome": d.outcome,
+                            "escalate_to": d.escalate_to,
+                            "reasons": [r["code"] for r in d.body["reasons"]],
+                        }
+                        for d in session.scalars(
+                            select(m.Decision)
+                            .where(m.Decision.case_id == case_id)
+                            .order_by(m.Decision.seq)
+                        )
+                    ]
+                    payload["facts"] = {**payload.get("facts", {}), "earlier_decisions": earlier}
                     case.state, case.payload, case.updated_at = (
                         CaseState.REOPENED.value,
                         payload,

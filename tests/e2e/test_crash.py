@@ -19,7 +19,7 @@ from tier2.store import audit
 from tier2.store import models as m
 from tier2.store.db import make_engine
 
-CASES = 200
+CASES = 300
 KILLS = 50
 
 

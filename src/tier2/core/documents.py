@@ -13,7 +13,14 @@ from typing import Any
 
 from tier2.core.library import Library
 from tier2.core.model import Action, Case, Outcome, StageRecord
-from tier2.core.stages import Applied, Gathered, PolicyMatch, Received, Resolution
+from tier2.core.stages import (
+    Applied,
+    Gathered,
+    PolicyMatch,
+    Received,
+    Resolution,
+    earlier_decisions,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +191,7 @@ def document(
         "stages": [received.record, gathered.record, applied.record, resolution.record],
         "handoff_form": handoff_form,
         "base_guidance": resolution.guidance,
+        "earlier": earlier_decisions(case),
     }
     guidance = (
         library.templates.render("guidance.md", context).strip()

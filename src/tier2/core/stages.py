@@ -119,6 +119,12 @@ def _mentions(case: Case, terms: Mapping[str, tuple[str, ...]]) -> dict[str, lis
     return {name: [t for t in words if t.lower() in haystack] for name, words in terms.items()}
 
 
+def earlier_decisions(case: Case) -> list[Mapping[str, Any]]:
+    """tier2's earlier decisions on this case, when it was reopened (`facts.earlier_decisions`)."""
+    found = case.facts.get("earlier_decisions")
+    return [d for d in found if isinstance(d, Mapping)] if isinstance(found, list) else []
+
+
 def _customer_messages_after_agent(case: Case) -> int:
     agent_times = [m.at for m in case.ticket.messages if m.sender == "agent" and m.at is not None]
     if not agent_times:
@@ -267,6 +273,7 @@ def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
         "mentions": {name: bool(found) for name, found in mentions.items()},
         "customer_messages_after_agent": follow_ups,
         "hours_before_tier2": round(hours_before, 4),
+        "earlier_decisions": len(earlier_decisions(case)),
     }
     scope = Scope(
         _view(case, library, signals, now),

@@ -130,8 +130,14 @@ def test_a_case_escalated_again_is_reopened_and_decided_again(database_url: str)
     with Session(engine) as session:
         case = session.get(m.Case, case_id)
         assert case is not None and case.escalations == 2
-        seqs = session.scalars(select(m.Decision.seq).where(m.Decision.case_id == case_id)).all()
-        assert sorted(seqs) == [1, 2]
+        decisions = session.scalars(
+            select(m.Decision).where(m.Decision.case_id == case_id).order_by(m.Decision.seq)
+        ).all()
+        assert [d.seq for d in decisions] == [1, 2]
+        earlier = case.payload["facts"]["earlier_decisions"]
+        assert [d["seq"] for d in earlier] == [1] and earlier[0]["outcome"] == decisions[0].outcome
+        assert "**Escalated again:** this case was decided before" in decisions[1].body["note"]
+        assert decisions[1].body["stages"][1]["found"]["earlier_decisions"] == 1
         text = show_case(session, case_id)
     assert text is not None and "reopened" in text and "Decision 2" in text
     engine.dispose()
