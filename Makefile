@@ -13,12 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	@for lib in saas ecommerce; do \
-	  echo "=== library $$lib: examples/$$lib/cases.jsonl ==="; \
-	  $(BIN)/tier2 decide examples/$$lib/cases.jsonl --library $$lib --format text || exit $$?; \
-	done
-	@echo "=== tier2 lint saas ==="; $(BIN)/tier2 lint saas
-	@echo "=== tier2 lint ecommerce ==="; $(BIN)/tier2 lint ecommerce
+	$(BIN)/tier2 demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

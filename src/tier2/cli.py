@@ -6,6 +6,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -13,12 +14,14 @@ import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from tier2.contract import CaseError, decision_json, decision_text, read_cases, read_models
 from tier2.core import decide as decide_case
+from tier2.demo import COMPANIES, CompanySummary, run_company
 from tier2.helpdesk.local import LocalHelpDesk
 from tier2.lint import lint_library, report_json, report_text
 from tier2.loader import LibraryError, load_library
@@ -312,6 +315,74 @@ def case_show(
     if text is None:
         raise _fail(f"no case {case_id!r} in the store")
     sys.stdout.write(text)
+
+
+@app.command()
+def demo(
+    folder: Annotated[
+        Path, typer.Option("--dir", help="Where the demo's stores go (replaced).")
+    ] = Path("tier2-demo"),
+    seed: Annotated[int, typer.Option(help="Seed of the generated month.")] = 1,
+) -> None:
+    """A month of escalations for Northwind Cloud and Harbor & Pine, owned by tier2."""
+    folder.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    summaries = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not sys.stderr.isatty(),
+    ) as progress:
+        for company, library_name, n in COMPANIES:
+            task = progress.add_task(f"{company}: March 2026, hour by hour", total=31 * 24 + 1)
+            summaries.append(
+                run_company(
+                    folder,
+                    company,
+                    library_name,
+                    n=n,
+                    seed=seed,
+                    on_hour=partial(progress.advance, task),
+                )
+            )
+    for s in summaries:
+        console.print(demo_table(s))
+    console.print(
+        f"Stores: {', '.join(str(folder / (s.library + '.db')) for s in summaries)} "
+        f"(try: tier2 audit verify --db {folder / 'saas.db'})"
+    )
+
+
+def demo_table(s: CompanySummary) -> Table:
+    table = Table(
+        title=f"{s.company} ({s.library}): {s.cases} tier-2 cases, March 2026", show_header=False
+    )
+    table.add_column("what", style="bold")
+    table.add_column("figures")
+
+    def pct(k: int) -> str:
+        return f"{k / s.cases:.0%}" if s.cases else "0%"
+
+    table.add_row("outcomes", ", ".join(f"{k} {v} ({pct(v)})" for k, v in s.outcomes.most_common()))
+    table.add_row("decided by", ", ".join(f"{k} {v}" for k, v in s.first_reasons.most_common()))
+    table.add_row(
+        "escalated to", ", ".join(f"{k} {v}" for k, v in s.targets.most_common()) or "none"
+    )
+    table.add_row(
+        "actions carried out", ", ".join(f"{k} {v}" for k, v in s.actions.most_common()) or "none"
+    )
+    table.add_row(
+        "money granted", ", ".join(f"{k} {v:,.2f}" for k, v in sorted(s.money.items())) or "none"
+    )
+    table.add_row(
+        "tier-2 cycle time",
+        f"median {s.percentile(50):.0f} min, 90th percentile {s.percentile(90):.0f} min "
+        "(from tier-1's escalation to tier2's outcome)",
+    )
+    return table
 
 
 def main() -> None:

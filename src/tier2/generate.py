@@ -134,7 +134,7 @@ class CaseGenerator:
         amount = self._amount(rng, request_type)
         name = rng.choice(NAMES)
         n = i + 1
-        ticket_id = str(100000 + n)
+        ticket_id = f"{self.prefix}{100000 + n}"  # unique across companies
         messages = [
             {"from": "customer", "at": _iso(created), "body": self._opening(rng, category)},
         ]
@@ -262,7 +262,7 @@ class CaseGenerator:
                 note = f"{flag.replace('_', ' ')} noted by account team"
                 flags.append({"type": flag, "note": note, "resolved": rng.random() < 0.3})
         customer: dict[str, Any] = {
-            "id": "" if rng.random() < (0.1 if ex else 0.01) else f"C-{10000 + n}",
+            "id": "" if rng.random() < (0.1 if ex else 0.01) else f"{self.prefix}-C{10000 + n}",
             "name": name,
             "company": None
             if segment == "consumer"
