@@ -247,16 +247,22 @@ def run(
         raise typer.Exit(EXIT_NOT_DECIDED)
 
 
+def _progress() -> Progress:
+    """A progress bar on standard error, shown only on a terminal."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not sys.stderr.isatty(),
+    )
+
+
 def _run_pass(runner: Runner) -> RunStats:
     """One pass: a progress bar on a terminal, one JSON log line per case otherwise."""
     if sys.stderr.isatty():
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=Console(stderr=True),
-        ) as progress:
+        with _progress() as progress:
             task = progress.add_task("cases", total=None)
             stats = runner.run_once(lambda _cid, _s: progress.advance(task))
     else:
@@ -328,14 +334,7 @@ def demo(
     folder.mkdir(parents=True, exist_ok=True)
     console = Console()
     summaries = []
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not sys.stderr.isatty(),
-    ) as progress:
+    with _progress() as progress:
         for company, library_name, n in COMPANIES:
             task = progress.add_task(f"{company}: March 2026, hour by hour", total=31 * 24 + 1)
             summaries.append(
