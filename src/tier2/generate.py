@@ -11,7 +11,7 @@ The same seed gives the same cases.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -82,12 +82,6 @@ class CaseGenerator:
         for category, steps in library.handoff.required_steps.items():
             if steps:
                 self.step_names[category] = steps[0]
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        i = 0
-        while True:
-            yield self.case(i)
-            i += 1
 
     def cases(self, n: int) -> list[dict[str, Any]]:
         return [self.case(i) for i in range(n)]

@@ -28,7 +28,6 @@ from tier2.core.expressions import (
     ExpressionError,
     compile_expression,
     field_paths,
-    path_tree,
 )
 from tier2.core.library import (
     ActionSpec,
@@ -433,7 +432,7 @@ def load_library(name_or_path: str) -> Library:
     sources = [e.source for e in library.expressions]
     library = replace(
         library,
-        view_paths=path_tree(p for source in sources for p in field_paths(source)),
+        view_names=frozenset(p.split(".")[0] for source in sources for p in field_paths(source)),
         uses_functions=any("math." in source for source in sources),
     )
     if (folder / "templates").is_dir():

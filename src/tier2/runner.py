@@ -30,6 +30,7 @@ from tier2.contract import CaseError, decision_to_dict, parse_case
 from tier2.core import decide
 from tier2.core.library import Library
 from tier2.helpdesk import local
+from tier2.helpdesk.base import HelpDesk
 from tier2.store import audit
 from tier2.store import models as m
 from tier2.store.models import CaseState
@@ -43,6 +44,14 @@ FINAL_OF = {
     "return_to_tier1": CaseState.RETURNED.value,
     "escalate": CaseState.ESCALATED.value,
 }
+
+
+def _enter(
+    session: Session, case: m.Case, state: str, now: datetime, *, event: str, data: dict[str, Any]
+) -> None:
+    """Move a case to a state and record it in the audit log, in the same transaction."""
+    case.state, case.updated_at = state, now
+    audit.append(session, at=now, case_id=case.id, event=event, data=data)
 
 
 @dataclass
@@ -59,7 +68,7 @@ class Runner:
         self,
         engine: Engine,
         library: Library,
-        desk: local.LocalHelpDesk,
+        desk: HelpDesk,
         clock: Callable[[], datetime],
     ) -> None:
         self.engine = engine
@@ -213,11 +222,11 @@ class Runner:
                             currency=action.currency,
                         )
                     )
-            case.state, case.updated_at = CaseState.DECIDED.value, now
-            audit.append(
+            _enter(
                 session,
-                at=now,
-                case_id=case_id,
+                case,
+                CaseState.DECIDED.value,
+                now,
                 event="decided",
                 data={
                     "seq": seq,
@@ -276,8 +285,7 @@ class Runner:
             case = session.get(m.Case, case_id, with_for_update=True)
             assert case is not None
             if case.state == CaseState.DECIDED.value:
-                case.state, case.updated_at = CaseState.ACTED.value, now
-                audit.append(session, at=now, case_id=case_id, event="acted", data={})
+                _enter(session, case, CaseState.ACTED.value, now, event="acted", data={})
 
     def _document(self, case_id: str) -> None:
         now = self.clock()
@@ -319,11 +327,11 @@ class Runner:
                 tags=[f"tier2:{body['outcome']}"],
                 at=now,
             )
-            case.state, case.updated_at = CaseState.DOCUMENTED.value, now
-            audit.append(
+            _enter(
                 session,
-                at=now,
-                case_id=case_id,
+                case,
+                CaseState.DOCUMENTED.value,
+                now,
                 event="documented",
                 data={"written": written, "ticket_status": status, "group": group},
             )
@@ -336,10 +344,8 @@ class Runner:
             if case.state != CaseState.DOCUMENTED.value:
                 return None
             outcome = self._latest(session, case_id).outcome
-            case.state, case.updated_at = FINAL_OF[outcome], now
-            audit.append(
-                session, at=now, case_id=case_id, event=case.state, data={"outcome": outcome}
-            )
+            final = FINAL_OF[outcome]
+            _enter(session, case, final, now, event=final, data={"outcome": outcome})
             return outcome
 
     # ------------------------------------------------------------------ a pass

@@ -104,7 +104,6 @@ def prune(value: Any, paths: Mapping[str, Any] | None) -> Any:
 class Expression:
     source: str
     program: Any
-    variables: frozenset[str]
     paths: tuple[tuple[str, ...], ...] = ()  # the field paths it reads, split
     tree: Mapping[str, Any] = field(default_factory=dict)  # the same paths as a tree
     # Results by the values at `paths`: CEL is pure, so equal inputs give equal results.
@@ -119,13 +118,10 @@ def compile_expression(source: str) -> Expression:
         program = cel.compile(source)
     except Exception as exc:
         raise ExpressionError(_first_line(str(exc))) from None
-    # cel reports names it does not know as variables; "math" means the math extension.
-    variables = frozenset(v for v in program.variables() if v != "math")
     paths = sorted(field_paths(source))
     return Expression(
         source=source,
         program=program,
-        variables=variables,
         paths=tuple(tuple(p.split(".")) for p in paths),
         tree=path_tree(paths),
     )

@@ -179,9 +179,8 @@ class Library:
     plan: Mapping[str, str]  # declared customer.plan fields -> type
     templates: Templates
     currency: str | None = None
-    # The field paths the expressions read, as a tree (None: the whole subtree), set by the
-    # loader: the CEL view is built from these only, since each value crossing into CEL costs.
-    view_paths: Mapping[str, Any] | None = None
+    # The top-level names the expressions read (set by the loader): the view has only these.
+    view_names: frozenset[str] | None = None
     uses_functions: bool = True  # whether any expression calls an extension (math.*)
     memoize: bool = True  # remember each clause's result by the values it reads
 
@@ -195,11 +194,3 @@ class Library:
             out.extend(p.unless)
             out.extend(a.amount for a in p.actions if a.amount is not None)
         return tuple(out)
-
-    @property
-    def variables(self) -> frozenset[str]:
-        """The top-level names any expression of the library reads."""
-        names: set[str] = set()
-        for e in self.expressions:
-            names |= e.variables
-        return frozenset(names)

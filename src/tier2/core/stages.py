@@ -151,7 +151,7 @@ def _view(
     t, h, c = case.ticket, case.handoff, case.customer
     r = h.request
     view: dict[str, Any] = {}
-    for name in library.view_paths or _VIEW_NAMES:
+    for name in library.view_names or _VIEW_NAMES:
         if name == "case":
             value: Any = {"id": case.case_id}
         elif name == "received_at":

@@ -274,7 +274,7 @@ def test_memoized_clauses_decide_like_direct_evaluation(
 ) -> None:
     """Evaluating clauses on only the fields they read, remembered by value, changes no decision."""
     library = LIBRARIES[name]
-    full = dataclasses.replace(library, view_paths=None, memoize=False)
+    full = dataclasses.replace(library, view_names=None, memoize=False)
     raw = CaseGenerator(library, seed, exhaustive=exhaustive).case(seed % 97)
     assert decided(raw, library) == decided(raw, full)
 
@@ -284,5 +284,5 @@ def test_memoized_clauses_decide_like_direct_evaluation(
 def test_memoized_clauses_agree_on_arbitrary_cases(raw: dict[str, Any], name: str) -> None:
     """On arbitrary cases too, remembered clause results equal direct evaluation on the full view."""
     library = LIBRARIES[name]
-    full = dataclasses.replace(library, view_paths=None, memoize=False)
+    full = dataclasses.replace(library, view_names=None, memoize=False)
     assert decided(raw, library) == decided(raw, full)
