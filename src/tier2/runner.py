@@ -1,36 +1,37 @@
 """`tier2 run`: own escalated cases from arrival to a closed, documented outcome.
 
-Each case moves through its states in small transactions, each idempotent:
+Cases move through their states in batches (up to `batch` cases per transaction), each
+step idempotent:
 
   intake      the case row (its id from the escalation) + audit "received"; the ticket is taken
-  decide      the decision + audit "decided"                              received -> decided
-  act         per action: the help desk's ledger entry (idempotency key) + done + audit
-                                                                           decided -> acted
+  decide      the decision + its actions (pending) + audit "decided"      received -> decided
+  act         each action carried out by the help desk under its idempotency key, marked
+              done + audit                                                 decided -> acted
   document    the note (and reply draft / tier-1 guidance) on the ticket, the ticket moved,
               + audit "documented"                                         acted -> documented
   finish      the final state + audit               documented -> closed | returned | escalated
 
-A kill at any point leaves the last committed state; the next run picks the case up there.
+A kill at any point leaves the last committed state; the next run picks each case up there.
 A decision is only stored when its transaction commits, so a case is never decided twice;
-an action is only carried out with its ledger entry, keyed, so never twice.
+an action is only carried out under its key, so never twice. When a batch fails as a whole
+its cases are taken one by one, so one bad case cannot hold up the others.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from tier2.contract import CaseError, decision_to_dict, parse_case
-from tier2.core import decide
+from tier2._batch import batched
 from tier2.core.library import Library
-from tier2.helpdesk import local
-from tier2.helpdesk.base import HelpDesk
+from tier2.deciding import Decided, Decider, InProcess, decide_payloads
+from tier2.helpdesk.base import ActionOrder, HelpDesk, NoteOrder, TicketMove
 from tier2.store import audit
 from tier2.store import models as m
 from tier2.store.models import CaseState
@@ -39,6 +40,12 @@ FINAL = {CaseState.CLOSED.value, CaseState.RETURNED.value, CaseState.ESCALATED.v
 OPEN_STATES = [
     s.value for s in CaseState if s.value not in FINAL
 ]  # received, deciding, decided, acted, documented, reopened
+DECIDABLE = [CaseState.RECEIVED.value, CaseState.REOPENED.value, CaseState.DECIDING.value]
+TICKET_AFTER: dict[str, tuple[str, str | None]] = {
+    "resolve": ("resolved", None),
+    "return_to_tier1": ("open", "tier1"),
+    "escalate": ("open", None),  # to the escalation target's group
+}
 FINAL_OF = {
     "resolve": CaseState.CLOSED.value,
     "return_to_tier1": CaseState.RETURNED.value,
@@ -46,12 +53,7 @@ FINAL_OF = {
 }
 
 
-def _enter(
-    session: Session, case: m.Case, state: str, now: datetime, *, event: str, data: dict[str, Any]
-) -> None:
-    """Move a case to a state and record it in the audit log, in the same transaction."""
-    case.state, case.updated_at = state, now
-    audit.append(session, at=now, case_id=case.id, event=event, data=data)
+Progress = Callable[[int, int, "RunStats"], None]  # (cases just done, cases in the pass, stats)
 
 
 @dataclass
@@ -62,6 +64,45 @@ class RunStats:
     outcomes: Counter[str] = field(default_factory=Counter)
     failed: list[tuple[str, str]] = field(default_factory=list)
 
+    def fail(self, case_id: str, problem: str) -> None:
+        if all(case_id != c for c, _ in self.failed):
+            self.failed.append((case_id, problem))
+
+
+def _latest_decisions(session: Session, case_ids: Sequence[str], *columns: Any) -> dict[str, Any]:
+    """Each case's latest decision (the columns asked for), by case id."""
+    return {
+        row.case_id: row
+        for row in session.execute(
+            select(m.Decision.case_id, *columns)
+            .where(m.Decision.case_id.in_(case_ids))
+            .order_by(m.Decision.seq)
+        )
+    }
+
+
+class Ahead:
+    """A batch being decided ahead, in worker processes, while the store works on another.
+
+    Its decisions are used only for cases unchanged since they were read (same state time).
+    """
+
+    def __init__(self, stamps: dict[str, datetime], now: datetime, wait: Callable[[], Decided]):
+        self.stamps, self.now, self._wait = stamps, now, wait
+        self._decided: Decided | None = None
+
+    def usable(self, cases: Sequence[Any]) -> dict[str, tuple[datetime, dict[str, Any] | str]]:
+        if self._decided is None:
+            try:
+                self._decided = self._wait()
+            except Exception:  # a worker died: the cases are decided in this process
+                self._decided = {}
+        return {
+            c.id: (self.now, self._decided[c.id])
+            for c in cases
+            if c.id in self._decided and self.stamps.get(c.id) == c.updated_at
+        }
+
 
 class Runner:
     def __init__(
@@ -70,76 +111,66 @@ class Runner:
         library: Library,
         desk: HelpDesk,
         clock: Callable[[], datetime],
+        *,
+        batch: int = 500,
+        decider: Decider | None = None,
     ) -> None:
         self.engine = engine
         self.library = library
         self.desk = desk
         self.clock = clock
+        self.batch = batch
+        self.decider = decider or InProcess(library)
+        # what _decide committed, so _document need not read the decision back
+        self._documents: dict[str, tuple[int, dict[str, Any]]] = {}
 
-    # ------------------------------------------------------------------ intake
+    # ------------------------------------------------------------------ a pass
 
-    def intake(self, stats: RunStats) -> None:
-        """Open a case for each escalated ticket; a ticket escalated again reopens its case."""
-        for ticket_id in self.desk.escalations():
-            payload = self.desk.read_case(ticket_id)
-            case_id = str(payload["case_id"])
-            now = self.clock()
-            with Session(self.engine) as session, session.begin():
-                case = session.get(m.Case, case_id)
-                if case is None:
-                    session.add(
-                        m.Case(
-                            id=case_id,
-                            ticket_id=ticket_id,
-                            state=CaseState.RECEIVED.value,
-                            received_at=datetime.fromisoformat(payload["received_at"]),
-                            payload=payload,
-                            library=f"{self.library.name} {self.library.version}",
-                            updated_at=now,
-                        )
-                    )
-                    session.flush()
-                    audit.append(
-                        session,
-                        at=now,
-                        case_id=case_id,
-                        event="received",
-                        data={"ticket": ticket_id},
-                    )
-                    stats.received += 1
-                elif case.state in FINAL:
-                    earlier = [
-                        {
-                            "seq": d.seq,
-                            "decided_at": d.decided_at.isoformat(),
-                            "outcome": d.outcome,
-                            "escalate_to": d.escalate_to,
-                            "reasons": [r["code"] for r in d.body["reasons"]],
-                        }
-                        for d in session.scalars(
-                            select(m.Decision)
-                            .where(m.Decision.case_id == case_id)
-                            .order_by(m.Decision.seq)
-                        )
-                    ]
-                    payload["facts"] = {**payload.get("facts", {}), "earlier_decisions": earlier}
-                    case.state, case.payload, case.updated_at = (
-                        CaseState.REOPENED.value,
-                        payload,
-                        now,
-                    )
-                    case.escalations += 1
-                    audit.append(
-                        session,
-                        at=now,
-                        case_id=case_id,
-                        event="reopened",
-                        data={"ticket": ticket_id, "escalation": case.escalations},
-                    )
-                    stats.reopened += 1
-                local.take(session, ticket_id, now)
+    def run_once(self, on_progress: Progress | None = None) -> RunStats:
+        """Take in every escalation, then advance every open case to its final state."""
+        stats = RunStats()
+        for tickets in batched(self.desk.escalations(), self.batch):
+            self.intake(tickets, stats)
+        pending = self.open_cases()
+        chunks = list(batched(pending, self.batch))
+        ahead = isinstance(self.decider, InProcess) is False
+        upcoming = self._ahead(chunks[0]) if ahead and chunks else None
+        for i, chunk in enumerate(chunks):
+            current = upcoming
+            upcoming = self._ahead(chunks[i + 1]) if ahead and i + 1 < len(chunks) else None
+            self._advance(chunk, stats, current)
+            if on_progress is not None:
+                on_progress(len(chunk), len(pending), stats)
+        return stats
 
-    # ------------------------------------------------------------------ the states
+    def _ahead(self, case_ids: Sequence[str]) -> Ahead:
+        """Start deciding a batch's decidable cases in the workers."""
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(m.Case.id, m.Case.updated_at, m.Case.payload).where(
+                    m.Case.id.in_(case_ids), m.Case.state.in_(DECIDABLE)
+                )
+            ).all()
+        now = self.clock()
+        wait = self.decider.start([(r.id, r.payload) for r in rows], now)
+        return Ahead({r.id: r.updated_at for r in rows}, now, wait)
+
+    def _advance(self, case_ids: Sequence[str], stats: RunStats, ahead: Ahead | None) -> None:
+        try:
+            self.advance(case_ids, stats, ahead)
+        except Exception as exc:  # one case's fault must not stop the others
+            if len(case_ids) == 1:
+                stats.fail(case_ids[0], f"{type(exc).__name__}: {exc}")
+            else:
+                for case_id in case_ids:
+                    self._advance([case_id], stats, ahead)
+
+    def advance(self, case_ids: Sequence[str], stats: RunStats, ahead: Ahead | None = None) -> None:
+        """Take these cases through every step still open for them."""
+        self._decide(case_ids, stats, ahead)
+        self._act(case_ids)
+        self._document(case_ids)
+        self._finish(case_ids, stats)
 
     def open_cases(self) -> list[str]:
         with Session(self.engine) as session:
@@ -151,214 +182,334 @@ class Runner:
                 )
             )
 
-    def advance(self, case_id: str, stats: RunStats) -> None:
-        """Take one case through every step still open for it."""
-        steps = {
-            CaseState.RECEIVED.value: self._decide,
-            CaseState.REOPENED.value: self._decide,
-            CaseState.DECIDING.value: self._decide,
-            CaseState.DECIDED.value: self._act,
-            CaseState.ACTED.value: self._document,
-            CaseState.DOCUMENTED.value: self._finish,
-        }
-        while True:
-            with Session(self.engine) as session:
-                state = session.scalar(select(m.Case.state).where(m.Case.id == case_id))
-            if state is None or state in FINAL:
-                return
-            outcome = steps[state](case_id)
-            if outcome is not None:
-                stats.finished += 1
-                stats.outcomes[outcome] += 1
-                return
+    def _cases(
+        self, session: Session, case_ids: Sequence[str], states: Sequence[str], *columns: Any
+    ) -> list[Any]:
+        """The cases among these in one of the states, locked for this transaction."""
+        return list(
+            session.execute(
+                select(m.Case.id, m.Case.ticket_id, *columns)
+                .where(m.Case.id.in_(case_ids), m.Case.state.in_(states))
+                .order_by(m.Case.id)
+                .with_for_update()
+            ).all()
+        )
 
-    def _latest(self, session: Session, case_id: str) -> m.Decision:
-        decision = session.scalars(
-            select(m.Decision)
-            .where(m.Decision.case_id == case_id)
-            .order_by(m.Decision.seq.desc())
-            .limit(1)
-        ).first()
-        if decision is None:
-            raise LookupError(f"case {case_id} has no decision")
-        return decision
+    @staticmethod
+    def _enter(
+        session: Session, chain: audit.Chain, moves: list[tuple[str, str, str, dict[str, Any]]],
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """Move cases to states, each recorded in the audit log, in the same transaction."""
+        if not moves:
+            return
+        by_state: dict[str, list[str]] = defaultdict(list)
+        for cid, state, _, _ in moves:
+            by_state[state].append(cid)
+        for state, ids in by_state.items():
+            session.execute(
+                update(m.table(m.Case))
+                .where(m.table(m.Case).c.id.in_(ids))
+                .values(state=state, updated_at=now)
+            )
+        for cid, _, event, data in moves:
+            chain.add(at=now, case_id=cid, event=event, data=data)
+        chain.flush()
 
-    def _decide(self, case_id: str) -> None:
+    # ------------------------------------------------------------------ intake
+
+    def intake(self, ticket_ids: Sequence[str], stats: RunStats) -> None:
+        """Open a case for each escalated ticket; a ticket escalated again reopens its case."""
+        payloads = self.desk.read_cases(ticket_ids)
         now = self.clock()
         with Session(self.engine) as session, session.begin():
-            case = session.get(m.Case, case_id, with_for_update=True)
-            assert case is not None
-            parsed = parse_case(case.payload, case_id)
-            if isinstance(parsed, CaseError):
-                raise ValueError("; ".join(parsed.lines()))
-            decision = decide(parsed, self.library, now)
-            body = decision_to_dict(decision)
-            seq = (
-                session.scalar(
-                    select(func.max(m.Decision.seq)).where(m.Decision.case_id == case_id)
+            ids = [str(p["case_id"]) for p in payloads]
+            known = {
+                c.id: c
+                for c in session.scalars(select(m.Case).where(m.Case.id.in_(ids)).with_for_update())
+            }
+            earlier: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            back = [cid for cid, c in known.items() if c.state in FINAL]
+            for d in session.scalars(
+                select(m.Decision).where(m.Decision.case_id.in_(back)).order_by(m.Decision.seq)
+            ):
+                earlier[d.case_id].append(
+                    {
+                        "seq": d.seq,
+                        "decided_at": d.decided_at.isoformat(),
+                        "outcome": d.outcome,
+                        "escalate_to": d.escalate_to,
+                        "reasons": [r["code"] for r in d.body["reasons"]],
+                    }
                 )
-                or 0
-            ) + 1
-            row = m.Decision(
-                case_id=case_id,
-                seq=seq,
-                decided_at=now,
-                outcome=body["outcome"],
-                escalate_to=body["escalate_to"],
-                library_digest=self.library.digest,
-                body=body,
-            )
-            session.add(row)
-            session.flush()
-            if decision.outcome.value == "resolve":  # escalations only recommend their actions
-                for i, action in enumerate(decision.actions):
-                    session.add(
-                        m.Action(
-                            case_id=case_id,
-                            decision_id=row.id,
-                            type=action.type,
-                            idempotency_key=f"{case_id}:{seq}:{i}:{action.type}",
-                            amount=action.amount,
-                            currency=action.currency,
-                        )
+            new: list[dict[str, Any]] = []
+            events: list[tuple[str, str, dict[str, Any]]] = []
+            seen: set[str] = set()
+            for payload in payloads:
+                case_id = str(payload["case_id"])
+                ticket_id = str(payload["ticket"]["id"])
+                if case_id in seen:  # the same case twice in one batch
+                    continue
+                seen.add(case_id)
+                case = known.get(case_id)
+                if case is None:
+                    new.append(
+                        {
+                            "id": case_id,
+                            "ticket_id": ticket_id,
+                            "state": CaseState.RECEIVED.value,
+                            "received_at": datetime.fromisoformat(payload["received_at"]),
+                            "payload": payload,
+                            "library": f"{self.library.name} {self.library.version}",
+                            "escalations": 1,
+                            "updated_at": now,
+                        }
                     )
-            _enter(
+                    events.append((case_id, "received", {"ticket": ticket_id}))
+                    stats.received += 1
+                elif case.state in FINAL:
+                    facts = {**payload.get("facts", {}), "earlier_decisions": earlier[case_id]}
+                    case.state, case.payload, case.updated_at = (
+                        CaseState.REOPENED.value,
+                        {**payload, "facts": facts},
+                        now,
+                    )
+                    case.escalations += 1
+                    events.append(
+                        (case_id, "reopened", {"ticket": ticket_id, "escalation": case.escalations})
+                    )
+                    stats.reopened += 1
+            if new:
+                session.execute(insert(m.table(m.Case)), new)
+            session.flush()
+            chain = audit.Chain(session)
+            for case_id, event, data in events:
+                chain.add(at=now, case_id=case_id, event=event, data=data)
+            chain.flush()
+            self.desk.take(session, [str(p["ticket"]["id"]) for p in payloads], now)
+
+    # ------------------------------------------------------------------ the steps
+
+    def _decide(self, case_ids: Sequence[str], stats: RunStats, ahead: Ahead | None) -> None:
+        with Session(self.engine) as session, session.begin():
+            cases = self._cases(session, case_ids, DECIDABLE, m.Case.updated_at)
+            if not cases:
+                return
+            ids = [c.id for c in cases]
+            seqs = dict(
+                session.execute(
+                    select(m.Decision.case_id, func.max(m.Decision.seq))
+                    .where(m.Decision.case_id.in_(ids))
+                    .group_by(m.Decision.case_id)
+                ).all()
+            )
+            ready = ahead.usable(cases) if ahead is not None else {}
+            rest = [cid for cid in ids if cid not in ready]
+            if rest:  # not decided ahead (or changed since): decide them here
+                now = self.clock()
+                payloads = session.execute(
+                    select(m.Case.id, m.Case.payload).where(m.Case.id.in_(rest))
+                ).all()
+                decided = decide_payloads(self.library, [(p.id, p.payload) for p in payloads], now)
+                ready.update((cid, (now, result)) for cid, result in decided.items())
+            rows = []
+            for cid in ids:
+                at, result = ready[cid]
+                if isinstance(result, str):  # the library failed on this case: it waits
+                    stats.fail(cid, result)
+                    continue
+                rows.append(
+                    {
+                        "case_id": cid,
+                        "seq": seqs.get(cid, 0) + 1,
+                        "decided_at": at,
+                        "outcome": result["outcome"],
+                        "escalate_to": result["escalate_to"],
+                        "library_digest": result["library"]["digest"],
+                        "body": result,
+                    }
+                )
+            if not rows:
+                return
+            now = self.clock()
+            self._documents.update(
+                (row["case_id"], (row["seq"], row["body"])) for row in rows
+            )  # used by _document once this commits (checked against the stored seq)
+            decisions = m.table(m.Decision)
+            session.execute(insert(decisions), rows)  # (RETURNING would go row by row on SQLite)
+            stored = {
+                (r.case_id, r.seq): r.id
+                for r in session.execute(
+                    select(decisions.c.case_id, decisions.c.seq, decisions.c.id).where(
+                        decisions.c.case_id.in_([row["case_id"] for row in rows])
+                    )
+                )
+            }
+            decision_ids = [stored[row["case_id"], row["seq"]] for row in rows]
+            actions = [
+                {
+                    "case_id": row["case_id"],
+                    "decision_id": decision_id,
+                    "type": action["type"],
+                    "idempotency_key": f"{row['case_id']}:{row['seq']}:{i}:{action['type']}",
+                    "amount": action.get("amount"),
+                    "currency": action.get("currency"),
+                    "status": "pending",
+                }
+                for row, decision_id in zip(rows, decision_ids, strict=True)
+                if row["outcome"] == "resolve"  # escalations only recommend their actions
+                for i, action in enumerate(row["body"]["actions"])
+            ]
+            if actions:
+                session.execute(insert(m.table(m.Action)), actions)
+            chain = audit.Chain(session)
+            self._enter(
                 session,
-                case,
-                CaseState.DECIDED.value,
+                chain,
+                [
+                    (
+                        row["case_id"],
+                        CaseState.DECIDED.value,
+                        "decided",
+                        {
+                            "seq": row["seq"],
+                            "outcome": row["outcome"],
+                            "escalate_to": row["escalate_to"],
+                            "reasons": [r["code"] for r in row["body"]["reasons"]],
+                            "policies": row["body"]["policies"],
+                            "library": row["body"]["library"],
+                        },
+                    )
+                    for row in rows
+                ],
                 now,
-                event="decided",
-                data={
-                    "seq": seq,
-                    "outcome": body["outcome"],
-                    "escalate_to": body["escalate_to"],
-                    "reasons": [r["code"] for r in body["reasons"]],
-                    "policies": body["policies"],
-                    "library": body["library"],
-                },
             )
 
-    def _act(self, case_id: str) -> None:
-        with Session(self.engine) as session:
-            decision = self._latest(session, case_id)
-            pending = list(
-                session.scalars(
-                    select(m.Action.id)
-                    .where(m.Action.decision_id == decision.id, m.Action.status == "pending")
-                    .order_by(m.Action.id)
-                )
-            )
-        for action_id in pending:
-            now = self.clock()
-            with Session(self.engine) as session, session.begin():
-                action = session.get(m.Action, action_id, with_for_update=True)
-                assert action is not None
-                if action.status != "pending":
-                    continue
-                case = session.get(m.Case, case_id)
-                assert case is not None
-                entry = local.carry_out(
-                    session,
-                    ticket_id=case.ticket_id,
-                    key=action.idempotency_key,
-                    type=action.type,
-                    amount=action.amount,
-                    currency=action.currency,
+    def _act(self, case_ids: Sequence[str]) -> None:
+        now = self.clock()
+        with Session(self.engine) as session, session.begin():
+            cases = self._cases(session, case_ids, [CaseState.DECIDED.value])
+            if not cases:
+                return
+            tickets = {c.id: c.ticket_id for c in cases}
+            pending = session.scalars(
+                select(m.Action)
+                .where(m.Action.case_id.in_(list(tickets)), m.Action.status == "pending")
+                .order_by(m.Action.id)
+            ).all()
+            orders = [
+                ActionOrder(tickets[a.case_id], a.idempotency_key, a.type, a.amount, a.currency)
+                for a in pending
+            ]
+            results = self.desk.carry_out(session, orders, now) if orders else []
+            chain = audit.Chain(session)
+            for action, result in zip(pending, results, strict=True):
+                action.status, action.executed_at, action.result = "done", now, result
+                chain.add(
                     at=now,
-                )
-                action.status, action.executed_at, action.result = "done", now, {"ledger": entry}
-                audit.append(
-                    session,
-                    at=now,
-                    case_id=case_id,
+                    case_id=action.case_id,
                     event="action",
                     data={
                         "key": action.idempotency_key,
                         "type": action.type,
                         "amount": action.amount,
                         "currency": action.currency,
-                        "ledger": entry,
+                        **result,
                     },
                 )
-        now = self.clock()
-        with Session(self.engine) as session, session.begin():
-            case = session.get(m.Case, case_id, with_for_update=True)
-            assert case is not None
-            if case.state == CaseState.DECIDED.value:
-                _enter(session, case, CaseState.ACTED.value, now, event="acted", data={})
+            session.flush()
+            self._enter(
+                session, chain, [(c.id, CaseState.ACTED.value, "acted", {}) for c in cases], now
+            )
 
-    def _document(self, case_id: str) -> None:
+    def _document(self, case_ids: Sequence[str]) -> None:
         now = self.clock()
         with Session(self.engine) as session, session.begin():
-            case = session.get(m.Case, case_id, with_for_update=True)
-            assert case is not None
-            if case.state != CaseState.ACTED.value:
+            cases = self._cases(session, case_ids, [CaseState.ACTED.value])
+            if not cases:
                 return
-            decision = self._latest(session, case_id)
-            body: dict[str, Any] = decision.body
-            written = []
-            for kind, text in (
-                ("note", body["note"]),
-                ("reply_draft", body["customer_reply"]),
-                ("guidance", body["guidance"]),
-            ):
-                if text:
-                    key = f"{case_id}:{decision.seq}:{kind}"
-                    local.write_note(
-                        session,
-                        ticket_id=case.ticket_id,
-                        case_id=case_id,
-                        key=key,
-                        kind=kind,
-                        body=text,
-                        at=now,
+            bodies = self._bodies(session, [c.id for c in cases])
+            orders, moves, records, done = [], [], [], []
+            for c in cases:
+                seq, body = bodies[c.id]
+                written = []
+                for kind, text in (
+                    ("note", body["note"]),
+                    ("reply_draft", body["customer_reply"]),
+                    ("guidance", body["guidance"]),
+                ):
+                    if text:
+                        key = f"{c.id}:{seq}:{kind}"
+                        orders.append(NoteOrder(c.ticket_id, key, kind, text))
+                        records.append(
+                            {
+                                "case_id": c.id,
+                                "ticket_id": c.ticket_id,
+                                "idempotency_key": key,
+                                "kind": kind,
+                                "body": text,
+                                "written_at": now,
+                            }
+                        )
+                        written.append(kind)
+                status, group = TICKET_AFTER[body["outcome"]]
+                if body["outcome"] == "escalate":
+                    group = body["escalate_to"]
+                moves.append(TicketMove(c.ticket_id, status, group, (f"tier2:{body['outcome']}",)))
+                done.append(
+                    (
+                        c.id,
+                        CaseState.DOCUMENTED.value,
+                        "documented",
+                        {"written": written, "ticket_status": status, "group": group},
                     )
-                    written.append(kind)
-            status, group = {
-                "resolve": ("resolved", None),
-                "return_to_tier1": ("open", "tier1"),
-                "escalate": ("open", body["escalate_to"]),
-            }[body["outcome"]]
-            local.move(
-                session,
-                case.ticket_id,
-                status=status,
-                group=group,
-                tags=[f"tier2:{body['outcome']}"],
-                at=now,
+                )
+            self.desk.write_notes(session, orders, now)
+            self.desk.move(session, moves, now)
+            recorded = set(
+                session.scalars(
+                    select(m.Note.idempotency_key).where(
+                        m.Note.idempotency_key.in_([r["idempotency_key"] for r in records])
+                    )
+                )
             )
-            _enter(
-                session,
-                case,
-                CaseState.DOCUMENTED.value,
-                now,
-                event="documented",
-                data={"written": written, "ticket_status": status, "group": group},
-            )
+            fresh = [r for r in records if r["idempotency_key"] not in recorded]
+            if fresh:
+                session.execute(insert(m.table(m.Note)), fresh)
+            self._enter(session, audit.Chain(session), done, now)
 
-    def _finish(self, case_id: str) -> str | None:
+    def _bodies(
+        self, session: Session, case_ids: Sequence[str]
+    ) -> dict[str, tuple[int, dict[str, Any]]]:
+        """Each case's latest decision (seq, body): from what _decide kept, else from the store."""
+        latest = _latest_decisions(session, case_ids, m.Decision.seq)
+        out, missing = {}, []
+        for cid in case_ids:
+            kept = self._documents.pop(cid, None)
+            if kept is not None and kept[0] == latest[cid].seq:
+                out[cid] = kept
+            else:
+                missing.append(cid)
+        if missing:
+            for row in _latest_decisions(
+                session, missing, m.Decision.seq, m.Decision.body
+            ).values():
+                out[row.case_id] = (row.seq, row.body)
+        return out
+
+    def _finish(self, case_ids: Sequence[str], stats: RunStats) -> None:
         now = self.clock()
         with Session(self.engine) as session, session.begin():
-            case = session.get(m.Case, case_id, with_for_update=True)
-            assert case is not None
-            if case.state != CaseState.DOCUMENTED.value:
-                return None
-            outcome = self._latest(session, case_id).outcome
-            final = FINAL_OF[outcome]
-            _enter(session, case, final, now, event=final, data={"outcome": outcome})
-            return outcome
-
-    # ------------------------------------------------------------------ a pass
-
-    def run_once(self, on_case: Callable[[str, RunStats], None] | None = None) -> RunStats:
-        """Take in every escalation, then advance every open case to its final state."""
-        stats = RunStats()
-        self.intake(stats)
-        for case_id in self.open_cases():
-            try:
-                self.advance(case_id, stats)
-            except Exception as exc:  # one case's fault must not stop the others
-                stats.failed.append((case_id, f"{type(exc).__name__}: {exc}"))
-            if on_case is not None:
-                on_case(case_id, stats)
-        return stats
+            cases = self._cases(session, case_ids, [CaseState.DOCUMENTED.value])
+            if not cases:
+                return
+            latest = _latest_decisions(session, [c.id for c in cases], m.Decision.outcome)
+            finished = []
+            for c in cases:
+                outcome = latest[c.id].outcome
+                final = FINAL_OF[outcome]
+                finished.append((c.id, final, final, {"outcome": outcome}))
+            self._enter(session, audit.Chain(session), finished, now)
+        for _, _, _, data in finished:  # counted once committed
+            stats.finished += 1
+            stats.outcomes[data["outcome"]] += 1

@@ -1,20 +1,77 @@
 """The port every help-desk connector implements (the local store now; RT and Zendesk next).
 
-It only moves data: escalated cases out in the contract's shape. The write side (notes,
-status, actions, each with an idempotency key) comes with `tier2 run`.
+Reading: escalated tickets, and each as a case in the contract's shape. Writing: what
+`tier2 run` does to a ticket, as orders, each with an idempotency key where repeating it
+would matter. The runner hands the connector its open transaction (`session`): the local
+help desk writes in it, so what tier2 records and what the help desk does commit together;
+a remote connector makes its calls and relies on the keys, so a call repeated after a crash
+changes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
+
+from sqlalchemy.orm import Session
+
+
+@dataclass(frozen=True)
+class ActionOrder:
+    """Carry out one action of a resolution (refund, credit, reship, ...), once per key."""
+
+    ticket_id: str
+    key: str
+    type: str
+    amount: float | None
+    currency: str | None
+
+
+@dataclass(frozen=True)
+class NoteOrder:
+    """Write an internal message on the ticket (the note, guidance, a reply draft) once."""
+
+    ticket_id: str
+    key: str
+    kind: str
+    body: str
+
+
+@dataclass(frozen=True)
+class TicketMove:
+    """Set the ticket's status and assignee group, and add tags."""
+
+    ticket_id: str
+    status: str
+    group: str | None
+    tags: tuple[str, ...]
 
 
 class HelpDesk(Protocol):
     def escalations(self) -> Sequence[str]:
-        """Ids of tickets tier-1 has escalated and tier-2 has not yet taken."""
+        """Ids of tickets tier-1 has escalated and tier-2 has not yet taken, oldest first."""
         ...
 
-    def read_case(self, ticket_id: str) -> dict[str, Any]:
-        """The ticket, its latest handoff, the customer and their history: a contract case."""
+    def read_cases(self, ticket_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Each ticket with its latest handoff, the customer and their history: contract cases."""
+        ...
+
+    def take(self, session: Session, ticket_ids: Sequence[str], at: datetime) -> None:
+        """Tier-2 has these tickets: they leave the escalation queue."""
+        ...
+
+    def carry_out(
+        self, session: Session, orders: Sequence[ActionOrder], at: datetime
+    ) -> list[dict[str, Any]]:
+        """Carry out each action once per key; what the help desk recorded for each, in order."""
+        ...
+
+    def write_notes(self, session: Session, orders: Sequence[NoteOrder], at: datetime) -> None:
+        """Write each note once per key."""
+        ...
+
+    def move(self, session: Session, moves: Sequence[TicketMove], at: datetime) -> None:
+        """Move each ticket (status, group, tags)."""
         ...

@@ -8,14 +8,17 @@ kept as given.
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from tier2._batch import batched
 from tier2.contract import CaseIn
+from tier2.helpdesk.base import ActionOrder, NoteOrder, TicketMove
 from tier2.store import models as m
 
 ESCALATED = "escalated"  # a ticket tier-1 has handed to tier-2
@@ -32,89 +35,73 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
 class LocalHelpDesk:
     """The HelpDesk port over the case store's help-desk and CRM tables."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, batch: int = 500) -> None:
         self.engine = engine
+        self.batch = batch
 
     # ------------------------------------------------------------------ filing escalations
 
     def import_cases(self, cases: Iterable[CaseIn]) -> int:
-        """File escalations (one transaction each); returns how many were filed."""
+        """File escalations, a batch per transaction; returns how many were filed."""
         n = 0
-        for case in cases:
+        for chunk in batched(cases, self.batch):
             with Session(self.engine) as session, session.begin():
-                self._file(session, case)
-            n += 1
+                self._file_batch(session, chunk)
+            n += len(chunk)
         return n
 
-    def _file(self, session: Session, case: CaseIn) -> None:
-        t, h, c = case.ticket, case.handoff, case.customer
-        given = c.id
-        key = given if given and given.strip() else f"~{t.id}"
-        customer = session.get(m.Customer, key) or m.Customer(id=key)
-        customer.given_id = given
-        customer.name, customer.company, customer.segment = c.name, c.company, c.segment
-        customer.vip, customer.arr, customer.currency, customer.plan = (
-            c.vip,
-            c.arr,
-            c.currency,
-            c.plan,
+    def _file_batch(self, session: Session, cases: Sequence[CaseIn]) -> None:
+        """New tickets of new customers in a few statements; the rest one by one, in order."""
+        keys = [_customer_key(c) for c in cases]
+        tickets = Counter(c.ticket.id for c in cases)
+        customers = Counter(keys)
+        known_tickets = set(
+            session.scalars(select(m.Ticket.id).where(m.Ticket.id.in_(list(tickets))))
         )
+        known_customers = set(
+            session.scalars(select(m.Customer.id).where(m.Customer.id.in_(list(customers))))
+        )
+        simple: list[tuple[CaseIn, str]] = []
+        rest: list[tuple[CaseIn, str]] = []
+        for case, key in zip(cases, keys, strict=True):
+            fresh = (
+                tickets[case.ticket.id] == 1
+                and customers[key] == 1
+                and case.ticket.id not in known_tickets
+                and key not in known_customers
+            )
+            (simple if fresh else rest).append((case, key))
+        if simple:
+            rows = _Rows()
+            for case, key in simple:
+                rows.add(case, key)
+            rows.insert(session)
+        for case, _ in rest:
+            self._file(session, case)
+
+    def _file(self, session: Session, case: CaseIn) -> None:
+        t = case.ticket
+        key = _customer_key(case)
+        customer = session.get(m.Customer, key) or m.Customer(id=key)
+        for name, value in _customer_row(case, key).items():
+            setattr(customer, name, value)
         session.merge(customer)
         session.flush()  # flags and history refer to the customer
         session.execute(delete(m.CustomerFlag).where(m.CustomerFlag.customer_id == key))
-        session.add_all(
-            m.CustomerFlag(customer_id=key, type=f.type, note=f.note, resolved=f.resolved is True)
-            for f in c.flags or ()
-        )
+        session.add_all(m.CustomerFlag(**row) for row in _flags(case, key))
         session.execute(delete(m.CrmHistory).where(m.CrmHistory.customer_id == key))
-        session.add_all(
-            m.CrmHistory(
-                customer_id=key,
-                ticket_id=e.ticket_id,
-                at=e.at,
-                category=e.category,
-                complaint=e.complaint is True,
-                escalated=e.escalated is True,
-                outcome=e.outcome,
-            )
-            for e in case.history or ()
-        )
+        session.add_all(m.CrmHistory(**row) for row in _crm_history(case, key))
         ticket = session.get(m.Ticket, t.id)
         if ticket is None:
             ticket = m.Ticket(id=t.id)
             session.add(ticket)
-        ticket.customer_id = key
-        ticket.subject, ticket.description, ticket.channel = t.subject, t.description, t.channel
-        ticket.created_at, ticket.severity, ticket.category = t.created_at, t.severity, t.category
-        ticket.tags = list(t.tags or [])
-        ticket.facts = dict(case.facts or {})
-        ticket.status = ESCALATED
-        ticket.updated_at = case.received_at
+        for name, value in _ticket_row(case, key).items():
+            setattr(ticket, name, value)
         session.flush()
         session.execute(delete(m.TicketMessage).where(m.TicketMessage.ticket_id == t.id))
-        session.add_all(
-            m.TicketMessage(ticket_id=t.id, seq=i, sender=x.sender, at=x.at, body=x.body or "")
-            for i, x in enumerate(t.messages or ())
-        )
+        session.add_all(m.TicketMessage(**row) for row in _messages(case))
         seq = session.scalar(select(func.max(m.Handoff.seq)).where(m.Handoff.ticket_id == t.id))
-        session.add(
-            m.Handoff(
-                ticket_id=t.id,
-                seq=(seq or 0) + 1,
-                sender=h.sender,
-                escalated_at=h.escalated_at,
-                reason=h.reason,
-                steps_taken=[
-                    _drop_none({"step": s.step, "result": s.result, "at": _iso(s.at)})
-                    for s in h.steps_taken or ()
-                ],
-                customer_expectation=h.customer_expectation,
-                request=None if h.request is None else h.request.model_dump(exclude_none=True),
-                sentiment=h.sentiment,
-                received_at=case.received_at,
-                case_ref=case.case_id,
-            )
-        )
+        session.add(m.Handoff(**_handoff_row(case, (seq or 0) + 1)))
 
     # ------------------------------------------------------------------ the HelpDesk port
 
@@ -129,35 +116,312 @@ class LocalHelpDesk:
             return list(session.scalars(query))
 
     def read_case(self, ticket_id: str) -> dict[str, Any]:
-        """The ticket, its latest handoff, the customer and their history, as a contract case."""
+        """One ticket as a contract case (KeyError when there is no such ticket)."""
+        found = self.read_cases([ticket_id])
+        if not found:
+            raise KeyError(ticket_id)
+        return found[0]
+
+    def read_cases(self, ticket_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The tickets (those that exist, in the order asked) as contract cases.
+
+        Plain rows, not ORM objects: a batch is read in six queries.
+        """
+        ids = list(ticket_ids)
+        ticket_t, handoff_t, message_t = (
+            m.table(m.Ticket),
+            m.table(m.Handoff),
+            m.table(m.TicketMessage),
+        )
+        customer_t, flag_t, history_t = (
+            m.table(m.Customer),
+            m.table(m.CustomerFlag),
+            m.table(m.CrmHistory),
+        )
         with Session(self.engine) as session:
-            ticket = session.get(m.Ticket, ticket_id)
-            if ticket is None:
-                raise KeyError(ticket_id)
-            handoff = session.scalars(
-                select(m.Handoff)
-                .where(m.Handoff.ticket_id == ticket_id)
-                .order_by(m.Handoff.seq.desc())
-            ).first()
-            customer = session.get(m.Customer, ticket.customer_id) if ticket.customer_id else None
-            messages = session.scalars(
-                select(m.TicketMessage)
-                .where(m.TicketMessage.ticket_id == ticket_id, m.TicketMessage.internal.is_(False))
-                .order_by(m.TicketMessage.seq)
-            ).all()
-            received = handoff.received_at if handoff and handoff.received_at else None
-            return {
-                "case_id": handoff.case_ref if handoff and handoff.case_ref else f"T-{ticket_id}",
-                "received_at": (received or datetime.now(UTC)).isoformat(),
-                "ticket": _ticket(ticket, messages),
-                "handoff": {} if handoff is None else _handoff(handoff),
-                "customer": {} if customer is None else _customer(session, customer),
-                "history": [] if customer is None else _history(session, customer.id),
-                "facts": dict(ticket.facts or {}),
+            tickets = {
+                t.id: t for t in session.execute(select(ticket_t).where(ticket_t.c.id.in_(ids)))
             }
+            handoffs: dict[str, Any] = {}
+            for h in session.execute(
+                select(handoff_t).where(handoff_t.c.ticket_id.in_(ids)).order_by(handoff_t.c.seq)
+            ):
+                handoffs[h.ticket_id] = h  # the latest wins
+            messages: dict[str, list[Any]] = defaultdict(list)
+            for x in session.execute(
+                select(message_t)
+                .where(message_t.c.ticket_id.in_(ids), message_t.c.internal.is_(False))
+                .order_by(message_t.c.ticket_id, message_t.c.seq)
+            ):
+                messages[x.ticket_id].append(x)
+            owners = list({t.customer_id for t in tickets.values() if t.customer_id})
+            customers = {
+                c.id: c
+                for c in session.execute(select(customer_t).where(customer_t.c.id.in_(owners)))
+            }
+            flags: dict[str, list[Any]] = defaultdict(list)
+            for f in session.execute(
+                select(flag_t).where(flag_t.c.customer_id.in_(owners)).order_by(flag_t.c.id)
+            ):
+                flags[f.customer_id].append(f)
+            history: dict[str, list[Any]] = defaultdict(list)
+            for e in session.execute(
+                select(history_t)
+                .where(history_t.c.customer_id.in_(owners))
+                .order_by(history_t.c.id)
+            ):
+                history[e.customer_id].append(e)
+            out = []
+            for ticket_id in ids:
+                ticket = tickets.get(ticket_id)
+                if ticket is None:
+                    continue
+                handoff = handoffs.get(ticket_id)
+                customer = customers.get(ticket.customer_id) if ticket.customer_id else None
+                received = handoff.received_at if handoff and handoff.received_at else None
+                out.append(
+                    {
+                        "case_id": handoff.case_ref
+                        if handoff and handoff.case_ref
+                        else f"T-{ticket_id}",
+                        "received_at": (received or datetime.now(UTC)).isoformat(),
+                        "ticket": _ticket(ticket, messages[ticket_id]),
+                        "handoff": {} if handoff is None else _handoff(handoff),
+                        "customer": {}
+                        if customer is None
+                        else _customer(customer, flags[customer.id]),
+                        "history": [] if customer is None else _history(history[customer.id]),
+                        "facts": dict(ticket.facts or {}),
+                    }
+                )
+            return out
+
+    # ------------------------------------------------------------------ writing back
+    # In the local help desk these run in the runner's transaction: what tier2 records and
+    # what the help desk does commit together, so a crash leaves neither or both.
+
+    def take(self, session: Session, ticket_ids: Sequence[str], at: datetime) -> None:
+        session.execute(
+            update(m.Ticket)
+            .where(m.Ticket.id.in_(list(ticket_ids)), m.Ticket.status == ESCALATED)
+            .values(status=TAKEN, updated_at=at)
+        )
+
+    def carry_out(
+        self, session: Session, orders: Sequence[ActionOrder], at: datetime
+    ) -> list[dict[str, Any]]:
+        keys = [o.key for o in orders]
+        done = dict(
+            session.execute(
+                select(m.LedgerEntry.idempotency_key, m.LedgerEntry.id).where(
+                    m.LedgerEntry.idempotency_key.in_(keys)
+                )
+            ).all()
+        )
+        new = [o for o in orders if o.key not in done]
+        if new:
+            ledger = m.table(m.LedgerEntry)
+            session.execute(
+                insert(ledger),
+                [
+                    {
+                        "idempotency_key": o.key,
+                        "ticket_id": o.ticket_id,
+                        "type": o.type,
+                        "amount": o.amount,
+                        "currency": o.currency,
+                        "at": at,
+                    }
+                    for o in new
+                ],
+            )
+            done.update(
+                session.execute(
+                    select(ledger.c.idempotency_key, ledger.c.id).where(
+                        ledger.c.idempotency_key.in_([o.key for o in new])
+                    )
+                ).all()
+            )
+        return [{"ledger": done[k]} for k in keys]
+
+    def write_notes(self, session: Session, orders: Sequence[NoteOrder], at: datetime) -> None:
+        written = set(
+            session.scalars(
+                select(m.TicketMessage.idempotency_key).where(
+                    m.TicketMessage.idempotency_key.in_([o.key for o in orders])
+                )
+            )
+        )
+        new = [o for o in orders if o.key not in written]
+        if not new:
+            return
+        last = dict(
+            session.execute(
+                select(m.TicketMessage.ticket_id, func.max(m.TicketMessage.seq))
+                .where(m.TicketMessage.ticket_id.in_({o.ticket_id for o in new}))
+                .group_by(m.TicketMessage.ticket_id)
+            ).all()
+        )
+        rows = []
+        for o in new:
+            seq = last.get(o.ticket_id, -1) + 1
+            last[o.ticket_id] = seq
+            rows.append(
+                {
+                    "ticket_id": o.ticket_id,
+                    "seq": seq,
+                    "sender": "tier2",
+                    "at": at,
+                    "body": o.body,
+                    "internal": True,
+                    "idempotency_key": o.key,
+                }
+            )
+        session.execute(insert(m.table(m.TicketMessage)), rows)
+
+    def move(self, session: Session, moves: Sequence[TicketMove], at: datetime) -> None:
+        tags: dict[str, list[str]] = dict(
+            session.execute(
+                select(m.Ticket.id, m.Ticket.tags).where(
+                    m.Ticket.id.in_([x.ticket_id for x in moves])
+                )
+            ).all()
+        )
+        missing = [x.ticket_id for x in moves if x.ticket_id not in tags]
+        if missing:
+            raise KeyError(f"no such ticket: {', '.join(missing)}")
+        session.execute(
+            update(m.Ticket),
+            [
+                {
+                    "id": x.ticket_id,
+                    "status": x.status,
+                    "assignee_group": x.group,
+                    "updated_at": at,
+                    "tags": [
+                        *tags[x.ticket_id],
+                        *(t for t in x.tags if t not in tags[x.ticket_id]),
+                    ],
+                }
+                for x in moves
+            ],
+        )
 
 
-def _ticket(ticket: m.Ticket, messages: Sequence[m.TicketMessage]) -> dict[str, Any]:
+TAKEN = "with_tier2"
+
+
+def _customer_key(case: CaseIn) -> str:
+    """The CRM's id, or "~<ticket id>" for a customer tier-1 could not identify."""
+    given = case.customer.id
+    return given if given and given.strip() else f"~{case.ticket.id}"
+
+
+def _flags(case: CaseIn, key: str) -> list[dict[str, Any]]:
+    return [
+        {"customer_id": key, "type": f.type, "note": f.note, "resolved": f.resolved is True}
+        for f in case.customer.flags or ()
+    ]
+
+
+def _crm_history(case: CaseIn, key: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "customer_id": key,
+            "ticket_id": e.ticket_id,
+            "at": e.at,
+            "category": e.category,
+            "complaint": e.complaint is True,
+            "escalated": e.escalated is True,
+            "outcome": e.outcome,
+        }
+        for e in case.history or ()
+    ]
+
+
+def _customer_row(case: CaseIn, key: str) -> dict[str, Any]:
+    c = case.customer
+    return {
+        "id": key,
+        "given_id": c.id,
+        "name": c.name,
+        "company": c.company,
+        "segment": c.segment,
+        "vip": c.vip,
+        "arr": c.arr,
+        "currency": c.currency,
+        "plan": c.plan,
+    }
+
+
+def _ticket_row(case: CaseIn, key: str) -> dict[str, Any]:
+    t = case.ticket
+    return {
+        "customer_id": key,
+        "subject": t.subject,
+        "description": t.description,
+        "channel": t.channel,
+        "created_at": t.created_at,
+        "severity": t.severity,
+        "category": t.category,
+        "tags": list(t.tags or []),
+        "facts": dict(case.facts or {}),
+        "status": ESCALATED,
+        "assignee_group": None,
+        "updated_at": case.received_at,
+    }
+
+
+def _messages(case: CaseIn) -> list[dict[str, Any]]:
+    t = case.ticket
+    return [
+        {"ticket_id": t.id, "seq": i, "sender": x.sender, "at": x.at, "body": x.body or ""}
+        for i, x in enumerate(t.messages or ())
+    ]
+
+
+def _handoff_row(case: CaseIn, seq: int) -> dict[str, Any]:
+    h = case.handoff
+    return {
+        "ticket_id": case.ticket.id,
+        "seq": seq,
+        "sender": h.sender,
+        "escalated_at": h.escalated_at,
+        "reason": h.reason,
+        "steps_taken": [
+            _drop_none({"step": s.step, "result": s.result, "at": _iso(s.at)})
+            for s in h.steps_taken or ()
+        ],
+        "customer_expectation": h.customer_expectation,
+        "request": None if h.request is None else h.request.model_dump(exclude_none=True),
+        "sentiment": h.sentiment,
+        "received_at": case.received_at,
+        "case_ref": case.case_id,
+    }
+
+
+class _Rows:
+    """New customers and tickets gathered for a few multi-row INSERTs."""
+
+    def __init__(self) -> None:
+        self.tables: dict[type[m.Base], list[dict[str, Any]]] = defaultdict(list)
+
+    def add(self, case: CaseIn, key: str) -> None:
+        self.tables[m.Customer].append(_customer_row(case, key))
+        self.tables[m.CustomerFlag].extend(_flags(case, key))
+        self.tables[m.CrmHistory].extend(_crm_history(case, key))
+        self.tables[m.Ticket].append({"id": case.ticket.id, **_ticket_row(case, key)})
+        self.tables[m.TicketMessage].extend(_messages(case))
+        self.tables[m.Handoff].append(_handoff_row(case, 1))
+
+    def insert(self, session: Session) -> None:
+        for table in (m.Customer, m.CustomerFlag, m.CrmHistory, m.Ticket, m.TicketMessage,
+                      m.Handoff):  # fmt: skip
+            if self.tables[table]:
+                session.execute(insert(m.table(table)), self.tables[table])
+
+
+def _ticket(ticket: Any, messages: Sequence[Any]) -> dict[str, Any]:
     return _drop_none(
         {
             "id": ticket.id,
@@ -175,7 +439,7 @@ def _ticket(ticket: m.Ticket, messages: Sequence[m.TicketMessage]) -> dict[str, 
     )
 
 
-def _handoff(handoff: m.Handoff) -> dict[str, Any]:
+def _handoff(handoff: Any) -> dict[str, Any]:
     return _drop_none(
         {
             "from": handoff.sender,
@@ -189,12 +453,7 @@ def _handoff(handoff: m.Handoff) -> dict[str, Any]:
     )
 
 
-def _customer(session: Session, customer: m.Customer) -> dict[str, Any]:
-    flags = session.scalars(
-        select(m.CustomerFlag)
-        .where(m.CustomerFlag.customer_id == customer.id)
-        .order_by(m.CustomerFlag.id)
-    )
+def _customer(customer: Any, flags: Sequence[Any]) -> dict[str, Any]:
     return _drop_none(
         {
             "id": customer.given_id,
@@ -212,12 +471,7 @@ def _customer(session: Session, customer: m.Customer) -> dict[str, Any]:
     )
 
 
-def _history(session: Session, customer_id: str) -> list[dict[str, Any]]:
-    entries = session.scalars(
-        select(m.CrmHistory)
-        .where(m.CrmHistory.customer_id == customer_id)
-        .order_by(m.CrmHistory.id)
-    )
+def _history(entries: Sequence[Any]) -> list[dict[str, Any]]:
     return [
         _drop_none(
             {
@@ -231,89 +485,3 @@ def _history(session: Session, customer_id: str) -> list[dict[str, Any]]:
         )
         for e in entries
     ]
-
-
-# --------------------------------------------------------------------------- writing back
-# These work inside the caller's transaction: in the local help desk, what tier2 records
-# and what the help desk does commit together, so a crash leaves neither or both.
-
-TAKEN = "with_tier2"
-
-
-def take(session: Session, ticket_id: str, at: datetime) -> None:
-    """Tier-2 has the ticket: it leaves the escalation queue."""
-    ticket = session.get(m.Ticket, ticket_id)
-    if ticket is not None and ticket.status == ESCALATED:
-        ticket.status, ticket.updated_at = TAKEN, at
-
-
-def carry_out(
-    session: Session,
-    *,
-    ticket_id: str,
-    key: str,
-    type: str,
-    amount: float | None,
-    currency: str | None,
-    at: datetime,
-) -> int:
-    """Carry out an action once: asked again with the same key, it returns the first entry."""
-    existing = session.scalar(select(m.LedgerEntry.id).where(m.LedgerEntry.idempotency_key == key))
-    if existing is not None:
-        return existing
-    entry = m.LedgerEntry(
-        idempotency_key=key, ticket_id=ticket_id, type=type, amount=amount, currency=currency, at=at
-    )
-    session.add(entry)
-    session.flush()
-    return entry.id
-
-
-def write_note(
-    session: Session, *, ticket_id: str, case_id: str, key: str, kind: str, body: str, at: datetime
-) -> bool:
-    """Add an internal message to the ticket once per key; False when it was written before."""
-    if session.scalar(select(m.Note.id).where(m.Note.idempotency_key == key)) is not None:
-        return False
-    seq = session.scalar(
-        select(func.max(m.TicketMessage.seq)).where(m.TicketMessage.ticket_id == ticket_id)
-    )
-    session.add(
-        m.TicketMessage(
-            ticket_id=ticket_id,
-            seq=(seq if seq is not None else -1) + 1,
-            sender="tier2",
-            at=at,
-            body=body,
-            internal=True,
-        )
-    )
-    session.add(
-        m.Note(
-            case_id=case_id,
-            ticket_id=ticket_id,
-            idempotency_key=key,
-            kind=kind,
-            body=body,
-            written_at=at,
-        )
-    )
-    session.flush()
-    return True
-
-
-def move(
-    session: Session,
-    ticket_id: str,
-    *,
-    status: str,
-    group: str | None,
-    tags: Sequence[str],
-    at: datetime,
-) -> None:
-    """Set the ticket's status and assignee group; add tags."""
-    ticket = session.get(m.Ticket, ticket_id)
-    if ticket is None:
-        raise KeyError(ticket_id)
-    ticket.status, ticket.assignee_group, ticket.updated_at = status, group, at
-    ticket.tags = [*ticket.tags, *(t for t in tags if t not in ticket.tags)]

@@ -14,42 +14,71 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
-from tier2.store.models import AuditEntry
+from tier2.store.models import AuditEntry, table
 
 GENESIS = "0" * 64
 _LOCK = 7_272_002  # the advisory lock that serialises appends on PostgreSQL
 
 
-def _digest(prev: str, entry: AuditEntry) -> str:
-    fields = [
-        entry.seq,
-        entry.at.astimezone(UTC).isoformat(),
-        entry.case_id,
-        entry.event,
-        entry.data,
-    ]
+def _digest(  # noqa: PLR0917 (the entry's fields, in the order they are hashed)
+    prev: str, seq: int, at: datetime, case_id: str | None, event: str, data: dict[str, Any]
+) -> str:
+    fields = [seq, at.astimezone(UTC).isoformat(), case_id, event, data]
     body = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(prev.encode() + b"\n" + body).hexdigest()
 
 
+class Chain:
+    """Appends entries in the caller's transaction, so they commit with what they record.
+
+    It reads the head of the chain once (on PostgreSQL under an advisory lock held to the end
+    of the transaction, so concurrent writers queue) and hashes each entry onto the one
+    before in memory; `flush` writes the pending entries in one statement.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
+        last = session.execute(
+            select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+        ).first()
+        self.seq: int = 0 if last is None else last.seq
+        self.head: str = GENESIS if last is None else last.hash
+        self.pending: list[dict[str, Any]] = []
+
+    def add(self, *, at: datetime, case_id: str | None, event: str, data: dict[str, Any]) -> None:
+        self.seq += 1
+        digest = _digest(self.head, self.seq, at, case_id, event, data)
+        self.pending.append(
+            {
+                "seq": self.seq,
+                "at": at,
+                "case_id": case_id,
+                "event": event,
+                "data": data,
+                "prev_hash": self.head,
+                "hash": digest,
+            }
+        )
+        self.head = digest
+
+    def flush(self) -> None:
+        if self.pending:
+            self.session.execute(insert(table(AuditEntry)), self.pending)
+            self.pending = []
+
+
 def append(
     session: Session, *, at: datetime, case_id: str | None, event: str, data: dict[str, Any]
-) -> AuditEntry:
-    """Add an entry in the caller's transaction (so it commits with what it records)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK})
-    last = session.execute(
-        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-    ).first()
-    seq, prev = (1, GENESIS) if last is None else (last.seq + 1, last.hash)
-    entry = AuditEntry(seq=seq, at=at, case_id=case_id, event=event, data=data, prev_hash=prev)
-    entry.hash = _digest(prev, entry)
-    session.add(entry)
-    session.flush()
-    return entry
+) -> None:
+    """Add one entry in the caller's transaction."""
+    chain = Chain(session)
+    chain.add(at=at, case_id=case_id, event=event, data=data)
+    chain.flush()
 
 
 @dataclass(frozen=True)
@@ -78,7 +107,7 @@ def verify(session: Session) -> Verdict:
             return Verdict(n, entry.seq, f"entry {expected} is missing (next is {entry.seq})")
         if entry.prev_hash != prev:
             return Verdict(n, entry.seq, "it does not point at the entry before it")
-        if entry.hash != _digest(prev, entry):
+        if entry.hash != _digest(prev, entry.seq, entry.at, entry.case_id, entry.event, entry.data):
             return Verdict(
                 n, entry.seq, "its content does not match its hash (changed after writing)"
             )

@@ -7,6 +7,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -28,7 +29,14 @@ def database_url(value: str | None = None) -> str:
     return f"sqlite:///{Path(raw).expanduser()}"
 
 
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def make_engine(url: str, **options: Any) -> Engine:
+    """An engine for the store; JSON columns go through orjson (several times faster)."""
+    options.setdefault("json_serializer", _json)
+    options.setdefault("json_deserializer", orjson.loads)
     engine = create_engine(url, **options)
     if engine.dialect.name == "sqlite":
 
@@ -37,7 +45,9 @@ def make_engine(url: str, **options: Any) -> Engine:
             cursor = conn.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across a process crash
+            cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: batches touch many index pages
+            cursor.execute("PRAGMA temp_store=MEMORY")
             cursor.close()
 
     return engine

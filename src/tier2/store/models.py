@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -30,6 +30,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -79,6 +80,11 @@ class Base(DeclarativeBase):
     }
 
 
+def table(model: type[Base]) -> Table:
+    """A model's table, for Core statements (bulk inserts skip the ORM's bookkeeping)."""
+    return cast(Table, model.__table__)
+
+
 class CaseState(StrEnum):
     RECEIVED = "received"
     DECIDING = "deciding"
@@ -123,6 +129,8 @@ class TicketMessage(Base):
     at: Mapped[datetime | None]
     body: Mapped[str] = mapped_column(Text, default="")
     internal: Mapped[bool] = mapped_column(Boolean, default=False)
+    # set on what tier2 writes: the same key is never written twice
+    idempotency_key: Mapped[str | None] = mapped_column(String(128), unique=True)
 
 
 class Handoff(Base):

@@ -1,0 +1,105 @@
+"""Deciding a batch of stored cases: in this process, or in a pool of worker processes.
+
+The pipeline is pure, so a case decided in a worker is byte for byte the case decided here;
+only the cost moves. `tier2 run` keeps the store's work (reads, writes, the audit chain) in
+its own process and, with more than one worker, has the next batch decided while it writes
+the current one.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
+from typing import Any, Protocol
+
+from tier2.contract import CaseError, decision_to_dict, parse_case
+from tier2.core import decide
+from tier2.core.library import Library
+
+Stored = tuple[str, dict[str, Any]]  # a case id and its payload in the contract's shape
+Decided = dict[str, dict[str, Any] | str]  # case id -> the decision's body, or the problem
+
+
+def decide_payloads(library: Library, items: Sequence[Stored], now: datetime) -> Decided:
+    """Each case's decision in the contract's shape, or why it could not be decided."""
+    out: Decided = {}
+    for case_id, payload in items:
+        try:
+            parsed = parse_case(payload, case_id)
+            if isinstance(parsed, CaseError):
+                raise ValueError("; ".join(parsed.lines()))
+            out[case_id] = decision_to_dict(decide(parsed, library, now))
+        except Exception as exc:  # the library failed on this case: it is reported, not lost
+            out[case_id] = f"{type(exc).__name__}: {exc}"
+    return out
+
+
+class Decider(Protocol):
+    library: Library
+
+    def start(self, items: Sequence[Stored], now: datetime) -> Callable[[], Decided]:
+        """Begin deciding; the callable waits for and returns the decisions."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class InProcess:
+    """Decides in the calling process, at once."""
+
+    def __init__(self, library: Library) -> None:
+        self.library = library
+
+    def start(self, items: Sequence[Stored], now: datetime) -> Callable[[], Decided]:
+        result = decide_payloads(self.library, items, now)
+        return lambda: result
+
+    def close(self) -> None:
+        pass
+
+
+_worker_library: Library | None = None
+
+
+def _load(spec: str) -> None:
+    from tier2.loader import load_library  # noqa: PLC0415 (in the worker only)
+
+    global _worker_library  # noqa: PLW0603 (one library per worker process)
+    _worker_library = load_library(spec)
+    gc.collect()
+    gc.freeze()  # the library and the modules stay; collections walk only what a batch makes
+    gc.set_threshold(50_000, 20, 100)
+
+
+def _work(items: Sequence[Stored], now: datetime) -> Decided:
+    assert _worker_library is not None
+    return decide_payloads(_worker_library, items, now)
+
+
+class WorkerPool:
+    """Decides in `workers` processes, each with the library loaded from the same spec."""
+
+    def __init__(self, library: Library, spec: str, workers: int) -> None:
+        self.library = library
+        self.workers = workers
+        self.pool = ProcessPoolExecutor(workers, initializer=_load, initargs=(spec,))
+
+    def start(self, items: Sequence[Stored], now: datetime) -> Callable[[], Decided]:
+        size = max(1, math.ceil(len(items) / self.workers))
+        futures = [
+            self.pool.submit(_work, items[i : i + size], now) for i in range(0, len(items), size)
+        ]
+
+        def result() -> Decided:
+            out: Decided = {}
+            for future in futures:
+                out.update(future.result())
+            return out
+
+        return result
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
