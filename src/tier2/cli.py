@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from tier2.contract import CaseError, decision_json, decision_text, read_cases, read_models
 from tier2.core import decide as decide_case
+from tier2.core.sla import SlaClocks
 from tier2.deciding import InProcess, WorkerPool
 from tier2.demo import COMPANIES, CompanySummary, run_company
 from tier2.helpdesk.local import LocalHelpDesk
@@ -55,15 +56,15 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(EXIT_BAD_INPUT)
 
 
-def _parse_now(value: str | None) -> datetime | None:
+def _parse_now(value: str | None, option: str = "--now") -> datetime | None:
     if value is None:
         return None
     try:
         now = datetime.fromisoformat(value)
     except ValueError:
-        raise _fail(f"--now: not an ISO-8601 time: {value!r}") from None
+        raise _fail(f"{option}: not an ISO-8601 time: {value!r}") from None
     if now.tzinfo is None:
-        raise _fail(f"--now: needs an offset, like {value}+00:00")
+        raise _fail(f"{option}: needs an offset, like {value}+00:00")
     return now
 
 
@@ -323,6 +324,34 @@ def _run_pass(runner: Runner) -> RunStats:
         f"({outcomes}), failed {len(stats.failed)}\n"
     )
     return stats
+
+
+sla_app = typer.Typer(help="Tier-2 SLA clocks: due times, the monitor, the replay of a real log.")
+app.add_typer(sla_app, name="sla")
+
+
+@sla_app.command("due")
+def sla_due(
+    severity: Annotated[str, typer.Option(help="critical, high, medium or low.")],
+    start: Annotated[
+        str, typer.Option("--from", help="When the clock starts (ISO-8601 with an offset).")
+    ],
+    library: Annotated[
+        str, typer.Option("--library", "-l", help="Built-in library or folder.")
+    ] = "saas",
+    target: Annotated[str, typer.Option(help="Which target.")] = "resolution",
+) -> None:
+    """Print when a target started at --from is due, in the library's time zone."""
+    began = _parse_now(start, "--from")
+    assert began is not None
+    try:
+        clocks = SlaClocks(load_library(library).sla)
+        due = clocks.due(severity, began, target)
+    except LibraryError as exc:
+        raise _fail(str(exc)) from None
+    except KeyError as exc:
+        raise _fail(f"--severity/--target: {exc.args[0]}") from None
+    sys.stdout.write(due.isoformat() + "\n")
 
 
 audit_app = typer.Typer(help="The tamper-evident audit log.")

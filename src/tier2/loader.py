@@ -12,12 +12,17 @@ A library that does not load raises LibraryError naming the file, the policy and
 from __future__ import annotations
 
 import hashlib
+import itertools
+import re
 import traceback
 from dataclasses import replace
+from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -148,11 +153,31 @@ class TargetY(_Y):
     clock: Literal["business", "24x7"]
 
 
+HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$|^24:00$")
+
+
+class HolidaysY(_Y):
+    country: str | None = None
+    subdivision: str | None = None
+    observed: bool = True
+
+
 class CalendarY(_Y):
     timezone: str
     hours: dict[str, list[tuple[str, str]]]
-    holidays: dict[str, Any] = {}
-    extra_holidays: list[str] = []
+    holidays: HolidaysY = HolidaysY()
+    extra_holidays: list[date] = []
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {v!r} (use an IANA name such as Europe/Berlin)"
+            ) from None
+        return v
 
     @field_validator("hours")
     @classmethod
@@ -160,12 +185,36 @@ class CalendarY(_Y):
         bad = sorted(set(v) - set(WEEKDAYS))
         if bad:
             raise ValueError(f"unknown weekday(s) {bad}; use {', '.join(WEEKDAYS)}")
+        for day, windows in v.items():
+            for start, end in windows:
+                if not (HHMM.match(start) and HHMM.match(end)):
+                    raise ValueError(f"{day}: {start}-{end}: times are HH:MM, 00:00 to 24:00")
+                if start >= end:
+                    raise ValueError(f"{day}: {start}-{end}: a window must end after it starts")
+            ordered = sorted(windows)
+            for (_, end), (start, _) in itertools.pairwise(ordered):
+                if start < end:
+                    raise ValueError(f"{day}: windows overlap ({end} is after {start})")
         return v
+
+    @field_validator("holidays")
+    @classmethod
+    def _country(cls, v: HolidaysY) -> HolidaysY:
+        if v.country:
+            try:
+                holidays.country_holidays(v.country, subdiv=v.subdivision, years=2026)
+            except NotImplementedError as exc:
+                raise ValueError(f"the holidays package has no calendar: {exc}") from None
+        return v
+
+
+Severities = Literal["critical", "high", "medium", "low"]
 
 
 class SlaY(_Y):
     at_risk: float = Field(0.75, gt=0, lt=1)
-    targets: dict[Literal["critical", "high", "medium", "low"], TargetY]
+    targets: dict[Severities, TargetY]  # resolution (A5)
+    more_targets: dict[str, dict[Severities, TargetY]] = {}  # first_response, ...
     calendar: CalendarY
 
 
@@ -219,6 +268,8 @@ def _read_yaml(folder: Path, name: str) -> Any:
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise LibraryError(f"{path}: not valid YAML: {exc}") from None
+    except ValueError as exc:  # a value YAML reads but cannot build, such as 2026-02-30
+        raise LibraryError(f"{path}: not a valid value: {exc}") from None
 
 
 def _validate(model: type[_Y], data: Any, path: Path, label: Any = None) -> Any:
@@ -391,10 +442,10 @@ def load_library(name_or_path: str) -> Library:
     calendar = Calendar(
         timezone=cal.timezone,
         windows={d: tuple((a, b) for a, b in cal.hours.get(d, [])) for d in WEEKDAYS},
-        holidays_country=cal.holidays.get("country"),
-        holidays_subdivision=cal.holidays.get("subdivision"),
-        holidays_observed=bool(cal.holidays.get("observed", True)),
-        extra_holidays=tuple(cal.extra_holidays),
+        holidays_country=cal.holidays.country,
+        holidays_subdivision=cal.holidays.subdivision,
+        holidays_observed=cal.holidays.observed,
+        extra_holidays=tuple(d.isoformat() for d in cal.extra_holidays),
     )
     try:
         templates = JinjaTemplates(folder / "templates")
@@ -420,7 +471,10 @@ def load_library(name_or_path: str) -> Library:
         policies=tuple(policies),
         routing=routing,
         sla=Sla(
-            targets={k: SlaTarget(k, v.hours, v.clock) for k, v in sla.targets.items()},
+            targets={
+                name: {k: SlaTarget(name, k, v.hours, v.clock) for k, v in targets.items()}
+                for name, targets in {"resolution": sla.targets, **sla.more_targets}.items()
+            },
             calendar=calendar,
             at_risk=sla.at_risk,
         ),

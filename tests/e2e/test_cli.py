@@ -197,3 +197,57 @@ def test_import_files_good_cases_and_names_bad_ones(tmp_path: Path) -> None:
     engine = make_engine(database_url(str(db)))
     assert sorted(LocalHelpDesk(engine).escalations()) == ["1", "3"]
     engine.dispose()
+
+
+def test_sla_due_prints_the_due_time_in_the_library_zone() -> None:
+    """`tier2 sla due` gives the handbook's A5 due time, to the minute, in the calendar's zone."""
+    done = tier2(
+        "sla",
+        "due",
+        "--library",
+        "saas",
+        "--severity",
+        "high",
+        "--from",
+        "2026-03-06T16:30:00+01:00",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"2026-03-09T15:30:00+01:00\n"
+    us = tier2(
+        "sla",
+        "due",
+        "--library",
+        "ecommerce",
+        "--severity",
+        "low",
+        "--from",
+        "2026-11-25T12:00:00-05:00",
+    )
+    assert us.stdout == b"2026-12-01T12:00:00-05:00\n"  # Thanksgiving, then a weekend
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--severity", "urgent", "--from", "2026-03-06T16:30:00+01:00"],
+            b"no resolution target for severity urgent",
+        ),
+        (["--severity", "high", "--from", "2026-03-06T16:30"], b"--from: needs an offset"),
+        (
+            [
+                "--severity",
+                "high",
+                "--from",
+                "2026-03-06T16:30:00+01:00",
+                "--target",
+                "first_response",
+            ],
+            b"no first_response target",
+        ),
+    ],
+)
+def test_sla_due_bad_input_is_a_clear_error(args: list[str], message: bytes) -> None:
+    """Unknown severities and targets, and times without offsets, exit 2 with one line."""
+    done = tier2("sla", "due", *args)
+    assert done.returncode == 2 and message in done.stderr and b"Traceback" not in done.stderr

@@ -50,6 +50,12 @@ def test_a_folder_loads_like_the_built_in(folder: Path) -> None:
         ("library.yaml", "engine: tier2", "engine: robot", "authority.engine: 'robot' is not on the ladder"),
         ("sla.yaml", "  low: {hours: 27", "  low: {hrs: 27", "sla.yaml: targets.low.hours: Field required"),
         ("sla.yaml", "    friday:", "    fryday:", "unknown weekday"),
+        ("sla.yaml", "timezone: Europe/Berlin", "timezone: Europe/Atlantis", "unknown time zone 'Europe/Atlantis'"),
+        ("sla.yaml", 'monday: [["09:00", "18:00"]]', 'monday: [["09:00", "12:30"], ["12:00", "18:00"]]', "monday: windows overlap"),
+        ("sla.yaml", 'tuesday: [["09:00", "18:00"]]', 'tuesday: [["18:00", "09:00"]]', "tuesday: 18:00-09:00: a window must end after it starts"),
+        ("sla.yaml", 'wednesday: [["09:00", "18:00"]]', 'wednesday: [["9am", "18:00"]]', "times are HH:MM"),
+        ("sla.yaml", "country: DE", "country: XX", "the holidays package has no calendar"),
+        ("sla.yaml", "extra_holidays: []", "extra_holidays: [2026-02-30]", "not a valid value: day is out of range for month"),
     ],
 )  # fmt: skip
 def test_bad_library_names_file_policy_and_problem(

@@ -140,9 +140,10 @@ class Policy:
 
 @dataclass(frozen=True, slots=True)
 class SlaTarget:
+    name: str  # "resolution", "first_response", ...
     severity: str
     hours: float
-    clock: str  # "business" or "24x7"
+    clock: str  # "business" or "24x7" (around the clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +158,7 @@ class Calendar:
 
 @dataclass(frozen=True, slots=True)
 class Sla:
-    targets: Mapping[str, SlaTarget]
+    targets: Mapping[str, Mapping[str, SlaTarget]]  # target name -> severity -> target
     calendar: Calendar
     at_risk: float = 0.75
 

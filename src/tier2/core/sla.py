@@ -1,0 +1,389 @@
+"""Business time and SLA clocks: pure arithmetic on a library's business calendar.
+
+A calendar's working time is laid out once per year as a sorted list of intervals in UTC
+seconds (each working window of each local working day that is not a holiday), with the
+working seconds before each interval summed up. Then
+
+  worked(t)            working seconds from the start of the laid-out range up to t
+  elapsed(a, b)        worked(b) - worked(a)
+  add(a, s)            the first instant t with worked(t) = worked(a) + s
+
+are two binary searches. Windows are local wall-clock times, so a window on a day when
+daylight saving changes lasts what the wall clock says (09:00-18:00 is 9 hours; a 24-hour
+window is 23 or 25). A due time that lands on the end of a window is that instant (18:00),
+not the next opening. `around the clock` is real elapsed time.
+
+Clocks (`clock_state`) replay a case's events (start, pause, resume, stop, severity) under
+the target of the severity that holds now, so a severity or library change recomputes from
+the whole history, and paused time stays excluded. The vectorised forms (`*_many`) do the
+same on NumPy arrays, for the SLA monitor over many open cases.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+import holidays as holiday_calendars
+import numpy as np
+import numpy.typing as npt
+
+from tier2.core.library import Calendar, Sla
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+AROUND_THE_CLOCK = "24x7"
+
+
+def _seconds_of_day(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 3600 + int(minutes) * 60
+
+
+def _local_instant(day: date, seconds: int, zone: ZoneInfo) -> float:
+    """UTC seconds of a local wall-clock time on a day (24:00 is the next day's 00:00)."""
+    extra, seconds = divmod(seconds, 86_400)
+    hour, rest = divmod(seconds, 3600)
+    wall = datetime.combine(day + timedelta(days=extra), time(hour, rest // 60), tzinfo=zone)
+    return wall.timestamp()
+
+
+class BusinessHours:
+    """Working time of one business calendar (laid out lazily, a year at a time)."""
+
+    def __init__(self, calendar: Calendar) -> None:
+        self.calendar = calendar
+        self.zone = ZoneInfo(calendar.timezone)
+        self.windows: tuple[tuple[tuple[int, int], ...], ...] = tuple(
+            tuple(
+                sorted(
+                    (_seconds_of_day(a), _seconds_of_day(b)) for a, b in calendar.windows.get(d, ())
+                )
+            )
+            for d in WEEKDAYS
+        )
+        self.extra = frozenset(date.fromisoformat(d) for d in calendar.extra_holidays)
+        self._first_year = self._last_year = 0
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+        self.before: list[float] = []  # working seconds before each interval
+        self.through: list[float] = []  # working seconds up to each interval's end
+        self._arrays: tuple[npt.NDArray[np.float64], ...] | None = None
+
+    # ------------------------------------------------------------------ laying out
+
+    def holidays(self, years: Iterable[int]) -> frozenset[date]:
+        cal = self.calendar
+        days: set[date] = set(self.extra)
+        if cal.holidays_country:
+            days |= set(
+                holiday_calendars.country_holidays(
+                    cal.holidays_country,
+                    subdiv=cal.holidays_subdivision,
+                    years=list(years),
+                    observed=cal.holidays_observed,
+                )
+            )
+        return frozenset(days)
+
+    def _cover(self, year: int) -> None:
+        """Make sure the laid-out range includes the year (and one on each side)."""
+        if self.starts and self._first_year < year < self._last_year:
+            return
+        first = min(year - 1, self._first_year) if self.starts else year - 1
+        last = max(year + 1, self._last_year) if self.starts else year + 1
+        closed = self.holidays(range(first, last + 1))
+        starts, ends = [], []
+        day = date(first, 1, 1)
+        while day.year <= last:
+            if day not in closed:
+                for a, b in self.windows[day.weekday()]:
+                    s, e = _local_instant(day, a, self.zone), _local_instant(day, b, self.zone)
+                    if e > s:
+                        starts.append(s)
+                        ends.append(e)
+            day += timedelta(days=1)
+        before, through, total = [], [], 0.0
+        for s, e in zip(starts, ends, strict=True):
+            before.append(total)
+            total += e - s
+            through.append(total)
+        self.starts, self.ends, self.before, self.through = starts, ends, before, through
+        self._first_year, self._last_year = first, last
+        self._arrays = None
+
+    def _year(self, t: float) -> int:
+        return datetime.fromtimestamp(t, self.zone).year
+
+    def _covering(self, *ts: float) -> None:
+        for t in ts:
+            self._cover(self._year(t))
+
+    # ------------------------------------------------------------------ one at a time
+
+    def worked(self, t: float) -> float:
+        """Working seconds from the start of the laid-out range to t (t must be covered)."""
+        i = bisect_right(self.starts, t) - 1
+        if i < 0:
+            return 0.0
+        return self.before[i] + min(t, self.ends[i]) - self.starts[i]
+
+    def elapsed(self, a: float, b: float) -> float:
+        """Working seconds between two instants (0 when b is not after a)."""
+        if b <= a:
+            return 0.0
+        self._covering(a, b)
+        return self.worked(b) - self.worked(a)
+
+    def add(self, a: float, seconds: float) -> float:
+        """The instant when `seconds` of working time have passed since a."""
+        if seconds <= 0:
+            return a
+        self._covering(a)
+        goal = self.worked(a) + seconds
+        while goal > self.through[-1]:  # past the laid-out range: lay out further
+            self._cover(self._last_year + 1)
+            goal = self.worked(a) + seconds
+        j = bisect_left(self.through, goal)
+        return self.starts[j] + (goal - self.before[j])
+
+    # ------------------------------------------------------------------ many at once
+
+    def _np(self) -> tuple[npt.NDArray[np.float64], ...]:
+        if self._arrays is None:
+            self._arrays = tuple(
+                np.asarray(x, dtype=np.float64)
+                for x in (self.starts, self.ends, self.before, self.through)
+            )
+        return self._arrays
+
+    def cover_range(self, lo: float, hi: float) -> None:
+        """Lay out every year from lo's to hi's (for the vectorised forms)."""
+        self._cover(self._year(lo))
+        while self._last_year <= self._year(hi):
+            self._cover(self._last_year + 1)
+
+    def worked_many(self, t: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        starts, ends, before, _ = self._np()
+        i = np.searchsorted(starts, t, side="right") - 1
+        j = np.maximum(i, 0)
+        value = before[j] + np.minimum(t, ends[j]) - starts[j]
+        return np.where(i < 0, 0.0, value)
+
+    def add_many(
+        self, a: npt.NDArray[np.float64], seconds: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        starts, _, before, through = self._np()
+        goal = self.worked_many(a) + np.maximum(seconds, 0.0)
+        j = np.minimum(np.searchsorted(through, goal, side="left"), len(through) - 1)
+        return np.where(seconds <= 0, a, starts[j] + (goal - before[j]))
+
+
+class AroundTheClock:
+    """Real elapsed time: the calendar of an around-the-clock target."""
+
+    def elapsed(self, a: float, b: float) -> float:
+        return max(0.0, b - a)
+
+    def add(self, a: float, seconds: float) -> float:
+        return a + max(0.0, seconds)
+
+    def cover_range(self, lo: float, hi: float) -> None:
+        pass
+
+    def worked_many(self, t: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return t
+
+    def add_many(
+        self, a: npt.NDArray[np.float64], seconds: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.float64]:
+        return a + np.maximum(seconds, 0.0)
+
+
+Hours = BusinessHours | AroundTheClock
+
+
+# --------------------------------------------------------------------------- clocks
+
+
+class ClockState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    AT_RISK = "at_risk"
+    BREACHED = "breached"
+    MET = "met"
+
+
+class EventKind(StrEnum):
+    START = "start"
+    PAUSE = "pause"
+    RESUME = "resume"
+    STOP = "stop"
+    SEVERITY = "severity"
+
+
+@dataclass(frozen=True, slots=True)
+class ClockEvent:
+    at: datetime
+    kind: EventKind
+    severity: str | None = None  # for START and SEVERITY
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One SLA target of one severity: how long, on which clock."""
+
+    name: str  # "resolution", "first_response", ...
+    severity: str
+    seconds: float
+    hours: Hours
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    target: str
+    severity: str
+    state: ClockState
+    elapsed_seconds: float
+    target_seconds: float
+    due: datetime | None  # None while paused or stopped
+    started: datetime
+    stopped: datetime | None
+
+    @property
+    def used(self) -> float:
+        """Share of the target used (1.0 at the due time)."""
+        return self.elapsed_seconds / self.target_seconds
+
+
+def running_segments(
+    events: Sequence[ClockEvent], now: datetime
+) -> tuple[list[tuple[float, float]], float | None, str | None, datetime | None, datetime | None]:
+    """The running stretches [from, to) up to now, the open stretch's start (None unless
+    running), the severity now, the start and the stop."""
+    segments: list[tuple[float, float]] = []
+    since: float | None = None
+    severity: str | None = None
+    started: datetime | None = None
+    stopped: datetime | None = None
+    end = now.timestamp()
+    for event in sorted(events, key=lambda e: e.at):
+        t = min(event.at.timestamp(), end)
+        if event.at > now:
+            break
+        if event.kind is EventKind.START and started is None:
+            started, since = event.at, t
+            severity = event.severity or severity
+        elif event.kind is EventKind.SEVERITY:
+            severity = event.severity or severity
+        elif started is None or stopped is not None:
+            continue
+        elif event.kind is EventKind.PAUSE and since is not None:
+            segments.append((since, t))
+            since = None
+        elif event.kind is EventKind.RESUME and since is None:
+            since = t
+        elif event.kind is EventKind.STOP:
+            if since is not None:
+                segments.append((since, t))
+            since, stopped = None, event.at
+    return segments, since, severity, started, stopped
+
+
+def clock_state(
+    events: Sequence[ClockEvent],
+    target_of: Callable[[str], Target],
+    now: datetime,
+    at_risk: float = 0.75,
+) -> Clock | None:
+    """A clock's state at `now`, replayed from its events (None before it starts)."""
+    segments, since, severity, started, stopped = running_segments(events, now)
+    if started is None or severity is None:
+        return None
+    target = target_of(severity)
+    hours = target.hours
+    elapsed = sum(hours.elapsed(a, b) for a, b in segments)
+    due: datetime | None = None
+    if since is not None:
+        due_at = hours.add(since, target.seconds - elapsed)
+        if target.seconds <= elapsed:  # already past: when it was due
+            due_at = _when_reached(hours, segments, target.seconds)
+        elapsed += hours.elapsed(since, now.timestamp())
+        due = datetime.fromtimestamp(due_at, UTC)
+    if stopped is not None:
+        state = ClockState.MET if elapsed <= target.seconds else ClockState.BREACHED
+    elif elapsed > target.seconds:
+        state = ClockState.BREACHED
+    elif elapsed >= at_risk * target.seconds:
+        state = ClockState.AT_RISK
+    else:
+        state = ClockState.RUNNING if since is not None else ClockState.PAUSED
+    return Clock(
+        target=target.name,
+        severity=severity,
+        state=state,
+        elapsed_seconds=elapsed,
+        target_seconds=target.seconds,
+        due=due,
+        started=started,
+        stopped=stopped,
+    )
+
+
+def _when_reached(hours: Hours, segments: Sequence[tuple[float, float]], goal: float) -> float:
+    """The instant inside the running stretches when working time reached the goal."""
+    done = 0.0
+    for a, b in segments:
+        part = hours.elapsed(a, b)
+        if done + part >= goal:
+            return hours.add(a, goal - done)
+        done += part
+    return segments[-1][1] if segments else math.nan
+
+
+# --------------------------------------------------------------------------- a library's SLA
+
+
+class SlaClocks:
+    """A library's targets on its calendar (built once per library)."""
+
+    def __init__(self, sla: Sla) -> None:
+        self.sla = sla
+        self.business = BusinessHours(sla.calendar)
+        self.around = AroundTheClock()
+
+    def hours(self, clock: str) -> Hours:
+        return self.around if clock == AROUND_THE_CLOCK else self.business
+
+    def target(self, severity: str, name: str = "resolution") -> Target:
+        targets = self.sla.targets
+        if name not in targets:
+            raise KeyError(f"no {name} target (the library has {', '.join(sorted(targets))})")
+        if severity not in targets[name]:
+            raise KeyError(f"no {name} target for severity {severity}")
+        found = targets[name][severity]
+        return Target(name, severity, found.hours * 3600.0, self.hours(found.clock))
+
+    def due(self, severity: str, start: datetime, name: str = "resolution") -> datetime:
+        """The due time of a target started at `start` and never paused."""
+        target = self.target(severity, name)
+        return self.local(target.hours.add(start.timestamp(), target.seconds))
+
+    def local(self, t: float) -> datetime:
+        """An instant in the calendar's time zone, with a fixed offset (so it compares by
+        instant even in the hour a fall-back repeats)."""
+        wall = datetime.fromtimestamp(t, UTC).astimezone(self.business.zone)
+        offset = wall.utcoffset()
+        assert offset is not None
+        return wall.replace(tzinfo=timezone(offset), fold=0)
+
+    def state(
+        self, events: Sequence[ClockEvent], now: datetime, name: str = "resolution"
+    ) -> Clock | None:
+        return clock_state(
+            events, lambda severity: self.target(severity, name), now, self.sla.at_risk
+        )
