@@ -29,6 +29,7 @@ from tier2.demo import COMPANIES, CompanySummary, run_company
 from tier2.helpdesk.local import LocalHelpDesk
 from tier2.lint import lint_library, report_json, report_text
 from tier2.loader import LibraryError, load_library
+from tier2.monitor import ScanStats, SlaMonitor
 from tier2.runner import Runner, RunStats
 from tier2.store import audit
 from tier2.store.db import current_revision, database_url, make_engine, upgrade
@@ -248,18 +249,15 @@ def run(  # noqa: PLR0917 (Typer: each option is a parameter)
         raise _fail(str(exc)) from None
     engine = _engine(db)
     decider = WorkerPool(lib, library, workers) if workers > 1 else InProcess(lib)
-    runner = Runner(
-        engine,
-        lib,
-        LocalHelpDesk(engine),
-        clock=lambda: datetime.now(UTC),
-        batch=batch,
-        decider=decider,
-    )
+    desk = LocalHelpDesk(engine)
+    now = partial(datetime.now, UTC)
+    runner = Runner(engine, lib, desk, clock=now, batch=batch, decider=decider)
+    monitor = SlaMonitor(engine, lib, desk, clock=now)
     _long_lived_objects_settled()
     try:
         while True:
             stats = _run_pass(runner)
+            _report_scan(monitor.scan())
             if once:
                 break
             time.sleep(poll)
@@ -352,6 +350,78 @@ def sla_due(
     except KeyError as exc:
         raise _fail(f"--severity/--target: {exc.args[0]}") from None
     sys.stdout.write(due.isoformat() + "\n")
+
+
+@sla_app.command("scan")
+def sla_scan(
+    library: Annotated[
+        str, typer.Option("--library", "-l", help="Built-in library or folder.")
+    ] = "saas",
+    db: DbOption = None,
+    now: Annotated[
+        str | None, typer.Option(help="The time to scan at (ISO-8601; default: now).")
+    ] = None,
+) -> None:
+    """Compute every open case's SLA clocks; escalate breached (and neglected at-risk) cases
+    to support_manager, once per breach (handbook A5)."""
+    at = _parse_now(now)
+    try:
+        lib = load_library(library)
+    except LibraryError as exc:
+        raise _fail(str(exc)) from None
+    engine = _engine(db)
+    try:
+        stats = SlaMonitor(
+            engine, lib, LocalHelpDesk(engine), clock=partial(datetime.now, UTC)
+        ).scan(at)
+    finally:
+        engine.dispose()
+    _report_scan(stats)
+
+
+def _report_scan(stats: ScanStats) -> None:
+    states = ", ".join(f"{k} {v}" for k, v in sorted(stats.states.items())) or "none"
+    escalated = ", ".join(f"{k} {v}" for k, v in sorted(stats.escalated.items())) or "none"
+    sys.stdout.write(
+        f"sla: {stats.open_clocks} open clock(s) ({states}); escalated to support_manager: "
+        f"{escalated}\n"
+    )
+    for case_id, problem in stats.failed:
+        sys.stderr.write(f"case {case_id}: no SLA clock: {problem}\n")
+
+
+ticket_app = typer.Typer(help="The local help desk's tickets, as an agent works them.")
+app.add_typer(ticket_app, name="ticket")
+
+
+@ticket_app.command("update")
+def ticket_update(  # noqa: PLR0917 (Typer: each option is a parameter)
+    ticket_id: Annotated[str, typer.Argument(metavar="TICKET")],
+    actor: Annotated[str, typer.Option(help="Who makes the change (an agent's name).")],
+    status: Annotated[
+        str | None, typer.Option(help="open, pending (waiting on the customer), resolved, ...")
+    ] = None,
+    group: Annotated[str | None, typer.Option(help="Assign to this group.")] = None,
+    severity: Annotated[str | None, typer.Option(help="critical, high, medium or low.")] = None,
+    note: Annotated[str | None, typer.Option(help="An internal note.")] = None,
+    at: Annotated[str | None, typer.Option(help="When (ISO-8601; default: now).")] = None,
+    db: DbOption = None,
+) -> None:
+    """Change a ticket or write on it: what the SLA clocks and the monitor read."""
+    when = _parse_now(at, "--at") or datetime.now(UTC)
+    if severity is not None and severity not in ("critical", "high", "medium", "low"):
+        raise _fail(f"--severity: {severity!r} is not critical, high, medium or low")
+    engine = _engine(db)
+    try:
+        LocalHelpDesk(engine).update_ticket(
+            ticket_id, actor=actor, at=when, status=status, group=group, severity=severity,
+            message=note,
+        )  # fmt: skip
+    except KeyError as exc:
+        raise _fail(str(exc.args[0])) from None
+    finally:
+        engine.dispose()
+    sys.stdout.write(f"ticket {ticket_id} updated\n")
 
 
 audit_app = typer.Typer(help="The tamper-evident audit log.")

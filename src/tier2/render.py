@@ -59,3 +59,21 @@ class JinjaTemplates:
 
     def render(self, name: str, context: Mapping[str, Any]) -> str:
         return self._templates[name].render(context)
+
+
+class SlaNotes:
+    """The SLA monitor's note on a ticket it escalates (`sla.md.j2`)."""
+
+    def __init__(self) -> None:
+        env = jinja2.Environment(
+            loader=jinja2.PackageLoader("tier2", "templates"),
+            undefined=jinja2.StrictUndefined,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self._template = env.get_template("sla.md.j2")
+
+    def render(self, **context: Any) -> str:
+        return self._template.render(context)

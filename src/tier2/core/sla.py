@@ -387,3 +387,69 @@ class SlaClocks:
         return clock_state(
             events, lambda severity: self.target(severity, name), now, self.sla.at_risk
         )
+
+
+# --------------------------------------------------------------------------- a case's clock
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """What the help desk recorded: a ticket's status, group or severity changed."""
+
+    at: datetime
+    status: str | None = None
+    group: str | None = None
+    severity: str | None = None
+    actor: str = ""
+
+
+WAITING = frozenset({"pending", "waiting_on_customer", "on_hold"})
+DONE = frozenset({"resolved", "closed", "solved"})
+RETURNED_GROUP = "tier1"
+
+
+def case_clock_events(
+    started: datetime, severity: str, changes: Sequence[StatusChange]
+) -> list[ClockEvent]:
+    """A tier-2 case's clock events from its ticket's history (A5): it starts at the tier-1
+    escalation, pauses while the ticket waits on the customer, and stops when the ticket is
+    resolved or goes back to tier-1. Changes before the start belong to an earlier escalation."""
+    out = [ClockEvent(started, EventKind.START, severity)]
+    waiting = False
+    for change in sorted(changes, key=lambda c: c.at):
+        if change.at < started:
+            continue
+        if change.severity is not None and change.severity != severity:
+            severity = change.severity
+            out.append(ClockEvent(change.at, EventKind.SEVERITY, severity))
+        if change.status in DONE or change.group == RETURNED_GROUP:
+            out.append(ClockEvent(change.at, EventKind.STOP))
+            break
+        if change.status is None:
+            continue
+        if change.status in WAITING and not waiting:
+            waiting = True
+            out.append(ClockEvent(change.at, EventKind.PAUSE))
+        elif change.status not in WAITING and waiting:
+            waiting = False
+            out.append(ClockEvent(change.at, EventKind.RESUME))
+    return out
+
+
+class Escalate(StrEnum):
+    BREACHED = "breached"
+    AT_RISK = "at_risk"
+
+
+def monitor_verdict(
+    clock: Clock, hours: Hours, last_owner_action: datetime | None, now: datetime
+) -> Escalate | None:
+    """A5: a breached clock is escalated; so is one at risk whose owner has not acted (note,
+    reply or status change) in the last business hour."""
+    if clock.state is ClockState.BREACHED and clock.stopped is None:
+        return Escalate.BREACHED
+    if clock.state is ClockState.AT_RISK:
+        since = max(last_owner_action or clock.started, clock.started)
+        if hours.elapsed(since.timestamp(), now.timestamp()) >= 3600:
+            return Escalate.AT_RISK
+    return None

@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
+from tier2.core.sla import StatusChange
+
 
 @dataclass(frozen=True)
 class ActionOrder:
@@ -41,12 +43,22 @@ class NoteOrder:
 
 @dataclass(frozen=True)
 class TicketMove:
-    """Set the ticket's status and assignee group, and add tags."""
+    """Set the ticket's status (None: leave it) and assignee group, and add tags."""
 
     ticket_id: str
-    status: str
+    status: str | None
     group: str | None
     tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A ticket's changes (status, group, severity), oldest first, and when its owner last
+    acted on it (a note, a reply or a change by someone other than the customer, tier-1 or
+    tier2): what the SLA monitor needs."""
+
+    changes: tuple[StatusChange, ...]
+    last_owner_action: datetime | None
 
 
 class HelpDesk(Protocol):
@@ -74,4 +86,8 @@ class HelpDesk(Protocol):
 
     def move(self, session: Session, moves: Sequence[TicketMove], at: datetime) -> None:
         """Move each ticket (status, group, tags)."""
+        ...
+
+    def timelines(self, ticket_ids: Sequence[str]) -> dict[str, Timeline]:
+        """Each ticket's history of changes and its owner's last action."""
         ...

@@ -18,10 +18,12 @@ from sqlalchemy.orm import Session
 
 from tier2._batch import batched
 from tier2.contract import CaseIn
-from tier2.helpdesk.base import ActionOrder, NoteOrder, TicketMove
+from tier2.core.sla import StatusChange
+from tier2.helpdesk.base import ActionOrder, NoteOrder, TicketMove, Timeline
 from tier2.store import models as m
 
 ESCALATED = "escalated"  # a ticket tier-1 has handed to tier-2
+NOT_OWNERS = frozenset({"customer", "tier1", "tier2"})  # whose actions are not the owner's
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -102,6 +104,7 @@ class LocalHelpDesk:
         session.add_all(m.TicketMessage(**row) for row in _messages(case))
         seq = session.scalar(select(func.max(m.Handoff.seq)).where(m.Handoff.ticket_id == t.id))
         session.add(m.Handoff(**_handoff_row(case, (seq or 0) + 1)))
+        session.add(m.TicketEvent(**_escalated_event(case)))
 
     # ------------------------------------------------------------------ the HelpDesk port
 
@@ -201,10 +204,21 @@ class LocalHelpDesk:
     # what the help desk does commit together, so a crash leaves neither or both.
 
     def take(self, session: Session, ticket_ids: Sequence[str], at: datetime) -> None:
+        waiting = list(
+            session.scalars(
+                select(m.Ticket.id).where(
+                    m.Ticket.id.in_(list(ticket_ids)), m.Ticket.status == ESCALATED
+                )
+            )
+        )
+        if not waiting:
+            return
         session.execute(
-            update(m.Ticket)
-            .where(m.Ticket.id.in_(list(ticket_ids)), m.Ticket.status == ESCALATED)
-            .values(status=TAKEN, updated_at=at)
+            update(m.Ticket).where(m.Ticket.id.in_(waiting)).values(status=TAKEN, updated_at=at)
+        )
+        session.execute(
+            insert(m.table(m.TicketEvent)),
+            [{"ticket_id": t, "at": at, "status": TAKEN, "actor": "tier2"} for t in waiting],
         )
 
     def carry_out(
@@ -280,13 +294,15 @@ class LocalHelpDesk:
         session.execute(insert(m.table(m.TicketMessage)), rows)
 
     def move(self, session: Session, moves: Sequence[TicketMove], at: datetime) -> None:
-        tags: dict[str, list[str]] = dict(
-            session.execute(
-                select(m.Ticket.id, m.Ticket.tags).where(
+        current = {
+            row.id: row
+            for row in session.execute(
+                select(m.Ticket.id, m.Ticket.tags, m.Ticket.status).where(
                     m.Ticket.id.in_([x.ticket_id for x in moves])
                 )
-            ).all()
-        )
+            )
+        }
+        tags: dict[str, list[str]] = {k: row.tags for k, row in current.items()}
         missing = [x.ticket_id for x in moves if x.ticket_id not in tags]
         if missing:
             raise KeyError(f"no such ticket: {', '.join(missing)}")
@@ -295,7 +311,7 @@ class LocalHelpDesk:
             [
                 {
                     "id": x.ticket_id,
-                    "status": x.status,
+                    "status": x.status or current[x.ticket_id].status,
                     "assignee_group": x.group,
                     "updated_at": at,
                     "tags": [
@@ -306,6 +322,86 @@ class LocalHelpDesk:
                 for x in moves
             ],
         )
+        session.execute(
+            insert(m.table(m.TicketEvent)),
+            [
+                {"ticket_id": x.ticket_id, "at": at, "status": x.status, "group": x.group,
+                 "actor": "tier2"}
+                for x in moves
+            ],
+        )  # fmt: skip
+
+    def timelines(self, ticket_ids: Sequence[str]) -> dict[str, Timeline]:
+        ids = list(ticket_ids)
+        events = m.table(m.TicketEvent)
+        messages = m.table(m.TicketMessage)
+        changes: dict[str, list[StatusChange]] = defaultdict(list)
+        owner: dict[str, datetime] = {}
+        with Session(self.engine) as session:
+            for e in session.execute(
+                select(events).where(events.c.ticket_id.in_(ids)).order_by(events.c.at, events.c.id)
+            ):
+                changes[e.ticket_id].append(
+                    StatusChange(e.at, e.status, e.group, e.severity, e.actor)
+                )
+                if e.actor not in NOT_OWNERS:
+                    owner[e.ticket_id] = max(owner.get(e.ticket_id, e.at), e.at)
+            for ticket_id, last in session.execute(
+                select(messages.c.ticket_id, func.max(messages.c.at))
+                .where(
+                    messages.c.ticket_id.in_(ids),
+                    messages.c.sender.not_in(NOT_OWNERS),
+                    messages.c.at.is_not(None),
+                )
+                .group_by(messages.c.ticket_id)
+            ):
+                owner[ticket_id] = max(owner.get(ticket_id, last), last)
+        return {t: Timeline(tuple(changes[t]), owner.get(t)) for t in ids}
+
+    # ------------------------------------------------------------------ people at work
+
+    def update_ticket(
+        self,
+        ticket_id: str,
+        *,
+        actor: str,
+        at: datetime,
+        status: str | None = None,
+        group: str | None = None,
+        severity: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """A person changes a ticket or writes on it (what an agent does in the help desk)."""
+        with Session(self.engine) as session, session.begin():
+            ticket = session.get(m.Ticket, ticket_id, with_for_update=True)
+            if ticket is None:
+                raise KeyError(f"no such ticket: {ticket_id}")
+            if status is not None:
+                ticket.status = status
+            if group is not None:
+                ticket.assignee_group = group
+            if severity is not None:
+                ticket.severity = severity
+            ticket.updated_at = at
+            if status or group or severity:
+                session.add(
+                    m.TicketEvent(
+                        ticket_id=ticket_id, at=at, status=status, group=group,
+                        severity=severity, actor=actor,
+                    )
+                )  # fmt: skip
+            if message:
+                seq = session.scalar(
+                    select(func.max(m.TicketMessage.seq)).where(
+                        m.TicketMessage.ticket_id == ticket_id
+                    )
+                )
+                session.add(
+                    m.TicketMessage(
+                        ticket_id=ticket_id, seq=(seq if seq is not None else -1) + 1,
+                        sender=actor, at=at, body=message, internal=True,
+                    )
+                )  # fmt: skip
 
 
 TAKEN = "with_tier2"
@@ -400,6 +496,18 @@ def _handoff_row(case: CaseIn, seq: int) -> dict[str, Any]:
     }
 
 
+def _escalated_event(case: CaseIn) -> dict[str, Any]:
+    """Tier-1 escalated the ticket (at its handoff), at its severity."""
+    return {
+        "ticket_id": case.ticket.id,
+        "at": case.handoff.escalated_at or case.received_at,
+        "status": ESCALATED,
+        "group": None,
+        "severity": case.ticket.severity,
+        "actor": "tier1",
+    }
+
+
 class _Rows:
     """New customers and tickets gathered for a few multi-row INSERTs."""
 
@@ -413,10 +521,11 @@ class _Rows:
         self.tables[m.Ticket].append({"id": case.ticket.id, **_ticket_row(case, key)})
         self.tables[m.TicketMessage].extend(_messages(case))
         self.tables[m.Handoff].append(_handoff_row(case, 1))
+        self.tables[m.TicketEvent].append(_escalated_event(case))
 
     def insert(self, session: Session) -> None:
         for table in (m.Customer, m.CustomerFlag, m.CrmHistory, m.Ticket, m.TicketMessage,
-                      m.Handoff):  # fmt: skip
+                      m.Handoff, m.TicketEvent):  # fmt: skip
             if self.tables[table]:
                 session.execute(insert(m.table(table)), self.tables[table])
 

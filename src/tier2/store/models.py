@@ -153,6 +153,20 @@ class Handoff(Base):
     case_ref: Mapped[str | None] = mapped_column(String(64))  # the case id it carries, if any
 
 
+class TicketEvent(Base):
+    """A change to a ticket (status, group, severity) and who made it: the clocks' history."""
+
+    __tablename__ = "ticket_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[datetime]
+    status: Mapped[str | None] = mapped_column(String(32))
+    group: Mapped[str | None] = mapped_column(String(64))
+    severity: Mapped[str | None] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+
+
 class LedgerEntry(Base):
     """What the local help desk carried out for tier2 (refunds, credits, reships, ...).
 
@@ -272,6 +286,25 @@ class Note(Base):
     kind: Mapped[str] = mapped_column(String(32))  # note, reply, guidance
     body: Mapped[str] = mapped_column(Text)
     written_at: Mapped[datetime]
+
+
+class SlaEscalation(Base):
+    """The SLA monitor escalated a case: once per case, escalation, target and kind."""
+
+    __tablename__ = "sla_escalations"
+    __table_args__ = (UniqueConstraint("case_id", "escalation", "target", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    escalation: Mapped[int]
+    target: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))  # breached, at_risk
+    at: Mapped[datetime]
+    severity: Mapped[str] = mapped_column(String(16))
+    elapsed_seconds: Mapped[float] = mapped_column(Float)
+    target_seconds: Mapped[float] = mapped_column(Float)
+    due: Mapped[datetime | None]
+    escalate_to: Mapped[str] = mapped_column(String(64))
 
 
 class AuditEntry(Base):

@@ -20,7 +20,7 @@ from tier2.store.db import make_engine, upgrade
 from tier2.store.show import show_case
 
 
-def make_store(database_url: str, n: int = 40):  # type: ignore[no-untyped-def]
+def make_store(database_url: str, n: int = 40, start: datetime | None = None):  # type: ignore[no-untyped-def]
     library = load_library("saas")
     raws = CaseGenerator(library, 8).cases(n)
     upgrade(database_url)
@@ -28,7 +28,9 @@ def make_store(database_url: str, n: int = 40):  # type: ignore[no-untyped-def]
     desk = LocalHelpDesk(engine)
     desk.import_cases(CaseIn.model_validate(r) for r in raws)
     ticks = count()
-    clock = lambda: datetime(2026, 4, 1, tzinfo=UTC) + timedelta(seconds=next(ticks))
+    if start is None:
+        start = datetime(2026, 4, 1, tzinfo=UTC)
+    clock = lambda: start + timedelta(seconds=next(ticks))
     return engine, library, Runner(engine, library, desk, clock)
 
 

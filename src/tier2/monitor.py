@@ -1,0 +1,198 @@
+"""The SLA monitor (`tier2 sla scan`, and a step of `tier2 run`'s loop): handbook A5.
+
+For every case tier-2 still owns (decided and escalated to a senior human, or not yet
+finished) it replays the clock of each SLA target from the ticket's history, and escalates
+to `support_manager` (reason `sla_breach`) a clock that is breached, or at risk with no
+action by its owner in the last business hour. Each escalation is recorded once per case,
+escalation, target and kind (a unique row), written on the ticket as a note, the ticket
+moved to the manager's group, and audited, in one transaction per batch: a scan repeated or
+killed half-way escalates nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.orm import Session
+
+from tier2._batch import batched
+from tier2.core.library import Library
+from tier2.core.sla import Clock, Escalate, SlaClocks, case_clock_events, monitor_verdict
+from tier2.helpdesk.base import HelpDesk, NoteOrder, TicketMove
+from tier2.render import SlaNotes
+from tier2.store import audit
+from tier2.store import models as m
+from tier2.store.models import CaseState
+
+OWNED = [s.value for s in CaseState if s.value not in ("closed", "returned")]
+MANAGER = "support_manager"
+REASON = "sla_breach"
+
+
+@dataclass
+class ScanStats:
+    open_clocks: int = 0
+    states: Counter[str] = field(default_factory=Counter)
+    escalated: Counter[str] = field(default_factory=Counter)  # kind -> count (new this scan)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Found:
+    case_id: str
+    ticket_id: str
+    escalation: int
+    clock: Clock
+    kind: Escalate
+
+
+class SlaMonitor:
+    def __init__(
+        self,
+        engine: Engine,
+        library: Library,
+        desk: HelpDesk,
+        clock: Callable[[], datetime],
+        *,
+        batch: int = 2000,
+    ) -> None:
+        self.engine = engine
+        self.library = library
+        self.desk = desk
+        self.clock = clock
+        self.batch = batch
+        self.clocks = SlaClocks(library.sla)
+        self.notes = SlaNotes()
+
+    def scan(self, now: datetime | None = None) -> ScanStats:
+        """Compute every owned case's clocks at `now` and escalate what A5 says to."""
+        now = now or self.clock()
+        stats = ScanStats()
+        with Session(self.engine) as session:
+            owned = session.execute(
+                select(m.Case.id, m.Case.ticket_id, m.Case.escalations, m.Case.payload)
+                .where(m.Case.state.in_(OWNED))
+                .order_by(m.Case.id)
+            ).all()
+        for chunk in batched(owned, self.batch):
+            found = self._clocks(chunk, now, stats)
+            if found:
+                self._escalate(found, now, stats)
+        return stats
+
+    def _clocks(self, cases: Sequence[Any], now: datetime, stats: ScanStats) -> list[_Found]:
+        timelines = self.desk.timelines([c.ticket_id for c in cases])
+        found = []
+        for c in cases:
+            payload = c.payload
+            started = datetime.fromisoformat(
+                payload["handoff"].get("escalated_at") or payload["received_at"]
+            )
+            timeline = timelines[c.ticket_id]
+            events = case_clock_events(started, payload["ticket"]["severity"], timeline.changes)
+            for name in self.library.sla.targets:
+                try:
+                    clock = self.clocks.state(events, now, name)
+                except KeyError as exc:  # a severity the library has no target for
+                    stats.failed.append((c.id, str(exc.args[0])))
+                    continue
+                if clock is None or clock.stopped is not None:
+                    continue
+                stats.open_clocks += 1
+                stats.states[clock.state.value] += 1
+                kind = monitor_verdict(clock, self.clocks.business, timeline.last_owner_action, now)
+                if kind is not None:
+                    found.append(_Found(c.id, c.ticket_id, c.escalations, clock, kind))
+        return found
+
+    def _escalate(self, found: Sequence[_Found], now: datetime, stats: ScanStats) -> None:
+        with Session(self.engine) as session, session.begin():
+            done = {
+                (r.case_id, r.escalation, r.target, r.kind)
+                for r in session.execute(
+                    select(
+                        m.SlaEscalation.case_id,
+                        m.SlaEscalation.escalation,
+                        m.SlaEscalation.target,
+                        m.SlaEscalation.kind,
+                    ).where(m.SlaEscalation.case_id.in_({f.case_id for f in found}))
+                )
+            }
+            new = [
+                f
+                for f in found
+                if (f.case_id, f.escalation, f.clock.target, f.kind.value) not in done
+            ]
+            if not new:
+                return
+            rows, notes, moves = [], [], []
+            chain = audit.Chain(session)
+            for f in new:
+                clock = f.clock
+                rows.append(
+                    {
+                        "case_id": f.case_id,
+                        "escalation": f.escalation,
+                        "target": clock.target,
+                        "kind": f.kind.value,
+                        "at": now,
+                        "severity": clock.severity,
+                        "elapsed_seconds": clock.elapsed_seconds,
+                        "target_seconds": clock.target_seconds,
+                        "due": clock.due,
+                        "escalate_to": MANAGER,
+                    }
+                )
+                key = f"{f.case_id}:{f.escalation}:sla:{clock.target}:{f.kind.value}"
+                text = self.notes.render(
+                    case_id=f.case_id,
+                    kind=f.kind.value,
+                    target=clock.target,
+                    severity=clock.severity,
+                    used=clock.used,
+                    elapsed_hours=clock.elapsed_seconds / 3600,
+                    target_hours=clock.target_seconds / 3600,
+                    due=None if clock.due is None else self.clocks.local(clock.due.timestamp()),
+                    now=self.clocks.local(now.timestamp()),
+                    escalate_to=MANAGER,
+                )
+                notes.append(NoteOrder(f.ticket_id, key, "sla", text))
+                moves.append(TicketMove(f.ticket_id, None, MANAGER, (f"tier2:{REASON}",)))
+                chain.add(
+                    at=now,
+                    case_id=f.case_id,
+                    event=REASON,
+                    data={
+                        "kind": f.kind.value,
+                        "target": clock.target,
+                        "severity": clock.severity,
+                        "elapsed_seconds": round(clock.elapsed_seconds, 3),
+                        "target_seconds": clock.target_seconds,
+                        "due": None if clock.due is None else clock.due.isoformat(),
+                        "escalate_to": MANAGER,
+                    },
+                )
+                stats.escalated[f.kind.value] += 1
+            session.execute(insert(m.table(m.SlaEscalation)), rows)
+            self.desk.write_notes(session, notes, now)
+            self.desk.move(session, moves, now)
+            session.execute(
+                insert(m.table(m.Note)),
+                [
+                    {
+                        "case_id": f.case_id,
+                        "ticket_id": n.ticket_id,
+                        "idempotency_key": n.key,
+                        "kind": n.kind,
+                        "body": n.body,
+                        "written_at": now,
+                    }
+                    for f, n in zip(new, notes, strict=True)
+                ],
+            )
+            chain.flush()

@@ -1,0 +1,132 @@
+"""The SLA monitor on the store: breached and neglected at-risk cases go to support_manager once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tests.integration.runner.test_runner import make_store
+from tier2.helpdesk.local import LocalHelpDesk
+from tier2.monitor import SlaMonitor
+from tier2.store import audit
+from tier2.store import models as m
+
+
+def escalated(engine):  # type: ignore[no-untyped-def]
+    """(case id, ticket id, escalated_at, severity) of cases tier2 escalated to a human."""
+    with Session(engine) as session:
+        rows = session.execute(
+            select(m.Case.id, m.Case.ticket_id, m.Case.payload).where(m.Case.state == "escalated")
+        ).all()
+    return [
+        (
+            r.id,
+            r.ticket_id,
+            datetime.fromisoformat(r.payload["handoff"]["escalated_at"]),
+            r.payload["ticket"]["severity"],
+        )
+        for r in rows
+        if r.payload["handoff"].get("escalated_at")
+    ]
+
+
+def test_breached_cases_are_escalated_once_with_a_note(database_url: str) -> None:
+    """A month later every escalated case is breached: each is escalated once, noted, audited."""
+    engine, library, runner = make_store(database_url, 30)
+    runner.run_once()
+    open_cases = escalated(engine)
+    assert open_cases
+    monitor = SlaMonitor(engine, library, LocalHelpDesk(engine), clock=runner.clock)
+    later = max(e for _, _, e, _ in open_cases) + timedelta(days=30)
+    first = monitor.scan(later)
+    assert first.escalated["breached"] == len(open_cases) == first.states["breached"]
+    again = monitor.scan(later + timedelta(hours=5))
+    assert sum(again.escalated.values()) == 0  # once per breach
+    with Session(engine) as session:
+        for case_id, ticket_id, _, _ in open_cases:
+            ticket = session.get(m.Ticket, ticket_id)
+            assert ticket is not None and ticket.assignee_group == "support_manager"
+            assert "tier2:sla_breach" in ticket.tags
+            note = session.scalars(
+                select(m.Note).where(m.Note.case_id == case_id, m.Note.kind == "sla")
+            ).one()
+            assert "SLA breached" in note.body and "support_manager" in note.body
+        assert audit.verify(session).intact
+        events = session.scalars(
+            select(m.AuditEntry).where(m.AuditEntry.event == "sla_breach")
+        ).all()
+        assert len(events) == len(open_cases)
+    engine.dispose()
+
+
+def test_waiting_on_the_customer_pauses_the_clock(database_url: str) -> None:
+    """A case pending on the customer from minutes after tier2 escalated it does not breach."""
+    probe, library, runner = make_store(database_url, 30)
+    runner.run_once()
+    case_id, ticket_id, started, _ = max(escalated(probe), key=lambda c: c[2])
+    probe.dispose()
+    with Session(probe) as session, session.begin():  # start again, tier2 acting at once
+        for table in reversed(m.Base.metadata.sorted_tables):
+            if table.name != "alembic_version":
+                session.execute(table.delete())
+    engine, library, runner = make_store(database_url, 30, start=started + timedelta(minutes=5))
+    runner.run_once()
+    desk = LocalHelpDesk(engine)
+    desk.update_ticket(
+        ticket_id, actor="alice", at=started + timedelta(minutes=10), status="pending"
+    )
+    monitor = SlaMonitor(engine, library, desk, clock=runner.clock)
+    stats = monitor.scan(started + timedelta(days=30))
+    with Session(engine) as session:
+        escalations = session.scalars(select(m.SlaEscalation.case_id)).all()
+    assert case_id not in escalations and stats.states["paused"] >= 1
+    engine.dispose()
+
+
+def test_resolving_stops_the_clock(database_url: str) -> None:
+    """A case the senior human resolved before its due time is never escalated."""
+    engine, library, runner = make_store(database_url, 30)
+    runner.run_once()
+    case_id, ticket_id, started, _ = escalated(engine)[0]
+    desk = LocalHelpDesk(engine)
+    desk.update_ticket(
+        ticket_id, actor="bob", at=started + timedelta(minutes=20), status="resolved"
+    )
+    SlaMonitor(engine, library, desk, clock=runner.clock).scan(started + timedelta(days=30))
+    with Session(engine) as session:
+        assert case_id not in session.scalars(select(m.SlaEscalation.case_id)).all()
+    engine.dispose()
+
+
+def test_at_risk_escalates_only_without_a_recent_owner_action(database_url: str) -> None:
+    """At risk and untouched for a business hour: escalated; a note by the owner holds it off."""
+    engine, library, runner = make_store(database_url, 60)
+    runner.run_once()
+    monitor = SlaMonitor(engine, library, LocalHelpDesk(engine), clock=runner.clock)
+    high = [c for c in escalated(engine) if c[3] == "high"]
+    assert len(high) >= 2
+    (quiet_id, _, quiet_start, _), (busy_id, busy_ticket, busy_start, _) = high[0], high[1]
+    # each clock at 80 % (6.4 of 8 business hours): one touched by its owner 10 minutes
+    # before, one not; each checked right after its own scan, earlier first
+    clocks, desk = monitor.clocks, LocalHelpDesk(engine)
+    busy_at = clocks.business.add(busy_start.timestamp(), 6.4 * 3600)
+    quiet_at = clocks.business.add(quiet_start.timestamp(), 6.4 * 3600)
+    desk.update_ticket(
+        busy_ticket, actor="carol", at=datetime.fromtimestamp(busy_at - 600).astimezone(),
+        message="Called the customer",
+    )  # fmt: skip
+
+    def kind_of(case_id: str) -> str | None:
+        with Session(engine) as session:
+            return session.scalar(
+                select(m.SlaEscalation.kind).where(m.SlaEscalation.case_id == case_id)
+            )
+
+    for when, case_id, expected in sorted(
+        [(busy_at, busy_id, None), (quiet_at, quiet_id, "at_risk")]
+    ):
+        stats = monitor.scan(datetime.fromtimestamp(when).astimezone())
+        assert kind_of(case_id) == expected, stats
+    engine.dispose()
