@@ -488,7 +488,8 @@ def demo(
         console.print(demo_table(s))
     console.print(
         f"Stores: {', '.join(str(folder / (s.library + '.db')) for s in summaries)} "
-        f"(try: tier2 audit verify --db {folder / 'saas.db'})"
+        f"(try: tier2 audit verify --db {folder / 'saas.db'}; tier2 sla scan --db "
+        f"{folder / 'saas.db'} escalates the cases still open past their due time)"
     )
 
 
@@ -517,6 +518,12 @@ def demo_table(s: CompanySummary) -> Table:
         "tier-2 cycle time",
         f"median {s.percentile(50):.0f} min, 90th percentile {s.percentile(90):.0f} min "
         "(from tier-1's escalation to tier2's outcome)",
+    )
+    table.add_row(
+        "tier-2 SLA (A5)",
+        f"{s.senior_resolved} escalated cases resolved by seniors, {s.still_open} still open; "
+        f"monitor escalated to support_manager: {s.sla_escalated['breached']} breached, "
+        f"{s.sla_escalated['at_risk']} at risk and untouched for a business hour",
     )
     return table
 

@@ -22,7 +22,14 @@ from sqlalchemy.orm import Session
 
 from tier2._batch import batched
 from tier2.core.library import Library
-from tier2.core.sla import Clock, Escalate, SlaClocks, case_clock_events, monitor_verdict
+from tier2.core.sla import (
+    Clock,
+    Escalate,
+    EventKind,
+    SlaClocks,
+    case_clock_events,
+    monitor_verdict,
+)
 from tier2.helpdesk.base import HelpDesk, NoteOrder, TicketMove
 from tier2.render import SlaNotes
 from tier2.store import audit
@@ -68,6 +75,7 @@ class SlaMonitor:
         self.batch = batch
         self.clocks = SlaClocks(library.sla)
         self.notes = SlaNotes()
+        self._stopped: set[tuple[str, int]] = set()  # (case, escalation) whose clocks stopped
 
     def scan(self, now: datetime | None = None) -> ScanStats:
         """Compute every owned case's clocks at `now` and escalate what A5 says to."""
@@ -79,6 +87,7 @@ class SlaMonitor:
                 .where(m.Case.state.in_(OWNED))
                 .order_by(m.Case.id)
             ).all()
+        owned = [c for c in owned if (c.id, c.escalations) not in self._stopped]
         for chunk in batched(owned, self.batch):
             found = self._clocks(chunk, now, stats)
             if found:
@@ -95,6 +104,9 @@ class SlaMonitor:
             )
             timeline = timelines[c.ticket_id]
             events = case_clock_events(started, payload["ticket"]["severity"], timeline.changes)
+            if events[-1].kind is EventKind.STOP and events[-1].at <= now:
+                self._stopped.add((c.id, c.escalations))  # stays stopped: not read again
+                continue
             for name in self.library.sla.targets:
                 try:
                     clock = self.clocks.state(events, now, name)

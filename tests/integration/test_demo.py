@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tier2.demo import run_company
+from tier2.helpdesk.local import LocalHelpDesk
+from tier2.loader import load_library
+from tier2.monitor import SlaMonitor
 from tier2.store import audit
+from tier2.store import models as m
 from tier2.store.db import database_url, make_engine
+
+LATER = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def test_a_month_is_owned_to_outcomes_and_reproducible(tmp_path: Path) -> None:
@@ -24,5 +32,29 @@ def test_a_month_is_owned_to_outcomes_and_reproducible(tmp_path: Path) -> None:
     assert first.percentile(50) <= first.percentile(90)
     engine = make_engine(database_url(str(tmp_path / "a" / "ecommerce.db")))
     with Session(engine) as session:
+        assert audit.verify(session).intact
+    engine.dispose()
+
+
+def test_the_month_has_sla_breaches_and_a_later_scan_escalates_the_open_ones(
+    tmp_path: Path,
+) -> None:
+    """Seniors run late on some cases: the hourly monitor escalates them; cases left open at the
+    end of the month are escalated by a later scan, once."""
+    summary = run_company(tmp_path, "Northwind Cloud", "saas", n=120, seed=1)
+    assert summary.sla_escalated["breached"] > 0
+    assert summary.senior_resolved + summary.still_open == summary.targets.total()
+    engine = make_engine(database_url(str(tmp_path / "saas.db")))
+    monitor = SlaMonitor(engine, load_library("saas"), LocalHelpDesk(engine), clock=lambda: LATER)
+    first = monitor.scan()
+    assert first.states["breached"] == summary.still_open  # long past due by then
+    assert monitor.scan().escalated.total() == 0
+    with Session(engine) as session:
+        breached = session.scalar(
+            select(func.count())
+            .select_from(m.SlaEscalation)
+            .where(m.SlaEscalation.kind == "breached")
+        )
+        assert breached == summary.sla_escalated["breached"] + first.escalated["breached"]
         assert audit.verify(session).intact
     engine.dispose()
