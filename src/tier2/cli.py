@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
+from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -28,8 +29,9 @@ from tier2.deciding import InProcess, WorkerPool
 from tier2.demo import COMPANIES, CompanySummary, run_company
 from tier2.helpdesk.local import LocalHelpDesk
 from tier2.lint import lint_library, report_json, report_text
-from tier2.loader import LibraryError, load_library
+from tier2.loader import LibraryError, load_library, load_sla
 from tier2.monitor import ScanStats, SlaMonitor
+from tier2.replay import LogError, parse_levels, replay, rows
 from tier2.runner import Runner, RunStats
 from tier2.store import audit
 from tier2.store.db import current_revision, database_url, make_engine, upgrade
@@ -377,6 +379,45 @@ def sla_scan(
     finally:
         engine.dispose()
     _report_scan(stats)
+
+
+@sla_app.command("replay")
+def sla_replay(
+    log: Annotated[Path, typer.Argument(metavar="LOG.csv", help="An event log (.csv or .csv.gz).")],
+    sla: Annotated[
+        Path | None,
+        typer.Option(
+            help="An SLA matrix in sla.yaml's format (default: an assumed matrix "
+            "on an Italian business calendar)."
+        ),
+    ] = None,
+    levels: Annotated[
+        str | None,
+        typer.Option(help="Seriousness level to severity: 'Value 1=low,Value 2=medium,...'."),
+    ] = None,
+    level_column: Annotated[str, typer.Option(help="The column with the level.")] = "seriousness_2",
+) -> None:
+    """Replay a help desk's event log through the SLA clocks: business-hours resolution times
+    and the share that would have breached, per seriousness level."""
+    matrix = sla or Path(str(resources.files("tier2") / "sla_matrices" / "italian_helpdesk.yaml"))
+    try:
+        result = replay(log, load_sla(matrix), parse_levels(levels), level_column)
+    except (LibraryError, LogError) as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"{log}: {exc.strerror or exc}") from None
+    table = Table(
+        title=f"{log.name}: {result.tickets:,} tickets, {result.events:,} events; SLA {matrix.name}"
+    )
+    for column in ("level", "severity", "target", "resolved", "median", "90th pct",
+                   "breached", "waited", "never resolved"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("level", "severity") else "right")
+    for row in rows(result):
+        table.add_row(*row)
+    Console(width=None if sys.stdout.isatty() else 120).print(table)
+    sys.stdout.write(
+        "Business hours between the first event and Resolve ticket (else Closed), Wait excluded.\n"
+    )
 
 
 def _report_scan(stats: ScanStats) -> None:

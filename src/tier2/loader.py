@@ -272,6 +272,32 @@ def _read_yaml(folder: Path, name: str) -> Any:
         raise LibraryError(f"{path}: not a valid value: {exc}") from None
 
 
+def _sla(sla: SlaY) -> Sla:
+    cal = sla.calendar
+    calendar = Calendar(
+        timezone=cal.timezone,
+        windows={d: tuple((a, b) for a, b in cal.hours.get(d, [])) for d in WEEKDAYS},
+        holidays_country=cal.holidays.country,
+        holidays_subdivision=cal.holidays.subdivision,
+        holidays_observed=cal.holidays.observed,
+        extra_holidays=tuple(d.isoformat() for d in cal.extra_holidays),
+    )
+    return Sla(
+        targets={
+            name: {k: SlaTarget(name, k, v.hours, v.clock) for k, v in targets.items()}
+            for name, targets in {"resolution": sla.targets, **sla.more_targets}.items()
+        },
+        calendar=calendar,
+        at_risk=sla.at_risk,
+    )
+
+
+def load_sla(path: str | Path) -> Sla:
+    """An SLA matrix and calendar on its own: a file in the format of a library's sla.yaml."""
+    file = Path(path)
+    return _sla(_validate(SlaY, _read_yaml(file.parent, file.name), file))
+
+
 def _validate(model: type[_Y], data: Any, path: Path, label: Any = None) -> Any:
     try:
         return model.model_validate(data)
@@ -438,15 +464,6 @@ def load_library(name_or_path: str) -> Library:
             )
         )
 
-    cal = sla.calendar
-    calendar = Calendar(
-        timezone=cal.timezone,
-        windows={d: tuple((a, b) for a, b in cal.hours.get(d, [])) for d in WEEKDAYS},
-        holidays_country=cal.holidays.country,
-        holidays_subdivision=cal.holidays.subdivision,
-        holidays_observed=cal.holidays.observed,
-        extra_holidays=tuple(d.isoformat() for d in cal.extra_holidays),
-    )
     try:
         templates = JinjaTemplates(folder / "templates")
     except TemplateLoadError as exc:
@@ -470,14 +487,7 @@ def load_library(name_or_path: str) -> Library:
         triggers=triggers,
         policies=tuple(policies),
         routing=routing,
-        sla=Sla(
-            targets={
-                name: {k: SlaTarget(name, k, v.hours, v.clock) for k, v in targets.items()}
-                for name, targets in {"resolution": sla.targets, **sla.more_targets}.items()
-            },
-            calendar=calendar,
-            at_risk=sla.at_risk,
-        ),
+        sla=_sla(sla),
         facts=dict(lib.facts),
         plan=dict(lib.plan),
         templates=templates,

@@ -251,3 +251,18 @@ def test_sla_due_bad_input_is_a_clear_error(args: list[str], message: bytes) -> 
     """Unknown severities and targets, and times without offsets, exit 2 with one line."""
     done = tier2("sla", "due", *args)
     assert done.returncode == 2 and message in done.stderr and b"Traceback" not in done.stderr
+
+
+def test_sla_replay_reports_per_level() -> None:
+    """`tier2 sla replay` on the repository's copy of the real log prints a row per level."""
+    done = tier2("sla", "replay", "data/helpdesk_log.csv.gz")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout.decode()
+    assert "4,479 tickets, 20,937 events" in out
+    assert all(level in out for level in ("Value 1", "Value 2", "Value 4"))
+    missing = tier2("sla", "replay", "no-such.csv")
+    assert (
+        missing.returncode == 2
+        and b"no-such.csv" in missing.stderr
+        and b"Traceback" not in missing.stderr
+    )
