@@ -453,3 +453,111 @@ def monitor_verdict(
         if hours.elapsed(since.timestamp(), now.timestamp()) >= 3600:
             return Escalate.AT_RISK
     return None
+
+
+# --------------------------------------------------------------------------- many clocks at once
+
+STATE_CODES = (ClockState.RUNNING, ClockState.PAUSED, ClockState.AT_RISK, ClockState.BREACHED)
+
+
+@dataclass(frozen=True)
+class ClockColumns:
+    """Many open clocks of one calendar as columns: what `clock_state` reads, flattened.
+
+    `segment_case[k]` is the clock the finished running stretch [segment_from[k],
+    segment_to[k]) belongs to; `running_since[i]` is NaN while clock i is paused.
+    """
+
+    target_seconds: npt.NDArray[np.float64]
+    running_since: npt.NDArray[np.float64]
+    segment_case: npt.NDArray[np.intp]
+    segment_from: npt.NDArray[np.float64]
+    segment_to: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ClockStates:
+    state: npt.NDArray[np.int8]  # index into STATE_CODES
+    elapsed_seconds: npt.NDArray[np.float64]
+    due: npt.NDArray[np.float64]  # UTC seconds; NaN while paused
+
+
+def columns_of(
+    histories: Sequence[Sequence[ClockEvent]], targets: Sequence[float], now: datetime
+) -> ClockColumns:
+    """Flatten event histories (as `clock_state` reads them) into columns."""
+    running = np.full(len(histories), np.nan)
+    cases: list[int] = []
+    froms: list[float] = []
+    tos: list[float] = []
+    for i, events in enumerate(histories):
+        segments, since, _, _, _ = running_segments(events, now)
+        if since is not None:
+            running[i] = since
+        for a, b in segments:
+            cases.append(i)
+            froms.append(a)
+            tos.append(b)
+    return ClockColumns(
+        np.asarray(targets, dtype=np.float64),
+        running,
+        np.asarray(cases, dtype=np.intp),
+        np.asarray(froms, dtype=np.float64),
+        np.asarray(tos, dtype=np.float64),
+    )
+
+
+def _due_in_segments(
+    hours: Hours, clocks: ClockColumns, which: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float64]:
+    """For the chosen clocks, the instant inside their finished stretches when the worked
+    time reached the target (what `_when_reached` finds one by one)."""
+    pick = which[clocks.segment_case]
+    case = clocks.segment_case[pick]
+    a, b = clocks.segment_from[pick], clocks.segment_to[pick]
+    order = np.lexsort((a, case))
+    case, a, b = case[order], a[order], b[order]
+    worked = hours.worked_many(b) - hours.worked_many(a)
+    total = np.cumsum(worked)
+    first = np.r_[True, case[1:] != case[:-1]]
+    offset = np.maximum.accumulate(np.where(first, np.r_[0.0, total[:-1]], 0.0))
+    through = total - offset  # worked up to each stretch's end, per clock
+    before = through - worked
+    goal = clocks.target_seconds[case]
+    reached = (through >= goal) & (before < goal)
+    out = np.full(int(which.sum()), np.nan)
+    slot = np.cumsum(which) - 1  # clock index -> position among the chosen
+    hit = np.flatnonzero(reached)
+    out[slot[case[hit]]] = hours.add_many(a[hit], goal[hit] - before[hit])
+    return out
+
+
+def clock_states_many(
+    hours: Hours, clocks: ClockColumns, now: datetime, at_risk: float = 0.75
+) -> ClockStates:
+    """`clock_state` for many open clocks of one calendar at once (vectorised)."""
+    t_now = now.timestamp()
+    n = len(clocks.target_seconds)
+    lo = np.nanmin(np.concatenate([clocks.segment_from, clocks.running_since, [t_now]]))
+    hours.cover_range(float(lo), t_now + 400 * 86_400)
+    closed = np.bincount(
+        clocks.segment_case,
+        weights=hours.worked_many(clocks.segment_to) - hours.worked_many(clocks.segment_from),
+        minlength=n,
+    ).astype(np.float64)
+    running = ~np.isnan(clocks.running_since)
+    since = np.where(running, clocks.running_since, t_now)
+    at_since = hours.worked_many(since)
+    elapsed = closed + np.where(running, hours.worked_many(np.full(n, t_now)) - at_since, 0.0)
+    left = clocks.target_seconds - closed
+    due = np.where(running, hours.add_many(since, left), np.nan)
+    late = running & (left <= 0)
+    if late.any():  # past due before this stretch: due inside an earlier one
+        due[late] = _due_in_segments(hours, clocks, late)
+    target = clocks.target_seconds
+    state = np.where(
+        elapsed > target,
+        3,
+        np.where(elapsed >= at_risk * target, 2, np.where(running, 0, 1)),
+    ).astype(np.int8)
+    return ClockStates(state, elapsed, due)

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tier2.core.library import Calendar, Sla, SlaTarget
 from tier2.core.sla import (
+    STATE_CODES,
     BusinessHours,
     ClockEvent,
     ClockState,
     EventKind,
     SlaClocks,
+    clock_states_many,
+    columns_of,
 )
 from tier2.loader import load_library
 
@@ -325,3 +331,35 @@ def test_vectorised_forms_match_one_at_a_time() -> None:
     many = hours.add_many(ts, secs)
     one = [hours.add(float(t), float(s)) for t, s in zip(ts, secs, strict=True)]
     assert many.tolist() == one
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_many_clocks_at_once_equal_one_at_a_time(data: st.DataObject) -> None:
+    """clock_states_many gives, clock by clock, the state, elapsed time and due time of clock_state."""
+    clocks = data.draw(st.sampled_from([SAAS, ECOMMERCE]))
+    now = at("2026-06-15T12:00:00+00:00")
+    histories, targets = [], []
+    for _ in range(data.draw(st.integers(1, 12))):
+        t = now - timedelta(minutes=data.draw(st.integers(1, 60 * 24 * 40)))
+        severity = data.draw(st.sampled_from(["high", "medium", "low"]))
+        history = [ClockEvent(t, EventKind.START, severity)]
+        paused = False
+        for _ in range(data.draw(st.integers(0, 4))):
+            t += timedelta(minutes=data.draw(st.integers(1, 60 * 24 * 5)))
+            if t >= now:
+                break
+            history.append(ClockEvent(t, EventKind.RESUME if paused else EventKind.PAUSE))
+            paused = not paused
+        histories.append(history)
+        targets.append(clocks.target(severity).seconds)
+    many = clock_states_many(clocks.business, columns_of(histories, targets, now), now)
+    for i, history in enumerate(histories):
+        one = clocks.state(history, now)
+        assert one is not None
+        assert STATE_CODES[many.state[i]] is one.state
+        assert many.elapsed_seconds[i] == pytest.approx(one.elapsed_seconds, abs=1e-6)
+        if one.due is None:
+            assert math.isnan(many.due[i])
+        else:
+            assert many.due[i] == pytest.approx(one.due.timestamp(), abs=1e-6)
