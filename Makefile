@@ -23,10 +23,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The store tests also run on a real PostgreSQL: scripts/test-postgres.sh installs (as root)
-# and starts it on loopback and prints its URL; without one they are skipped (failed under CI).
+# The store tests also run on a real PostgreSQL, and the SLA due times are checked against a
+# real Request Tracker 5: scripts/test-postgres.sh and scripts/test-rt.sh install them (as
+# root) from Debian's packages, start them on loopback and print their URLs; without them
+# those tests are skipped (and fail under CI=true).
 test: $(STAMP) lint typecheck
-	TIER2_TEST_POSTGRES_URL="$${TIER2_TEST_POSTGRES_URL:-$$(scripts/test-postgres.sh || true)}" $(BIN)/pytest
+	TIER2_TEST_POSTGRES_URL="$${TIER2_TEST_POSTGRES_URL:-$$(scripts/test-postgres.sh || true)}" \
+	TIER2_TEST_RT_URL="$${TIER2_TEST_RT_URL:-$$(scripts/test-rt.sh $(BIN)/python || true)}" \
+	$(BIN)/pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/decide.py

@@ -28,6 +28,7 @@ from tier2.core.sla import SlaClocks
 from tier2.deciding import InProcess, WorkerPool
 from tier2.demo import COMPANIES, CompanySummary, run_company
 from tier2.helpdesk.local import LocalHelpDesk
+from tier2.helpdesk.rt_sla import rt_site_config
 from tier2.lint import lint_library, report_json, report_text
 from tier2.loader import LibraryError, load_library, load_sla
 from tier2.monitor import ScanStats, SlaMonitor
@@ -379,6 +380,25 @@ def sla_scan(
     finally:
         engine.dispose()
     _report_scan(stats)
+
+
+@sla_app.command("rt-config")
+def sla_rt_config(
+    library: Annotated[
+        str, typer.Option("--library", "-l", help="Built-in library or folder.")
+    ] = "saas",
+    years: Annotated[str, typer.Option(help="Holiday years, FIRST-LAST.")] = "2025-2028",
+) -> None:
+    """Print Request Tracker's %ServiceAgreements and %ServiceBusinessHours for the library's
+    SLA (an RT_SiteConfig.d file), so RT and tier2 compute the same due times."""
+    first, _, last = years.partition("-")
+    if not (first.isdigit() and last.isdigit() and int(first) <= int(last)):
+        raise _fail(f"--years: {years!r} is not FIRST-LAST, like 2025-2028")
+    try:
+        lib = load_library(library)
+    except LibraryError as exc:
+        raise _fail(str(exc)) from None
+    sys.stdout.write(rt_site_config(lib.sla, range(int(first), int(last) + 1)))
 
 
 @sla_app.command("replay")
