@@ -71,7 +71,7 @@ def _load(spec: str) -> None:
     _worker_library = load_library(spec)
     gc.collect()
     gc.freeze()  # the library and the modules stay; collections walk only what a batch makes
-    gc.set_threshold(50_000, 20, 100)
+    gc.set_threshold(20_000, 10, 10)
 
 
 def _work(items: Sequence[Stored], now: datetime) -> Decided:
