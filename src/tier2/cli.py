@@ -22,6 +22,8 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from tier2.checks import run_checks
+from tier2.config import ConfigError, load_config
 from tier2.contract import CaseError, decision_json, decision_text, read_cases, read_models
 from tier2.core import decide as decide_case
 from tier2.core.sla import SlaClocks
@@ -233,22 +235,47 @@ def _engine(db: str | None) -> Engine:
 def run(  # noqa: PLR0917 (Typer: each option is a parameter)
     once: Annotated[bool, typer.Option("--once", help="Drain the queue and exit.")] = False,
     library: Annotated[
-        str, typer.Option("--library", "-l", help="Built-in library or folder.")
-    ] = "saas",
+        str | None,
+        typer.Option("--library", "-l", help="Built-in library or folder (default: saas)."),
+    ] = None,
     db: DbOption = None,
-    poll: Annotated[float, typer.Option(help="Seconds between passes without --once.")] = 5.0,
+    poll: Annotated[
+        float | None, typer.Option(help="Seconds between passes without --once (default 5).")
+    ] = None,
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1, help="Processes deciding cases (1: decide in this process). Default: cores."
         ),
-    ] = min(4, os.cpu_count() or 1),
-    batch: Annotated[int, typer.Option(min=1, help="Cases per transaction.")] = 500,
+    ] = None,
+    batch: Annotated[
+        int | None, typer.Option(min=1, help="Cases per transaction (default 500).")
+    ] = None,
     sla_scan: Annotated[
-        bool, typer.Option(help="Run the SLA monitor after each pass (tier2 sla scan).")
-    ] = True,
+        bool | None, typer.Option(help="Run the SLA monitor after each pass (tier2 sla scan).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Configuration file (default: ./tier2.toml if present).")
+    ] = None,
 ) -> None:
-    """Own the escalated cases: decide, act, write back, move the ticket, audit every step."""
+    """Own the escalated cases: decide, act, write back, move the ticket, audit every step.
+
+    Options given here win over tier2.toml, which wins over the defaults."""
+    try:
+        settings = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    if settings.connector.kind != "local":
+        raise _fail(
+            f"{settings.source}: connector.kind {settings.connector.kind!r}: this version of "
+            "tier2 run works on the local help desk only"
+        )
+    library = library or settings.library
+    db = db if db is not None else os.environ.get("TIER2_DB") or settings.database
+    poll = poll if poll is not None else settings.run.poll_seconds
+    workers = workers or settings.run.workers
+    batch = batch or settings.run.batch
+    sla_scan = settings.run.sla_scan if sla_scan is None else sla_scan
     try:
         lib = load_library(library)
     except LibraryError as exc:
@@ -329,6 +356,25 @@ def _run_pass(runner: Runner) -> RunStats:
         f"({outcomes}), failed {len(stats.failed)}\n"
     )
     return stats
+
+
+@app.command()
+def check(
+    config: Annotated[
+        Path | None, typer.Option(help="The configuration file (default: ./tier2.toml).")
+    ] = None,
+) -> None:
+    """Validate the configuration and try each connection (database, help desk, secrets)."""
+    try:
+        settings = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    failed = 0
+    for result in run_checks(settings):
+        failed += not result.ok
+        sys.stdout.write(f"{'ok  ' if result.ok else 'FAIL'} {result.name}: {result.detail}\n")
+    if failed:
+        raise typer.Exit(1)
 
 
 sla_app = typer.Typer(help="Tier-2 SLA clocks: due times, the monitor, the replay of a real log.")

@@ -266,3 +266,19 @@ def test_sla_replay_reports_per_level() -> None:
         and b"no-such.csv" in missing.stderr
         and b"Traceback" not in missing.stderr
     )
+
+
+def test_check_reports_each_part_and_fails_plainly(tmp_path: Path) -> None:
+    """`tier2 check` prints a line per check; a broken config file is one clear line, exit 2."""
+    db = tmp_path / "t.db"
+    assert tier2("db", "upgrade", "--db", str(db)).returncode == 0
+    good = tmp_path / "tier2.toml"
+    good.write_text(f'library = "ecommerce"\ndatabase = "{db}"\n')
+    done = tier2("check", "--config", str(good))
+    assert done.returncode == 0, done.stdout
+    assert b"ok   library: ecommerce" in done.stdout and b"ok   database:" in done.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[connector]\nkind = "rt"\n')
+    refused = tier2("check", "--config", str(bad))
+    assert refused.returncode == 2 and b"there is no [connector.rt] section" in refused.stderr
+    assert b"Traceback" not in refused.stderr

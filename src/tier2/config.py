@@ -1,0 +1,164 @@
+"""`tier2.toml`: one file for a deployment, secrets by environment-variable name.
+
+    library = "saas"                      # a built-in library or a folder
+    database = "sqlite:///tier2.db"       # any SQLAlchemy URL or an SQLite path (TIER2_DB wins)
+
+    [run]
+    poll_seconds = 5
+    workers = 2
+    batch = 500
+    sla_scan = true
+
+    [connector]
+    kind = "local"                        # local | rt | zendesk
+
+    [connector.rt]
+    url = "https://rt.example.com/REST/2.0/"
+    user = "tier2"
+    password_env = "TIER2_RT_PASSWORD"    # the secret itself stays in the environment
+    queue = "Tier2"
+    reply_to_customer = false
+    queues = { senior_support = "Tier2 Seniors", support_manager = "Support Managers" }
+
+    [connector.zendesk]
+    subdomain = "acme"
+    email = "tier2@acme.example"
+    token_env = "TIER2_ZENDESK_TOKEN"
+    tag = "tier2"
+
+    [webhooks]
+    zendesk_secret_env = "TIER2_ZENDESK_WEBHOOK_SECRET"
+    rt_secret_env = "TIER2_RT_WEBHOOK_SECRET"
+
+    [api]
+    tokens_env = "TIER2_API_TOKENS"       # comma-separated bearer tokens
+
+`load_config` validates the file and says which key is wrong; `secret` reads a secret from
+the environment and says which variable is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_FILE = "tier2.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used: which file, which key, what is wrong."""
+
+
+class _C(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunConfig(_C):
+    poll_seconds: Annotated[float, Field(gt=0)] = 5.0
+    workers: Annotated[int, Field(ge=1)] = min(4, os.cpu_count() or 1)
+    batch: Annotated[int, Field(ge=1)] = 500
+    sla_scan: bool = True
+
+
+class RtConfig(_C):
+    url: str
+    user: str = "root"
+    password_env: str | None = None
+    token_env: str | None = None
+    queue: str = "Tier2"
+    custom_field: str | None = None  # escalated when this custom field has `custom_field_value`
+    custom_field_value: str | None = None
+    reply_to_customer: bool = False
+    queues: dict[str, str] = {}  # escalation target -> RT queue
+
+    @model_validator(mode="after")
+    def _credentials(self) -> RtConfig:
+        if not (self.password_env or self.token_env):
+            raise ValueError("give password_env or token_env (the name of a variable)")
+        return self
+
+
+class ZendeskConfig(_C):
+    subdomain: str
+    email: str
+    token_env: str
+    view_id: int | None = None
+    tag: str | None = None
+    custom_field_id: int | None = None
+    custom_field_value: str | None = None
+
+    @model_validator(mode="after")
+    def _finder(self) -> ZendeskConfig:
+        if not (self.view_id or self.tag or self.custom_field_id):
+            raise ValueError("say how escalations are found: view_id, tag or custom_field_id")
+        return self
+
+
+class ConnectorConfig(_C):
+    kind: Literal["local", "rt", "zendesk"] = "local"
+    rt: RtConfig | None = None
+    zendesk: ZendeskConfig | None = None
+
+    @model_validator(mode="after")
+    def _section(self) -> ConnectorConfig:
+        if self.kind == "rt" and self.rt is None:
+            raise ValueError("kind is rt but there is no [connector.rt] section")
+        if self.kind == "zendesk" and self.zendesk is None:
+            raise ValueError("kind is zendesk but there is no [connector.zendesk] section")
+        return self
+
+
+class WebhookConfig(_C):
+    zendesk_secret_env: str | None = None
+    rt_secret_env: str | None = None
+    tolerance_seconds: Annotated[int, Field(gt=0)] = 300  # how old a signed request may be
+
+
+class ApiConfig(_C):
+    tokens_env: str | None = None
+
+
+class Config(_C):
+    library: str = "saas"
+    database: str | None = None
+    run: RunConfig = RunConfig()
+    connector: ConnectorConfig = ConnectorConfig()
+    webhooks: WebhookConfig = WebhookConfig()
+    api: ApiConfig = ApiConfig()
+    source: str = "(defaults)"
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """The file given, else ./tier2.toml if there is one, else the defaults."""
+    file = Path(path) if path is not None else Path(DEFAULT_FILE)
+    if path is None and not file.exists():
+        return Config()
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    try:
+        return Config.model_validate({**data, "source": str(file)})
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(x) for x in first["loc"]) or "(top level)"
+        more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+        raise ConfigError(f"{file}: {where}: {first['msg']}{more}") from None
+
+
+def secret(name: str | None, what: str, environ: Mapping[str, str] | None = None) -> str:
+    """The value of the environment variable a secret is kept in."""
+    env = os.environ if environ is None else environ
+    if not name:
+        raise ConfigError(f"{what}: no variable named for it in the configuration")
+    value = env.get(name)
+    if not value:
+        raise ConfigError(f"{what}: environment variable {name} is not set")
+    return value
