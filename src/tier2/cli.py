@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from tier2.checks import run_checks
-from tier2.config import ConfigError, load_config
+from tier2.config import ConfigError, load_config, secret
 from tier2.contract import CaseError, decision_json, decision_text, read_cases, read_models
 from tier2.core import decide as decide_case
 from tier2.core.sla import SlaClocks
@@ -356,6 +356,40 @@ def _run_pass(runner: Runner) -> RunStats:
         f"({outcomes}), failed {len(stats.failed)}\n"
     )
     return stats
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    config: Annotated[
+        Path | None, typer.Option(help="Configuration file (default: ./tier2.toml if present).")
+    ] = None,
+    library: Annotated[
+        str | None, typer.Option("--library", "-l", help="Built-in library or folder.")
+    ] = None,
+    db: DbOption = None,
+) -> None:
+    """Serve tier2 over HTTP: POST /decide, GET /cases/{id}; OpenAPI docs at /docs.
+
+    Bearer tokens come from the environment variable named by [api] tokens_env (default
+    TIER2_API_TOKENS), comma-separated."""
+    import uvicorn  # noqa: PLC0415 (only this command needs the server)
+
+    from tier2.api import create_app  # noqa: PLC0415
+
+    try:
+        settings = load_config(config)
+        tokens = secret(settings.api.tokens_env or "TIER2_API_TOKENS", "API tokens")
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    try:
+        lib = load_library(library or settings.library)
+    except LibraryError as exc:
+        raise _fail(str(exc)) from None
+    engine = _engine(db if db is not None else os.environ.get("TIER2_DB") or settings.database)
+    app_ = create_app(lib, engine, [t.strip() for t in tokens.split(",") if t.strip()])
+    uvicorn.run(app_, host=host, port=port, log_level="info")
 
 
 @app.command()

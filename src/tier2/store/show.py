@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -50,3 +52,65 @@ def show_case(session: Session, case_id: str) -> str | None:
         out += ["", f"Written to ticket {n.ticket_id} ({n.kind}, {n.written_at.isoformat()}):"]
         out += ["  " + line if line else "" for line in n.body.splitlines()]
     return "\n".join(out) + "\n"
+
+
+def case_path(session: Session, case_id: str) -> dict[str, Any] | None:
+    """A case's whole path as plain JSON: what `tier2 case show` prints, for the API."""
+    case = session.get(m.Case, case_id)
+    if case is None:
+        return None
+    return {
+        "case_id": case.id,
+        "ticket_id": case.ticket_id,
+        "state": case.state,
+        "received_at": case.received_at.isoformat(),
+        "escalations": case.escalations,
+        "library": case.library,
+        "path": [
+            {"seq": e.seq, "at": e.at.isoformat(), "event": e.event, "data": e.data}
+            for e in session.scalars(
+                select(m.AuditEntry)
+                .where(m.AuditEntry.case_id == case_id)
+                .order_by(m.AuditEntry.seq)
+            )
+        ],
+        "decisions": [
+            {"seq": d.seq, "decided_at": d.decided_at.isoformat(), "decision": d.body}
+            for d in session.scalars(
+                select(m.Decision).where(m.Decision.case_id == case_id).order_by(m.Decision.seq)
+            )
+        ],
+        "actions": [
+            {
+                "key": a.idempotency_key,
+                "type": a.type,
+                "amount": a.amount,
+                "currency": a.currency,
+                "status": a.status,
+                "executed_at": None if a.executed_at is None else a.executed_at.isoformat(),
+            }
+            for a in session.scalars(
+                select(m.Action).where(m.Action.case_id == case_id).order_by(m.Action.id)
+            )
+        ],
+        "notes": [
+            {"kind": n.kind, "written_at": n.written_at.isoformat(), "body": n.body}
+            for n in session.scalars(
+                select(m.Note).where(m.Note.case_id == case_id).order_by(m.Note.id)
+            )
+        ],
+        "sla_escalations": [
+            {
+                "kind": s.kind,
+                "target": s.target,
+                "severity": s.severity,
+                "at": s.at.isoformat(),
+                "escalate_to": s.escalate_to,
+            }
+            for s in session.scalars(
+                select(m.SlaEscalation)
+                .where(m.SlaEscalation.case_id == case_id)
+                .order_by(m.SlaEscalation.id)
+            )
+        ],
+    }
