@@ -1,29 +1,41 @@
 """`tier2 serve`: tier2 over HTTP (FastAPI). OpenAPI docs at /docs.
 
-  POST /decide        decide a case posted in the contract's format, store nothing
-  GET  /cases/{id}    a case's whole path (audit entries, decisions, actions, notes, SLA)
-  GET  /health        liveness, without a token
+  POST /decide            decide a case posted in the contract's format, store nothing
+  GET  /cases/{id}        a case's whole path (audit entries, decisions, actions, notes, SLA)
+  POST /webhooks/zendesk  a signed Zendesk webhook: verified, queued durably, 202 at once
+  POST /webhooks/rt       an RT scrip's call with the shared secret: queued durably, 202
+  GET  /health            liveness, without a token
 
-Everything but /health needs `Authorization: Bearer <token>`, one of the tokens in the
-environment variable tier2.toml names (`[api] tokens_env`). Bad input gets the contract's
-error lines (which case, which field, what was wrong) with status 422, never a traceback.
+Everything but /health and the webhooks needs `Authorization: Bearer <token>`, one of the
+tokens in the environment variable tier2.toml names (`[api] tokens_env`). Zendesk webhooks
+are checked as Zendesk signs them, base64(HMAC-SHA256(secret, timestamp + body)), with the
+timestamp no older than the tolerance; RT's carry `X-Tier2-Webhook-Secret`. A delivery is
+queued once: the same signature (Zendesk) or delivery id (RT) again is refused as a replay.
+Bad input gets the contract's error lines (which case, which field, what was wrong) with
+status 422, never a traceback.
 """
 
+import base64
+import hashlib
 import hmac
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Query, status
+import orjson
+from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tier2 import __version__
 from tier2.contract import CaseError, decision_json, parse_case
 from tier2.core import decide
 from tier2.core.library import Library
+from tier2.store import models as m
 from tier2.store.show import case_path
 
 EXAMPLE_CASE: dict[str, Any] = {
@@ -48,8 +60,36 @@ EXAMPLE_CASE: dict[str, Any] = {
 }
 
 
-def create_app(library: Library, engine: Engine, tokens: Sequence[str]) -> FastAPI:
+@dataclass(frozen=True)
+class WebhookSecrets:
+    zendesk: str | None = None
+    rt: str | None = None
+    tolerance_seconds: int = 300
+
+
+def zendesk_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """What Zendesk sends in X-Zendesk-Webhook-Signature."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _ticket_of(body: Any) -> str | None:
+    """The ticket id in a trigger webhook ({"ticket_id": ...}) or an event ({"detail": {"id"}})."""
+    if not isinstance(body, dict):
+        return None
+    found = body.get("ticket_id") or (body.get("detail") or {}).get("id")
+    return None if found is None else str(found)
+
+
+def create_app(  # noqa: PLR0915 (the routes are closures over the service's settings)
+    library: Library,
+    engine: Engine,
+    tokens: Sequence[str],
+    webhooks: WebhookSecrets | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> FastAPI:
     """The service for one library and one store; `tokens` are the accepted bearer tokens."""
+    hooks = webhooks or WebhookSecrets()
     if not tokens:
         raise ValueError("no API tokens: the service refuses to run open")
     accepted = [t.encode() for t in tokens]
@@ -105,5 +145,79 @@ def create_app(library: Library, engine: Engine, tokens: Sequence[str]) -> FastA
         if found is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no case {case_id}")
         return found
+
+    def _queue(source: str, key: str, ticket_id: str, body: Any) -> JSONResponse:
+        try:
+            with Session(engine) as session, session.begin():
+                row = m.WebhookDelivery(
+                    source=source, delivery_key=key, ticket_id=ticket_id,
+                    received_at=clock(), body=body if isinstance(body, dict) else {"body": body},
+                )  # fmt: skip
+                session.add(row)
+                session.flush()
+                queued = row.id
+        except IntegrityError:
+            return JSONResponse(
+                {"error": "this delivery was received before (a replay): not queued again"},
+                status_code=409,
+            )
+        return JSONResponse({"queued": queued, "ticket_id": ticket_id}, status_code=202)
+
+    @app.post("/webhooks/zendesk", tags=["webhooks"], status_code=202)
+    async def zendesk_webhook(
+        request: Request,
+        signature: Annotated[str | None, Header(alias="X-Zendesk-Webhook-Signature")] = None,
+        timestamp: Annotated[
+            str | None, Header(alias="X-Zendesk-Webhook-Signature-Timestamp")
+        ] = None,
+    ) -> JSONResponse:
+        """A Zendesk webhook (trigger or event subscription): verified and queued."""
+        if not hooks.zendesk:
+            return JSONResponse({"error": "no Zendesk webhook secret configured"}, 503)
+        raw = await request.body()
+        if not signature or not timestamp:
+            return JSONResponse({"error": "unsigned: the signature headers are missing"}, 401)
+        expected = zendesk_signature(hooks.zendesk, timestamp, raw)
+        if not hmac.compare_digest(expected.encode(), signature.encode()):
+            return JSONResponse({"error": "the signature does not match the body"}, 401)
+        try:
+            signed_at = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+        except ValueError:
+            return JSONResponse({"error": f"timestamp {timestamp!r} is not ISO-8601"}, 401)
+        age = (clock() - signed_at).total_seconds()
+        if signed_at.tzinfo is None or not -60 <= age <= hooks.tolerance_seconds:
+            return JSONResponse(
+                {"error": f"signed {age:.0f} s ago, outside {hooks.tolerance_seconds} s"}, 401
+            )
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return JSONResponse({"error": "the body is not JSON"}, 422)
+        ticket_id = _ticket_of(body)
+        if ticket_id is None:
+            return JSONResponse({"error": "no ticket_id (or detail.id) in the body"}, 422)
+        return _queue("zendesk", f"zendesk:{signature}", ticket_id, body)
+
+    @app.post("/webhooks/rt", tags=["webhooks"], status_code=202)
+    async def rt_webhook(
+        request: Request,
+        secret: Annotated[str | None, Header(alias="X-Tier2-Webhook-Secret")] = None,
+    ) -> JSONResponse:
+        """An RT scrip tells tier2 a ticket changed: {"ticket_id": 12, "transaction_id": 345}."""
+        if not hooks.rt:
+            return JSONResponse({"error": "no RT webhook secret configured"}, 503)
+        if not secret or not hmac.compare_digest(secret.encode(), hooks.rt.encode()):
+            return JSONResponse({"error": "wrong or missing X-Tier2-Webhook-Secret"}, 401)
+        try:
+            body = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            return JSONResponse({"error": "the body is not JSON"}, 422)
+        ticket_id = _ticket_of(body)
+        if ticket_id is None:
+            return JSONResponse({"error": "no ticket_id in the body"}, 422)
+        delivery = body.get("transaction_id") or body.get("delivery_id")
+        if delivery is None:
+            return JSONResponse({"error": "no transaction_id (or delivery_id) in the body"}, 422)
+        return _queue("rt", f"rt:{ticket_id}:{delivery}", ticket_id, body)
 
     return app

@@ -376,7 +376,7 @@ def serve(
     TIER2_API_TOKENS), comma-separated."""
     import uvicorn  # noqa: PLC0415 (only this command needs the server)
 
-    from tier2.api import create_app  # noqa: PLC0415
+    from tier2.api import WebhookSecrets, create_app  # noqa: PLC0415
 
     try:
         settings = load_config(config)
@@ -388,7 +388,20 @@ def serve(
     except LibraryError as exc:
         raise _fail(str(exc)) from None
     engine = _engine(db if db is not None else os.environ.get("TIER2_DB") or settings.database)
-    app_ = create_app(lib, engine, [t.strip() for t in tokens.split(",") if t.strip()])
+    hooks = settings.webhooks
+    try:
+        secrets = WebhookSecrets(
+            zendesk=secret(hooks.zendesk_secret_env, "Zendesk webhook secret")
+            if hooks.zendesk_secret_env
+            else None,
+            rt=secret(hooks.rt_secret_env, "RT webhook secret") if hooks.rt_secret_env else None,
+            tolerance_seconds=hooks.tolerance_seconds,
+        )
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    app_ = create_app(
+        lib, engine, [t.strip() for t in tokens.split(",") if t.strip()], webhooks=secrets
+    )
     uvicorn.run(app_, host=host, port=port, log_level="info")
 
 

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from tests.conftest import SAAS_BASE
 from tests.integration.runner.test_runner import make_store
-from tier2.api import EXAMPLE_CASE, create_app
+from tier2.api import EXAMPLE_CASE, WebhookSecrets, create_app, zendesk_signature
 from tier2.contract import decision_json, parse_case
 from tier2.core import decide
 from tier2.loader import load_library
+from tier2.store import models as m
 from tier2.store.db import make_engine, upgrade
 
 TOKEN = {"Authorization": "Bearer s3cret"}
@@ -79,3 +84,85 @@ def test_openapi_docs_are_served(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert {"/decide", "/cases/{case_id}", "/health"} <= set(spec["paths"])
     assert client.get("/docs").status_code == 200
+
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+HOOK_SECRET = "dGhpcyBpcyBhIHNpZ25pbmcgc2VjcmV0"
+
+
+@pytest.fixture
+def hooked(tmp_path: Path) -> tuple[TestClient, Any]:
+    url = f"sqlite:///{tmp_path / 'hooks.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    app = create_app(
+        load_library("saas"), engine, ["s3cret"],
+        webhooks=WebhookSecrets(zendesk=HOOK_SECRET, rt="rt-shared"), clock=lambda: NOW,
+    )  # fmt: skip
+    return TestClient(app), engine
+
+
+def signed(body: bytes, at: datetime = NOW, secret: str = HOOK_SECRET) -> dict[str, str]:
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "X-Zendesk-Webhook-Signature": zendesk_signature(secret, stamp, body),
+        "X-Zendesk-Webhook-Signature-Timestamp": stamp,
+        "Content-Type": "application/json",
+    }
+
+
+def test_a_signed_zendesk_webhook_is_queued_once(hooked: tuple[TestClient, Any]) -> None:
+    """Verified, queued durably, 202; the same delivery again is refused as a replay."""
+    client, engine = hooked
+    body = b'{"type":"zen:event-type:ticket.status_changed","detail":{"id":"35436"}}'
+    first = client.post("/webhooks/zendesk", content=body, headers=signed(body))
+    assert first.status_code == 202 and first.json()["ticket_id"] == "35436"
+    replay = client.post("/webhooks/zendesk", content=body, headers=signed(body))
+    assert replay.status_code == 409
+    with Session(engine) as session:
+        rows = session.scalars(select(m.WebhookDelivery)).all()
+    assert [(r.source, r.ticket_id) for r in rows] == [("zendesk", "35436")]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "message"),
+    [
+        (lambda b: signed(b, secret="wrong"), 401, "does not match"),
+        (lambda b: signed(b, at=NOW - timedelta(minutes=10)), 401, "outside 300 s"),
+        (lambda b: {"Content-Type": "application/json"}, 401, "headers are missing"),
+    ],
+)  # fmt: skip
+def test_bad_zendesk_webhooks_are_refused(
+    hooked: tuple[TestClient, Any], headers: Any, status: int, message: str
+) -> None:
+    """A wrong signature, a stale timestamp or no signature: refused, nothing queued."""
+    client, engine = hooked
+    body = b'{"ticket_id": 7}'
+    response = client.post("/webhooks/zendesk", content=body, headers=headers(body))
+    assert response.status_code == status and message in response.json()["error"]
+    with Session(engine) as session:
+        assert session.scalars(select(m.WebhookDelivery)).all() == []
+
+
+def test_an_altered_body_fails_the_signature(hooked: tuple[TestClient, Any]) -> None:
+    """A body changed after signing does not verify."""
+    client, _ = hooked
+    body = b'{"ticket_id": 7}'
+    response = client.post("/webhooks/zendesk", content=b'{"ticket_id": 8}', headers=signed(body))
+    assert response.status_code == 401
+
+
+def test_rt_webhooks_need_the_shared_secret(hooked: tuple[TestClient, Any]) -> None:
+    """RT: the shared secret queues the ticket; a wrong one is refused; a replay is refused."""
+    client, _ = hooked
+    body = {"ticket_id": 12, "transaction_id": 345}
+    assert (
+        client.post(
+            "/webhooks/rt", json=body, headers={"X-Tier2-Webhook-Secret": "nope"}
+        ).status_code
+        == 401
+    )
+    ok = client.post("/webhooks/rt", json=body, headers={"X-Tier2-Webhook-Secret": "rt-shared"})
+    assert ok.status_code == 202 and ok.json()["ticket_id"] == "12"
+    again = client.post("/webhooks/rt", json=body, headers={"X-Tier2-Webhook-Secret": "rt-shared"})
+    assert again.status_code == 409

@@ -307,6 +307,24 @@ class SlaEscalation(Base):
     escalate_to: Mapped[str] = mapped_column(String(64))
 
 
+class WebhookDelivery(Base):
+    """A help desk told tier2 a ticket changed (Zendesk, RT): kept until a worker takes it.
+
+    `delivery_key` is unique (the source and its signature or delivery id), so a request
+    replayed is refused and never queued twice.
+    """
+
+    __tablename__ = "webhook_inbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(16))
+    delivery_key: Mapped[str] = mapped_column(String(200), unique=True)
+    ticket_id: Mapped[str] = mapped_column(String(64), index=True)
+    received_at: Mapped[datetime]
+    body: Mapped[dict[str, Any]]
+    taken_at: Mapped[datetime | None]
+
+
 class AuditEntry(Base):
     """Append-only; `hash` covers this entry and the previous entry's hash."""
 
