@@ -336,4 +336,4 @@ class AuditEntry(Base):
     event: Mapped[str] = mapped_column(String(64))
     data: Mapped[dict[str, Any]]
     prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str] = mapped_column(String(64))  # no index: the chain is walked by seq
