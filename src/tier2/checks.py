@@ -6,7 +6,6 @@ take an httpx transport, so tests run them against fakes.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +46,7 @@ def _status_problem(response: httpx.Response, who: str) -> str:
 
 
 def check_database(config: Config, environ: Mapping[str, str] | None = None) -> Check:
-    env = os.environ if environ is None else environ
-    url = database_url(env.get("TIER2_DB") or config.database or DEFAULT_DB)
+    url = database_url(config.store(environ=environ) or DEFAULT_DB)
     parsed = make_url(url)
     shown = parsed.render_as_string()
     if (

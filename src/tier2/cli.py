@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -271,7 +270,7 @@ def run(  # noqa: PLR0917 (Typer: each option is a parameter)
             "tier2 run works on the local help desk only"
         )
     library = library or settings.library
-    db = db if db is not None else os.environ.get("TIER2_DB") or settings.database
+    db = settings.store(db)
     poll = poll if poll is not None else settings.run.poll_seconds
     workers = workers or settings.run.workers
     batch = batch or settings.run.batch
@@ -387,7 +386,7 @@ def serve(
         lib = load_library(library or settings.library)
     except LibraryError as exc:
         raise _fail(str(exc)) from None
-    engine = _engine(db if db is not None else os.environ.get("TIER2_DB") or settings.database)
+    engine = _engine(settings.store(db))
     hooks = settings.webhooks
     try:
         secrets = WebhookSecrets(

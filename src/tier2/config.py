@@ -132,6 +132,13 @@ class Config(_C):
     api: ApiConfig = ApiConfig()
     source: str = "(defaults)"
 
+    def store(
+        self, given: str | None = None, environ: Mapping[str, str] | None = None
+    ) -> str | None:
+        """Which store: the one given on the command line, else TIER2_DB, else the file's."""
+        env = os.environ if environ is None else environ
+        return given if given is not None else env.get("TIER2_DB") or self.database
+
 
 def load_config(path: str | Path | None = None) -> Config:
     """The file given, else ./tier2.toml if there is one, else the defaults."""

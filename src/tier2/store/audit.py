@@ -72,15 +72,6 @@ class Chain:
             self.pending = []
 
 
-def append(
-    session: Session, *, at: datetime, case_id: str | None, event: str, data: dict[str, Any]
-) -> None:
-    """Add one entry in the caller's transaction."""
-    chain = Chain(session)
-    chain.add(at=at, case_id=case_id, event=event, data=data)
-    chain.flush()
-
-
 @dataclass(frozen=True)
 class Verdict:
     entries: int
