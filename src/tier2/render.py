@@ -28,7 +28,10 @@ class _Environment(jinja2.Environment):
                 return obj[attribute]
             except KeyError:
                 pass
-        return super().getattr(obj, attribute)
+        try:
+            return getattr(obj, attribute)
+        except AttributeError:
+            return super().getattr(obj, attribute)
 
 
 class JinjaTemplates:
@@ -46,6 +49,7 @@ class JinjaTemplates:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            auto_reload=False,  # compiled once on load: no stat() per {% include %}
         )
         env.filters["money"] = _money
         self._templates: dict[str, jinja2.Template] = {}
