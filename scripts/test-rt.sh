@@ -2,7 +2,8 @@
 # Makes Debian's Request Tracker 5 ready for the tests on loopback and prints its REST2 URL.
 # Installs request-tracker5, rt5-db-sqlite and rt5-standalone when missing (as root), writes
 # RT's SLA configuration from the saas library (`tier2 sla rt-config`), sets root's password,
-# turns SLAs on for the General queue, and (re)starts `rt-server --port N` so the
+# turns SLAs on for the General queue, creates the ticket custom fields the connector uses
+# (`tier2 rt custom-fields`, applied to every queue), and (re)starts `rt-server --port N` so the
 # configuration applies. Safe to run again. Prints nothing and exits 1 when it cannot.
 # Usage: scripts/test-rt.sh [PYTHON]   (PYTHON: the venv's python, default .venv/bin/python)
 set -euo pipefail
@@ -27,6 +28,9 @@ fi
   "$PY" -m tier2 sla rt-config --library saas --years 2024-2029
 } > "$CONF.new"
 mv "$CONF.new" "$CONF"
+FIELDS="$(mktemp)"
+trap 'rm -f "$FIELDS"' EXIT
+"$PY" -m tier2 rt custom-fields > "$FIELDS"
 perl -I"$LIB" -e '
   use strict; use warnings;
   use RT; RT::LoadConfig(); RT::Init();
@@ -34,7 +38,23 @@ perl -I"$LIB" -e '
   my ($ok, $msg) = $user->SetPassword($ARGV[0]); die "root password: $msg\n" unless $ok;
   my $queue = RT::Queue->new(RT->SystemUser); $queue->Load("General");
   if ($queue->SLADisabled) { ($ok, $msg) = $queue->SetSLADisabled(0); die "queue: $msg\n" unless $ok; }
-' "$PASSWORD" >&2
+  open(my $fields, "<", $ARGV[1]) or die "custom fields: $!\n";
+  while (my $line = <$fields>) {
+    chomp $line; my ($name, $type) = split /\t/, $line;
+    my ($kind, $max) = $type =~ /^(\w+?)(Single|Multiple)$/ or die "custom field type: $type\n";
+    my $cf = RT::CustomField->new(RT->SystemUser);
+    $cf->LoadByName(Name => $name, LookupType => RT::Ticket->CustomFieldLookupType);
+    unless ($cf->id) {
+      ($ok, $msg) = $cf->Create(Name => $name, Type => $kind, MaxValues => ($max eq "Single" ? 1 : 0),
+                                LookupType => RT::Ticket->CustomFieldLookupType);
+      die "custom field $name: $msg\n" unless $ok;
+    }
+    unless ($cf->IsGlobal) {
+      ($ok, $msg) = $cf->AddToObject(RT::Queue->new(RT->SystemUser));
+      die "custom field $name: $msg\n" unless $ok;
+    }
+  }
+' "$PASSWORD" "$FIELDS" >&2
 pkill -f "rt-server --port $PORT" >/dev/null 2>&1 || true
 sleep 0.5
 nohup "$SERVER" --port "$PORT" >/tmp/tier2-rt-server.log 2>&1 &

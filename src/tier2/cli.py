@@ -23,12 +23,15 @@ from sqlalchemy.orm import Session
 
 from tier2.checks import run_checks
 from tier2.config import ConfigError, load_config, secret
+from tier2.connectors import open_desk, rt_client, rt_settings
 from tier2.contract import CaseError, decision_json, decision_text, read_cases, read_models
 from tier2.core import decide as decide_case
 from tier2.core.sla import SlaClocks
 from tier2.deciding import InProcess, WorkerPool
 from tier2.demo import COMPANIES, CompanySummary, run_company
+from tier2.helpdesk.base import ConnectorError
 from tier2.helpdesk.local import LocalHelpDesk
+from tier2.helpdesk.rt import custom_field_types, file_case
 from tier2.helpdesk.rt_sla import rt_site_config
 from tier2.lint import lint_library, report_json, report_text
 from tier2.loader import LibraryError, load_library, load_sla
@@ -256,6 +259,10 @@ def run(  # noqa: PLR0917 (Typer: each option is a parameter)
     config: Annotated[
         Path | None, typer.Option(help="Configuration file (default: ./tier2.toml if present).")
     ] = None,
+    connector: Annotated[
+        str | None,
+        typer.Option(help="Help desk: local, rt or zendesk (default: tier2.toml's, else local)."),
+    ] = None,
 ) -> None:
     """Own the escalated cases: decide, act, write back, move the ticket, audit every step.
 
@@ -264,11 +271,6 @@ def run(  # noqa: PLR0917 (Typer: each option is a parameter)
         settings = load_config(config)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    if settings.connector.kind != "local":
-        raise _fail(
-            f"{settings.source}: connector.kind {settings.connector.kind!r}: this version of "
-            "tier2 run works on the local help desk only"
-        )
     library = library or settings.library
     db = settings.store(db)
     poll = poll if poll is not None else settings.run.poll_seconds
@@ -280,8 +282,12 @@ def run(  # noqa: PLR0917 (Typer: each option is a parameter)
     except LibraryError as exc:
         raise _fail(str(exc)) from None
     engine = _engine(db)
+    try:
+        desk = open_desk(settings, engine, connector)
+    except ConfigError as exc:
+        engine.dispose()
+        raise _fail(str(exc)) from None
     decider = WorkerPool(lib, library, workers) if workers > 1 else InProcess(lib)
-    desk = LocalHelpDesk(engine)
     now = partial(datetime.now, UTC)
     runner = Runner(engine, lib, desk, clock=now, batch=batch, decider=decider)
     monitor = SlaMonitor(engine, lib, desk, clock=now)
@@ -294,9 +300,14 @@ def run(  # noqa: PLR0917 (Typer: each option is a parameter)
             if once:
                 break
             time.sleep(poll)
+    except ConnectorError as exc:
+        raise _fail(f"help desk: {exc}") from None
     finally:
         decider.close()
         engine.dispose()
+        close = getattr(desk, "close", None)
+        if close is not None:
+            close()
     if stats.failed:
         raise typer.Exit(EXIT_NOT_DECIDED)
 
@@ -579,6 +590,60 @@ def ticket_update(  # noqa: PLR0917 (Typer: each option is a parameter)
     finally:
         engine.dispose()
     sys.stdout.write(f"ticket {ticket_id} updated\n")
+
+
+rt_app = typer.Typer(help="Request Tracker: the custom fields tier2 uses, filing trial cases.")
+app.add_typer(rt_app, name="rt")
+
+
+@rt_app.command("custom-fields")
+def rt_custom_fields(
+    config: Annotated[Path | None, typer.Option(help="Configuration file.")] = None,
+) -> None:
+    """Print the ticket custom fields tier2 reads and writes: name, then RT type."""
+    try:
+        settings = load_config(config)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    fields = settings.connector.rt.fields if settings.connector.rt else {}
+    for name, kind in custom_field_types(fields):
+        sys.stdout.write(f"{name}\t{kind}\n")
+
+
+@rt_app.command("load")
+def rt_load(
+    cases: Annotated[str, typer.Argument(help="Contract cases: JSON, a JSON array or JSON Lines.")],
+    config: Annotated[Path | None, typer.Option(help="Configuration file.")] = None,
+) -> None:
+    """File contract cases in RT as tier-1 would leave them (for trials and benchmarks):
+    the requestor's earlier tickets, then the ticket in the escalation queue with the handoff
+    form's custom fields filled. Prints each case id and its RT ticket."""
+    try:
+        settings = load_config(config)
+        if settings.connector.rt is None:
+            raise ConfigError(f"{settings.source}: no [connector.rt] section")
+        client = rt_client(settings.connector.rt)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    data = sys.stdin.buffer.read() if cases == "-" else _read(cases)
+    good, bad = [], 0
+    for item in read_models(data, jsonl=cases.endswith(".jsonl")):
+        if isinstance(item, CaseError):
+            bad += 1
+            sys.stderr.write("".join(line + "\n" for line in item.lines()))
+        else:
+            good.append(item)
+    rt = rt_settings(settings.connector.rt)
+    try:
+        for case in good:
+            raw = orjson.loads(case.model_dump_json(by_alias=True, exclude_none=True))
+            sys.stdout.write(f"{case.case_id}\t{file_case(client, rt, raw)}\n")
+    except ConnectorError as exc:
+        raise _fail(f"help desk: {exc}") from None
+    finally:
+        client.close()
+    if bad:
+        raise typer.Exit(EXIT_BAD_INPUT)
 
 
 audit_app = typer.Typer(help="The tamper-evident audit log.")

@@ -19,6 +19,8 @@
     queue = "Tier2"
     reply_to_customer = false
     queues = { senior_support = "Tier2 Seniors", support_manager = "Support Managers" }
+    return_queue = "General"              # tier-1's queue, where a return goes
+    # fields = { "ticket.severity" = "Priority Level" }   # over the default custom fields
 
     [connector.zendesk]
     subdomain = "acme"
@@ -46,6 +48,8 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tier2.helpdesk.rt import DEFAULT_FIELDS
 
 DEFAULT_FILE = "tier2.toml"
 
@@ -75,11 +79,24 @@ class RtConfig(_C):
     custom_field_value: str | None = None
     reply_to_customer: bool = False
     queues: dict[str, str] = {}  # escalation target -> RT queue
+    return_queue: str = "General"  # tier-1's queue: where a return goes
+    case_prefix: str = "RT-"
+    history: bool = True  # the requestor's other tickets as the customer's history
+    fields: dict[str, str] = {}  # case field -> RT custom field, over the defaults
 
     @model_validator(mode="after")
     def _credentials(self) -> RtConfig:
         if not (self.password_env or self.token_env):
             raise ValueError("give password_env or token_env (the name of a variable)")
+        if bool(self.custom_field) != bool(self.custom_field_value):
+            raise ValueError("custom_field and custom_field_value go together")
+        unknown = sorted(set(self.fields) - set(DEFAULT_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"fields: no case field {unknown[0]!r} (known: {', '.join(DEFAULT_FIELDS)})"
+            )
+        if self.return_queue == self.queue and not self.custom_field:
+            raise ValueError("return_queue must differ from queue (a return would come back)")
         return self
 
 

@@ -20,6 +20,10 @@ from sqlalchemy.orm import Session
 from tier2.core.sla import StatusChange
 
 
+class ConnectorError(RuntimeError):
+    """A help desk refused a request or could not be reached: which request, what it said."""
+
+
 @dataclass(frozen=True)
 class ActionOrder:
     """Carry out one action of a resolution (refund, credit, reship, ...), once per key."""

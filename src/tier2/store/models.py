@@ -235,7 +235,7 @@ class Case(Base):
     __table_args__ = (Index("ix_cases_state_received", "state", "received_at"),)
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"), index=True)
+    ticket_id: Mapped[str] = mapped_column(String(64), index=True)  # in the help desk it came from
     handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id"))
     state: Mapped[str] = mapped_column(String(16), default=CaseState.RECEIVED.value)
     received_at: Mapped[datetime]
@@ -281,7 +281,7 @@ class Note(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
-    ticket_id: Mapped[str] = mapped_column(ForeignKey("tickets.id"))
+    ticket_id: Mapped[str] = mapped_column(String(64))
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     kind: Mapped[str] = mapped_column(String(32))  # note, reply, guidance
     body: Mapped[str] = mapped_column(Text)

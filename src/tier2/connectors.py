@@ -1,0 +1,67 @@
+"""The help desk a deployment runs on, made from its configuration (the shell's only
+place that knows every connector)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+from sqlalchemy import Engine
+
+from tier2.config import Config, ConfigError, RtConfig, secret
+from tier2.helpdesk.base import HelpDesk
+from tier2.helpdesk.local import LocalHelpDesk
+from tier2.helpdesk.rt import DEFAULT_FIELDS, RtClient, RtHelpDesk, RtSettings
+
+KINDS = ("local", "rt", "zendesk")
+
+
+def rt_settings(rt: RtConfig) -> RtSettings:
+    return RtSettings(
+        queue=rt.queue,
+        custom_field=rt.custom_field,
+        custom_field_value=rt.custom_field_value,
+        return_queue=rt.return_queue,
+        queues=dict(rt.queues),
+        reply_to_customer=rt.reply_to_customer,
+        case_prefix=rt.case_prefix,
+        fields={**DEFAULT_FIELDS, **rt.fields},
+        history=rt.history,
+    )
+
+
+def rt_client(
+    rt: RtConfig,
+    environ: Mapping[str, str] | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> RtClient:
+    if rt.token_env:
+        return RtClient(rt.url, user=rt.user, token=secret(rt.token_env, "RT token", environ),
+                        transport=transport)  # fmt: skip
+    password = secret(rt.password_env, "RT password", environ)
+    return RtClient(rt.url, user=rt.user, password=password, transport=transport)
+
+
+def open_desk(
+    config: Config,
+    engine: Engine,
+    kind: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> HelpDesk:
+    """The configured help desk (or the kind asked for, which must be configured)."""
+    kind = kind or config.connector.kind
+    if kind == "local":
+        return LocalHelpDesk(engine)
+    if kind == "rt":
+        if config.connector.rt is None:
+            raise ConfigError(f"{config.source}: --connector rt needs a [connector.rt] section")
+        rt = config.connector.rt
+        return RtHelpDesk(rt_client(rt, environ, transport), rt_settings(rt))
+    if kind == "zendesk":
+        if config.connector.zendesk is None:
+            raise ConfigError(
+                f"{config.source}: --connector zendesk needs a [connector.zendesk] section"
+            )
+        raise ConfigError("the Zendesk connector is not in this version yet")
+    raise ConfigError(f"no connector {kind!r} (known: {', '.join(KINDS)})")

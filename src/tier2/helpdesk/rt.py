@@ -1,0 +1,764 @@
+"""Request Tracker 5 over its REST2 API: escalations in, notes, moves and actions out.
+
+Where things live in RT (the names of the custom fields are configurable; the defaults are
+in `DEFAULT_FIELDS`):
+
+- an escalation is an active ticket in the escalation queue (or with the escalation custom
+  field set to its value) that tier2 has not escalated in place (`Tier2 Outcome` is not
+  `escalate`);
+- the thread is the ticket's Create and Correspond transactions (the Create and the
+  requestors' correspondence are the customer's, the rest the agents'); comments are
+  internal and are not part of it;
+- the handoff, the customer record and the facts are ticket custom fields that tier-1's
+  handoff form fills; the customer's history is the requestor's other tickets;
+- tier2 writes its note, guidance and reply draft as comments (a reply to the customer
+  only when configured), each carrying its key on its last line (`tier2-key: ...`);
+  an action is a comment plus a value of `Tier2 Actions`; a move sets status, queue (the
+  escalation target's queue, or the tier-1 queue on a return) and `Tier2 Outcome`.
+
+Every write carries a key, and a key already on the ticket is not written again, so a run
+repeated after a crash changes nothing it already changed. `take` writes nothing: a ticket
+stays an escalation until tier2 moves it, so a crash between RT and the case store cannot
+lose it (the runner skips a case it already has in flight).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy.orm import Session
+
+from tier2.core.sla import StatusChange
+from tier2.helpdesk.base import ActionOrder, ConnectorError, NoteOrder, TicketMove, Timeline
+
+# case field -> the RT ticket custom field it is read from (or tier2 writes)
+DEFAULT_FIELDS: dict[str, str] = {
+    "ticket.severity": "Severity",
+    "ticket.category": "Category",
+    "ticket.channel": "Channel",
+    "ticket.tags": "Tags",
+    "handoff.reason": "Escalation Reason",
+    "handoff.customer_expectation": "Customer Expectation",
+    "handoff.sentiment": "Sentiment",
+    "handoff.steps_taken": "Steps Taken",
+    "handoff.request.type": "Request Type",
+    "handoff.request.amount": "Request Amount",
+    "handoff.request.currency": "Request Currency",
+    "handoff.escalated_at": "Escalated At",
+    "customer.id": "Customer Id",
+    "customer.name": "Customer Name",
+    "customer.company": "Company",
+    "customer.segment": "Segment",
+    "customer.vip": "VIP",
+    "customer.arr": "ARR",
+    "customer.currency": "Customer Currency",
+    "customer.plan": "Plan",
+    "customer.flags": "Customer Flags",
+    "history.complaint": "Complaint",
+    "facts": "Facts",
+    "tier2.outcome": "Tier2 Outcome",
+    "tier2.escalated_to": "Tier2 Escalated To",
+    "tier2.actions": "Tier2 Actions",
+}
+MULTIPLE = frozenset({"ticket.tags", "handoff.steps_taken", "customer.flags", "tier2.actions"})
+TEXT = frozenset({"customer.plan", "facts"})  # JSON in a text area
+
+KEY_LINE = "tier2-key: "
+_KEY = re.compile(r"^tier2-key: (\S+)\s*$", re.MULTILINE)
+_SYSTEM = frozenset({"RT_System", "Nobody"})
+_DONE = {"resolved": "resolved", "rejected": "resolved", "deleted": "resolved"}
+_WAITING = {"stalled": "pending"}
+_TRUE = frozenset({"1", "yes", "true", "y", "x"})
+_FAILED = re.compile(
+    r"does not exist|permission denied|not a valid|invalid|could not|couldn't|no such|"
+    r"is not allowed|can't",
+    re.IGNORECASE,
+)
+
+
+class RtError(ConnectorError):
+    """RT refused a request or answered something unusable: which request, what RT said."""
+
+
+def custom_field_types(fields: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """(name, RT type) of each custom field the connector reads or writes."""
+    names = {**DEFAULT_FIELDS, **(fields or {})}
+    out = []
+    for path, name in names.items():
+        kind = "Freeform" if path not in TEXT else "Text"
+        out.append((name, kind + ("Multiple" if path in MULTIPLE else "Single")))
+    return out
+
+
+# --------------------------------------------------------------------------- the client
+
+
+class RtClient:
+    """REST2 over httpx: one session cookie (RT hashes a password on every basic-auth
+    request, about 0.25 s), or an auth token; JSON in and out; paged searches."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        user: str = "root",
+        password: str | None = None,
+        token: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        self.base = url if url.endswith("/") else url + "/"
+        self.root = self.base.split("/REST/2.0/")[0]
+        headers = {"Authorization": f"token {token}"} if token else {}
+        self.http = httpx.Client(
+            base_url=self.base, headers=headers, transport=transport, timeout=timeout
+        )
+        self.user, self._password = user, password
+        self._signed_in = token is not None
+        self.requests = 0
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _sign_in(self) -> None:
+        if self._password is None:
+            raise RtError("RT: no password or token given")
+        self.requests += 1
+        self.http.post(
+            self.root + "/NoAuth/Login.html", data={"user": self.user, "pass": self._password}
+        )
+        self._signed_in = True
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One request; JSON back. A 401 or a redirect to the login page signs in again once."""
+        for attempt in (1, 2):
+            if not self._signed_in:
+                self._sign_in()
+            self.requests += 1
+            try:
+                response = self.http.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                raise RtError(f"RT {method} {path}: {type(exc).__name__}: {exc}") from None
+            if response.status_code in (301, 302, 401) and attempt == 1 and self._password:
+                self._signed_in = False
+                continue
+            if response.status_code in (301, 302, 401):
+                raise RtError(f"RT {method} {path}: RT refused user {self.user!r}'s credentials")
+            if response.status_code >= 400:
+                raise RtError(f"RT {method} {path}: HTTP {response.status_code}: {_said(response)}")
+            return response.json() if response.content else None
+        raise AssertionError("unreachable")
+
+    def search(self, query: str, fields: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every ticket the TicketSQL query finds, page by page, with the fields asked for."""
+        page = 1
+        while True:
+            data = self.call(
+                "GET",
+                "tickets",
+                params={"query": query, "fields": fields, "per_page": 100, "page": page, **params},
+            )
+            yield from data.get("items", [])
+            if page >= int(data.get("pages") or 1):
+                return
+            page += 1
+
+    def update(self, path: str, body: dict[str, Any]) -> list[str]:
+        """PUT; RT answers 200 with a line per change, failures included: those raise."""
+        said = self.call("PUT", path, json=body) or []
+        failed = [line for line in said if _FAILED.search(str(line))]
+        if failed:
+            raise RtError(f"RT PUT {path}: " + "; ".join(map(str, failed)))
+        return [str(x) for x in said]
+
+
+def _said(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(data.get("message") or data) if isinstance(data, dict) else str(data)[:200]
+
+
+# --------------------------------------------------------------------------- reading a case
+
+
+@dataclass(frozen=True)
+class RtSettings:
+    queue: str = "Tier2"  # the escalation queue
+    custom_field: str | None = None  # or: escalated when this field holds custom_field_value
+    custom_field_value: str | None = None
+    return_queue: str = "General"  # tier-1's queue, for a return
+    queues: Mapping[str, str] = field(default_factory=dict)  # escalation target -> queue
+    reply_to_customer: bool = False
+    case_prefix: str = "RT-"
+    fields: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FIELDS))
+    history: bool = True  # the requestor's other tickets as the customer's history
+
+    def cf(self, path: str) -> str:
+        return self.fields.get(path) or DEFAULT_FIELDS[path]
+
+    def escalation_query(self) -> str:
+        outcome = _quote(self.cf("tier2.outcome"))
+        if self.custom_field:
+            where = (
+                f"'CF.{{{_quote(self.custom_field)}}}' = '{_quote(self.custom_field_value or '')}'"
+            )
+        else:
+            where = f"Queue = '{_quote(self.queue)}'"
+        return f"{where} AND Status = '__Active__' AND 'CF.{{{outcome}}}' != 'escalate'"
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _utc(text: str | None) -> str | None:
+    """RT's `2026-03-03T07:05:00Z` as ISO-8601 with an offset; RT's "not set" as None."""
+    if not text or text.startswith("1970-01-01"):
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).isoformat()
+
+
+def _latest(stated: str | None, moved: str | None) -> str | None:
+    if stated is None or moved is None:
+        return stated or moved
+    try:
+        later = datetime.fromisoformat(moved) > datetime.fromisoformat(stated)
+    except ValueError:
+        return stated  # the contract's check names the field
+    return moved if later else stated
+
+
+def _values(ticket: Mapping[str, Any]) -> dict[str, list[str]]:
+    return {
+        cf["name"]: [str(v) for v in cf.get("values") or [] if str(v) != ""]
+        for cf in ticket.get("CustomFields") or []
+    }
+
+
+def _number(text: str | None) -> float | str | None:
+    if text is None:
+        return None
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        return text  # the contract's check names the field
+
+
+def _json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # the contract's check names the field
+
+
+def _step(value: str) -> dict[str, Any]:
+    step, _, result = value.partition(":")
+    return {"step": step.strip(), **({"result": result.strip()} if result.strip() else {})}
+
+
+_RESOLVED = re.compile(r"\s*\((resolved)\)\s*$", re.IGNORECASE)
+
+
+def _flag(value: str) -> dict[str, Any]:
+    resolved = bool(_RESOLVED.search(value))
+    value = _RESOLVED.sub("", value)
+    kind, _, note = value.partition(":")
+    return _drop_none({"type": kind.strip(), "note": note.strip() or None, "resolved": resolved})
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def keys_in(attachments: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The tier2 keys already written on a ticket."""
+    return {k for a in attachments for k in _KEY.findall(str(a.get("Content") or ""))}
+
+
+def rt_case(
+    ticket: Mapping[str, Any],
+    transactions: Sequence[Mapping[str, Any]],
+    attachments: Sequence[Mapping[str, Any]],
+    others: Sequence[Mapping[str, Any]],
+    settings: RtSettings,
+    *,
+    escalation_queue_id: str | None = None,
+) -> dict[str, Any]:
+    """One RT ticket, its history and attachments, and the requestor's other tickets, as a
+    case in the contract's shape. Pure: the tests feed it what a real RT answered."""
+    cf = _values(ticket)
+
+    def one(path: str) -> str | None:
+        got = cf.get(settings.cf(path)) or []
+        return got[0] if got else None
+
+    def many(path: str) -> list[str]:
+        return cf.get(settings.cf(path)) or []
+
+    ticket_id = str(ticket["id"])
+    requestors = {str(r.get("id")) for r in ticket.get("Requestor") or []}
+    kinds = {str(t["id"]): t for t in transactions}
+    messages: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for a in attachments:
+        txn = kinds.get(str(a.get("TransactionId")))
+        if txn is None or txn.get("Type") not in ("Create", "Correspond"):
+            continue
+        if str(a.get("ContentType", "")).split(";")[0] != "text/plain" or txn["id"] in seen:
+            continue
+        body = str(a.get("Content") or "")
+        if _KEY.search(body):
+            continue  # tier2's own reply
+        seen.add(txn["id"])
+        creator = str((txn.get("Creator") or {}).get("id", ""))
+        author = "customer" if txn["Type"] == "Create" or creator in requestors else "agent"
+        messages.append({"from": author, "at": _utc(txn.get("Created")), "body": body.strip()})
+
+    # when tier-1 handed it over: the latest of the form's field and the last move into the
+    # queue (a ticket escalated again is moved in again), else when the ticket was created
+    stated = one("handoff.escalated_at")
+    moved: str | None = None
+    sender: str | None = None
+    for t in transactions:
+        into_queue = (
+            t.get("Type") == "Set"
+            and t.get("Field") == "Queue"
+            and escalation_queue_id is not None
+            and str(t.get("NewValue")) == escalation_queue_id
+        )
+        if into_queue:
+            sender = str((t.get("Creator") or {}).get("id", "")) or None
+            moved = _utc(t.get("Created"))
+    escalated_at = _latest(stated, moved) or _utc(ticket.get("Created"))
+
+    request = _drop_none(
+        {
+            "type": one("handoff.request.type"),
+            "amount": _number(one("handoff.request.amount")),
+            "currency": one("handoff.request.currency"),
+        }
+    )
+    requestor = sorted(requestors)[0] if requestors else None
+    vip = one("customer.vip")
+    history = [
+        _drop_none(
+            {
+                "ticket_id": str(o["id"]),
+                "at": _utc(o.get("Created")),
+                "category": next(iter(_values(o).get(settings.cf("ticket.category")) or []), None),
+                "complaint": any(
+                    v.lower() in _TRUE for v in _values(o).get(settings.cf("history.complaint"), [])
+                ),
+                "escalated": bool(_values(o).get(settings.cf("tier2.outcome"))),
+                "outcome": o.get("Status"),
+            }
+        )
+        for o in others
+        if str(o["id"]) != ticket_id
+    ]
+    facts = _json(one("facts"))
+    return {
+        "case_id": f"{settings.case_prefix}{ticket_id}",
+        "received_at": escalated_at,
+        "ticket": _drop_none(
+            {
+                "id": ticket_id,
+                "subject": ticket.get("Subject"),
+                "description": messages[0]["body"] if messages else None,
+                "channel": one("ticket.channel"),
+                "created_at": _utc(ticket.get("Created")),
+                "severity": one("ticket.severity"),
+                "category": one("ticket.category"),
+                "messages": messages,
+                "tags": many("ticket.tags"),
+                "status": ticket.get("Status"),
+            }
+        ),
+        "handoff": _drop_none(
+            {
+                "from": sender,
+                "escalated_at": escalated_at,
+                "reason": one("handoff.reason"),
+                "steps_taken": [_step(v) for v in many("handoff.steps_taken")],
+                "customer_expectation": one("handoff.customer_expectation"),
+                "request": request or None,
+                "sentiment": one("handoff.sentiment"),
+            }
+        ),
+        "customer": _drop_none(
+            {
+                "id": one("customer.id") or requestor,
+                "name": one("customer.name"),
+                "company": one("customer.company"),
+                "segment": one("customer.segment"),
+                "vip": None if vip is None else vip.lower() in _TRUE,
+                "arr": _number(one("customer.arr")),
+                "currency": one("customer.currency"),
+                "plan": _json(one("customer.plan")),
+                "flags": [_flag(v) for v in many("customer.flags")],
+            }
+        ),
+        "history": history,
+        "facts": {} if facts is None else facts,
+    }
+
+
+# --------------------------------------------------------------------------- the help desk
+
+_TICKET_FIELDS = "Subject,Created,Status,Queue,Requestor,CustomFields"
+
+
+class RtHelpDesk:
+    """The HelpDesk port over a Request Tracker 5."""
+
+    def __init__(self, client: RtClient, settings: RtSettings) -> None:
+        self.rt = client
+        self.settings = settings
+        self._keys: dict[str, set[str]] = {}  # keys on each ticket, as last read or written
+        self._cf: dict[str, dict[str, list[str]]] = {}  # custom-field values, likewise
+        self._queue_ids: dict[str, str] = {}
+        self._cf_names: dict[str, str] | None = None
+
+    def close(self) -> None:
+        self.rt.close()
+
+    # ------------------------------------------------------------------ reading
+
+    def queue_id(self, name: str) -> str:
+        if name not in self._queue_ids:
+            data = self.rt.call("GET", f"queue/{name}")
+            self._queue_ids[name] = str(data["id"])
+        return self._queue_ids[name]
+
+    def escalations(self) -> list[str]:
+        query = self.settings.escalation_query()
+        return [str(t["id"]) for t in self.rt.search(query, "id", orderby="id", order="ASC")]
+
+    def read_cases(self, ticket_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The tickets that exist, in the order asked: one search for the batch, then each
+        ticket's history and attachments, and one search for the requestors' other tickets."""
+        ids = [str(i) for i in ticket_ids]
+        if not ids:
+            return []
+        tickets: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(ids, 50):
+            query = " OR ".join(f"id = {int(i)}" for i in chunk)
+            for t in self.rt.search(query, _TICKET_FIELDS, **{"fields[Queue]": "Name"}):
+                tickets[str(t["id"])] = t
+        others: dict[str, list[dict[str, Any]]] = {}
+        if self.settings.history:
+            people = sorted(
+                {str(r["id"]) for t in tickets.values() for r in t.get("Requestor") or []}
+            )
+            for chunk in _chunks(people, 25):
+                query = " OR ".join(f"Requestor.Name = '{_quote(p)}'" for p in chunk)
+                for o in self.rt.search(query, "Created,Status,Requestor,CustomFields"):
+                    for r in o.get("Requestor") or []:
+                        others.setdefault(str(r["id"]), []).append(o)
+        queue_id = None if self.settings.custom_field else self.queue_id(self.settings.queue)
+        out = []
+        for ticket_id in ids:
+            ticket = tickets.get(ticket_id)
+            if ticket is None:
+                continue
+            transactions = list(
+                self._paged(f"ticket/{ticket_id}/history", "Type,Field,NewValue,Created,Creator")
+            )
+            attachments = list(
+                self._paged(f"ticket/{ticket_id}/attachments", "TransactionId,ContentType,Content")
+            )
+            self._keys[ticket_id] = keys_in(attachments)
+            self._cf[ticket_id] = _values(ticket)
+            mine = {
+                str(o["id"]): o
+                for r in ticket.get("Requestor") or []
+                for o in others.get(str(r["id"]), [])
+            }
+            out.append(
+                rt_case(
+                    ticket,
+                    transactions,
+                    attachments,
+                    list(mine.values()),
+                    self.settings,
+                    escalation_queue_id=queue_id,
+                )
+            )
+        return out
+
+    def _paged(self, path: str, fields: str) -> Iterator[dict[str, Any]]:
+        page = 1
+        while True:
+            data = self.rt.call(
+                "GET", path, params={"fields": fields, "per_page": 100, "page": page}
+            )
+            yield from data.get("items", [])
+            if page >= int(data.get("pages") or 1):
+                return
+            page += 1
+
+    def _known_keys(self, ticket_id: str) -> set[str]:
+        keys = self._keys.get(ticket_id)
+        if keys is None:  # not read in this process (a run after a crash): ask RT
+            attachments = self._paged(f"ticket/{ticket_id}/attachments", "Content")
+            keys = self._keys[ticket_id] = keys_in(list(attachments))
+        return keys
+
+    def _values(self, ticket_id: str) -> dict[str, list[str]]:
+        values = self._cf.get(ticket_id)
+        if values is None:
+            values = self._cf[ticket_id] = _values(
+                self.rt.call("GET", f"ticket/{ticket_id}", params={"fields": "CustomFields"})
+            )
+        return values
+
+    # ------------------------------------------------------------------ writing
+
+    def take(self, session: Session, ticket_ids: Sequence[str], at: datetime) -> None:
+        """Nothing to write: the ticket stays an escalation until tier2 moves it."""
+
+    def _comment(
+        self, ticket_id: str, key: str, subject: str, body: str, *, reply: bool = False
+    ) -> None:
+        content = body.rstrip("\n") + "\n\n" + KEY_LINE + key + "\n"
+        self.rt.call(
+            "POST",
+            f"ticket/{ticket_id}/{'correspond' if reply else 'comment'}",
+            json={"Subject": subject, "Content": content, "ContentType": "text/plain"},
+        )
+        self._known_keys(ticket_id).add(key)
+
+    def carry_out(
+        self, session: Session, orders: Sequence[ActionOrder], at: datetime
+    ) -> list[dict[str, Any]]:
+        """Each action recorded once: a comment with its key, then a `Tier2 Actions` value."""
+        results: list[dict[str, Any]] = []
+        field_name = self.settings.cf("tier2.actions")
+        touched: dict[str, list[str]] = {}
+        for o in orders:
+            line = f"{o.type}" + (
+                "" if o.amount is None else f" {o.amount:,.2f} {o.currency or ''}".rstrip()
+            )
+            written = o.key in self._known_keys(o.ticket_id)
+            if not written:
+                self._comment(
+                    o.ticket_id, o.key, f"tier2 action: {line}", f"tier2 carried out: {line}"
+                )
+            value = f"{line} [{o.key}]"
+            current = self._values(o.ticket_id).get(field_name, [])
+            if value not in current:
+                touched.setdefault(o.ticket_id, list(current)).append(value)
+            results.append(
+                {"rt_ticket": o.ticket_id, "recorded": "already" if written else "comment"}
+            )
+        for ticket_id, values in touched.items():
+            self.rt.update(f"ticket/{ticket_id}", {"CustomFields": {field_name: values}})
+            self._values(ticket_id)[field_name] = values
+        return results
+
+    def write_notes(self, session: Session, orders: Sequence[NoteOrder], at: datetime) -> None:
+        for o in orders:
+            if o.key in self._known_keys(o.ticket_id):
+                continue
+            reply = o.kind == "reply_draft" and self.settings.reply_to_customer
+            subject = {
+                "note": "tier2 decision",
+                "guidance": "tier2 guidance for tier-1",
+                "reply_draft": "tier2 draft reply to the customer",
+                "sla": "tier2 SLA escalation",
+            }.get(o.kind, f"tier2 {o.kind}")
+            self._comment(o.ticket_id, o.key, subject, o.body, reply=reply)
+
+    def move(self, session: Session, moves: Sequence[TicketMove], at: datetime) -> None:
+        """Status, queue, and `Tier2 Outcome` (and the escalation field cleared on a return),
+        in one request per ticket; setting what is already set changes nothing in RT."""
+        s = self.settings
+        for mv in moves:
+            body: dict[str, Any] = {}
+            fields: dict[str, Any] = {}
+            if mv.status is not None:
+                body["Status"] = mv.status
+            if mv.group == "tier1":
+                body["Queue"] = s.return_queue
+                fields[s.cf("tier2.outcome")] = "return_to_tier1"
+                if s.custom_field:
+                    fields[s.custom_field] = ""
+            elif mv.group is not None:
+                if mv.group in s.queues:
+                    body["Queue"] = s.queues[mv.group]
+                fields[s.cf("tier2.outcome")] = "escalate"
+                fields[s.cf("tier2.escalated_to")] = mv.group
+            elif mv.status in _DONE:
+                fields[s.cf("tier2.outcome")] = "resolve"
+            if fields:
+                body["CustomFields"] = fields
+            if body:
+                self.rt.update(f"ticket/{mv.ticket_id}", body)
+
+    # ------------------------------------------------------------------ the SLA monitor
+
+    def timelines(self, ticket_ids: Sequence[str]) -> dict[str, Timeline]:
+        """Status, queue and severity changes from each ticket's transactions."""
+        s = self.settings
+        groups = {self.queue_id(q): g for g, q in s.queues.items()}
+        groups[self.queue_id(s.return_queue)] = "tier1"
+        severity_id = self._cf_id(s.cf("ticket.severity"))
+        out: dict[str, Timeline] = {}
+        for ticket_id in ticket_ids:
+            changes: list[StatusChange] = []
+            last: datetime | None = None
+            for t in self._paged(
+                f"ticket/{ticket_id}/history", "Type,Field,NewValue,Created,Creator"
+            ):
+                at = datetime.fromisoformat(str(t["Created"]).replace("Z", "+00:00"))
+                actor = str((t.get("Creator") or {}).get("id", ""))
+                kind, fld, new = t.get("Type"), t.get("Field"), str(t.get("NewValue") or "")
+                if kind == "Status":
+                    changes.append(
+                        StatusChange(
+                            at, status=_DONE.get(new) or _WAITING.get(new, new), actor=actor
+                        )
+                    )
+                elif kind == "Set" and fld == "Queue" and new in groups:
+                    changes.append(StatusChange(at, group=groups[new], actor=actor))
+                elif (
+                    kind == "CustomField"
+                    and severity_id is not None
+                    and str(fld) == severity_id
+                    and new
+                ):
+                    changes.append(StatusChange(at, severity=new, actor=actor))
+                if actor not in _SYSTEM and actor != self.rt.user and kind in (
+                    "Correspond", "Comment", "Status", "Set", "CustomField",
+                ):  # fmt: skip
+                    last = at if last is None else max(last, at)
+            out[ticket_id] = Timeline(tuple(changes), last)
+        return out
+
+    def _cf_id(self, name: str) -> str | None:
+        if self._cf_names is None:
+            self._cf_names = {
+                str(c.get("Name")): str(c["id"]) for c in self._paged("customfields", "Name")
+            }
+        return self._cf_names.get(name)
+
+
+# --------------------------------------------------------------------------- filing cases
+
+
+def _rt_time(iso: str) -> str:
+    """An ISO-8601 time as RT takes it on create: `YYYY-MM-DD HH:MM:SS` in UTC."""
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def requestor_of(case: Mapping[str, Any]) -> str:
+    """The customer's address: their id if it is one, else one made from it."""
+    given = str((case.get("customer") or {}).get("id") or f"ticket-{case['ticket']['id']}")
+    return given if "@" in given else re.sub(r"[^A-Za-z0-9._-]", "-", given) + "@customers.invalid"
+
+
+def _flag_value(f: Mapping[str, Any]) -> str:
+    text = str(f.get("type"))
+    if f.get("note"):
+        text += f": {f['note']}"
+    return text + (" (resolved)" if f.get("resolved") else "")
+
+
+def case_fields(case: Mapping[str, Any], settings: RtSettings) -> dict[str, Any]:
+    """The custom-field values tier-1's handoff form would hold for a contract case."""
+    t, h, c = case["ticket"], case.get("handoff") or {}, case.get("customer") or {}
+    r = h.get("request") or {}
+    values: dict[str, Any] = {
+        "ticket.severity": t.get("severity"),
+        "ticket.category": t.get("category"),
+        "ticket.channel": t.get("channel"),
+        "ticket.tags": list(t.get("tags") or []),
+        "handoff.reason": h.get("reason"),
+        "handoff.customer_expectation": h.get("customer_expectation"),
+        "handoff.sentiment": h.get("sentiment"),
+        "handoff.steps_taken": [
+            s.get("step", "") + (f": {s['result']}" if s.get("result") else "")
+            for s in h.get("steps_taken") or []
+        ],
+        "handoff.request.type": r.get("type"),
+        "handoff.request.amount": None if r.get("amount") is None else repr(float(r["amount"])),
+        "handoff.request.currency": r.get("currency"),
+        "handoff.escalated_at": h.get("escalated_at") or case.get("received_at"),
+        "customer.id": c.get("id"),
+        "customer.name": c.get("name"),
+        "customer.company": c.get("company"),
+        "customer.segment": c.get("segment"),
+        "customer.vip": None if c.get("vip") is None else ("yes" if c["vip"] else "no"),
+        "customer.arr": None if c.get("arr") is None else repr(float(c["arr"])),
+        "customer.currency": c.get("currency"),
+        "customer.plan": None if c.get("plan") is None else json.dumps(c["plan"], sort_keys=True),
+        "customer.flags": [_flag_value(f) for f in c.get("flags") or []],
+        "facts": json.dumps(case.get("facts") or {}, sort_keys=True),
+    }
+    return {settings.cf(k): v for k, v in values.items() if v not in (None, [])}
+
+
+def file_case(client: RtClient, settings: RtSettings, case: Mapping[str, Any]) -> str:
+    """Create a contract case in RT as tier-1 would have left it: its earlier tickets (the
+    history, resolved, in the tier-1 queue), then the ticket in the escalation queue with
+    the handoff form filled, the first message as its content and the rest as replies
+    (written by the signed-in user, so they read as the agent's). Returns the ticket id."""
+    requestor = requestor_of(case)
+    for e in case.get("history") or []:
+        fields = {settings.cf("ticket.category"): e.get("category") or "other"}
+        if e.get("complaint"):
+            fields[settings.cf("history.complaint")] = "yes"
+        if e.get("escalated"):
+            fields[settings.cf("tier2.outcome")] = "escalate"
+        body: dict[str, Any] = {
+            "Queue": settings.return_queue,
+            "Subject": f"earlier ticket {e.get('ticket_id')}",
+            "Requestor": requestor,
+            "Status": "resolved",
+            "CustomFields": fields,
+        }
+        if e.get("at"):
+            body["Created"] = _rt_time(e["at"])
+        client.call("POST", "ticket", json=body)
+    t = case["ticket"]
+    messages = list(t.get("messages") or [])
+    first = messages.pop(0)["body"] if messages else (t.get("description") or "")
+    fields = case_fields(case, settings)
+    if settings.custom_field:
+        fields[settings.custom_field] = settings.custom_field_value or ""
+    created = client.call(
+        "POST",
+        "ticket",
+        json={
+            "Queue": settings.queue,
+            "Subject": t.get("subject") or f"case {case['case_id']}",
+            "Requestor": requestor,
+            "Created": _rt_time(t["created_at"]),
+            "Content": first or "(no message)",
+            "ContentType": "text/plain",
+            "CustomFields": fields,
+        },
+    )
+    ticket_id = str(created["id"])
+    for x in messages:
+        client.call(
+            "POST",
+            f"ticket/{ticket_id}/correspond",
+            json={"Content": x.get("body") or "", "ContentType": "text/plain"},
+        )
+    return ticket_id
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
