@@ -31,6 +31,10 @@ mv "$CONF.new" "$CONF"
 FIELDS="$(mktemp)"
 trap 'rm -f "$FIELDS"' EXIT
 "$PY" -m tier2 rt custom-fields > "$FIELDS"
+# a server still running (a request it is still working on) would hold RT's database
+pkill -f "rt-server --port $PORT" >/dev/null 2>&1 || true
+for _ in $(seq 1 20); do pgrep -f "rt-server --port $PORT" >/dev/null || break; sleep 0.25; done
+pkill -9 -f "rt-server --port $PORT" >/dev/null 2>&1 || true
 perl -I"$LIB" -e '
   use strict; use warnings;
   use RT; RT::LoadConfig(); RT::Init();
@@ -55,8 +59,6 @@ perl -I"$LIB" -e '
     }
   }
 ' "$PASSWORD" "$FIELDS" >&2
-pkill -f "rt-server --port $PORT" >/dev/null 2>&1 || true
-sleep 0.5
 nohup "$SERVER" --port "$PORT" >/tmp/tier2-rt-server.log 2>&1 &
 URL="http://127.0.0.1:$PORT/REST/2.0/"
 for _ in $(seq 1 120); do

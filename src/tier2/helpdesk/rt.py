@@ -415,9 +415,6 @@ def rt_case(
 
 # --------------------------------------------------------------------------- the help desk
 
-_TICKET_FIELDS = "Subject,Created,Status,Queue,Requestor,CustomFields"
-
-
 class RtHelpDesk:
     """The HelpDesk port over a Request Tracker 5."""
 
@@ -445,26 +442,26 @@ class RtHelpDesk:
         return [str(t["id"]) for t in self.rt.search(query, "id", orderby="id", order="ASC")]
 
     def read_cases(self, ticket_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """The tickets that exist, in the order asked: one search for the batch, then each
-        ticket's history and attachments, and one search for the requestors' other tickets."""
+        """The tickets that exist, in the order asked: each ticket, its history and its
+        attachments, and one search per requestor for their other tickets. (One TicketSQL
+        query with many `OR`s would be fewer requests, but RT runs such a query for seconds
+        to minutes on SQLite, locking writers out meanwhile.)"""
         ids = [str(i) for i in ticket_ids]
-        if not ids:
-            return []
         tickets: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(ids, 50):
-            query = " OR ".join(f"id = {int(i)}" for i in chunk)
-            for t in self.rt.search(query, _TICKET_FIELDS, **{"fields[Queue]": "Name"}):
-                tickets[str(t["id"])] = t
+        for ticket_id in ids:
+            try:
+                tickets[ticket_id] = self.rt.call("GET", f"ticket/{int(ticket_id)}")
+            except RtError as exc:
+                if "HTTP 404" not in str(exc):
+                    raise
         others: dict[str, list[dict[str, Any]]] = {}
         if self.settings.history:
             people = sorted(
                 {str(r["id"]) for t in tickets.values() for r in t.get("Requestor") or []}
             )
-            for chunk in _chunks(people, 25):
-                query = " OR ".join(f"Requestor.Name = '{_quote(p)}'" for p in chunk)
-                for o in self.rt.search(query, "Created,Status,Requestor,CustomFields"):
-                    for r in o.get("Requestor") or []:
-                        others.setdefault(str(r["id"]), []).append(o)
+            for person in people:
+                query = f"Requestor.Name = '{_quote(person)}'"
+                others[person] = list(self.rt.search(query, "Created,Status,CustomFields"))
         queue_id = None if self.settings.custom_field else self.queue_id(self.settings.queue)
         out = []
         for ticket_id in ids:
