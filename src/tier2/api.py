@@ -85,10 +85,13 @@ def create_app(  # noqa: PLR0915 (the routes are closures over the service's set
     library: Library,
     engine: Engine,
     tokens: Sequence[str],
+    *,
     webhooks: WebhookSecrets | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    on_delivery: Callable[[], None] | None = None,
 ) -> FastAPI:
-    """The service for one library and one store; `tokens` are the accepted bearer tokens."""
+    """The service for one library and one store; `tokens` are the accepted bearer tokens;
+    `on_delivery` is told when a webhook delivery has been queued (it wakes the worker)."""
     hooks = webhooks or WebhookSecrets()
     if not tokens:
         raise ValueError("no API tokens: the service refuses to run open")
@@ -156,6 +159,8 @@ def create_app(  # noqa: PLR0915 (the routes are closures over the service's set
                 session.add(row)
                 session.flush()
                 queued = row.id
+            if on_delivery is not None:
+                on_delivery()
         except IntegrityError:
             return JSONResponse(
                 {"error": "this delivery was received before (a replay): not queued again"},

@@ -41,6 +41,7 @@ from tier2.runner import Runner, RunStats
 from tier2.store import audit
 from tier2.store.db import current_revision, database_url, make_engine, upgrade
 from tier2.store.show import show_case
+from tier2.worker import Worker
 
 app = typer.Typer(
     name="tier2",
@@ -369,7 +370,7 @@ def _run_pass(runner: Runner) -> RunStats:
 
 
 @app.command()
-def serve(
+def serve(  # noqa: PLR0917 (Typer: each option is a parameter)
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     config: Annotated[
@@ -379,8 +380,18 @@ def serve(
         str | None, typer.Option("--library", "-l", help="Built-in library or folder.")
     ] = None,
     db: DbOption = None,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            help="Run tier2 run's passes in this process: at once on a webhook delivery, "
+            "else every [run] poll_seconds (--no-worker: a tier2 run beside it does)."
+        ),
+    ] = True,
+    connector: Annotated[
+        str | None, typer.Option(help="Help desk for the worker: local, rt or zendesk.")
+    ] = None,
 ) -> None:
-    """Serve tier2 over HTTP: POST /decide, GET /cases/{id}; OpenAPI docs at /docs.
+    """Serve tier2 over HTTP: POST /decide, GET /cases/{id}, the webhooks; docs at /docs.
 
     Bearer tokens come from the environment variable named by [api] tokens_env (default
     TIER2_API_TOKENS), comma-separated."""
@@ -409,10 +420,27 @@ def serve(
         )
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    background = None
+    if worker:
+        try:
+            desk = open_desk(settings, engine, connector)
+        except ConfigError as exc:
+            raise _fail(str(exc)) from None
+        now = partial(datetime.now, UTC)
+        runner = Runner(engine, lib, desk, clock=now, batch=settings.run.batch)
+        monitor = SlaMonitor(engine, lib, desk, clock=now) if settings.run.sla_scan else None
+        background = Worker(runner, settings.run.poll_seconds, monitor)
     app_ = create_app(
-        lib, engine, [t.strip() for t in tokens.split(",") if t.strip()], webhooks=secrets
-    )
-    uvicorn.run(app_, host=host, port=port, log_level="info")
+        lib, engine, [t.strip() for t in tokens.split(",") if t.strip()], webhooks=secrets,
+        on_delivery=None if background is None else background.wake,
+    )  # fmt: skip
+    if background is not None:
+        background.start()
+    try:
+        uvicorn.run(app_, host=host, port=port, log_level="info")
+    finally:
+        if background is not None:
+            background.stop()
 
 
 @app.command()

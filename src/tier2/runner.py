@@ -63,6 +63,7 @@ class RunStats:
     finished: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    deliveries: int = 0  # webhook deliveries this pass took
 
     def fail(self, case_id: str, problem: str) -> None:
         if all(case_id != c for c, _ in self.failed):
@@ -127,8 +128,24 @@ class Runner:
     # ------------------------------------------------------------------ a pass
 
     def run_once(self, on_progress: Progress | None = None) -> RunStats:
-        """Take in every escalation, then advance every open case to its final state."""
+        """Take in every escalation, then advance every open case to its final state; the
+        webhook deliveries queued before the pass began are then taken (the pass saw them)."""
         stats = RunStats()
+        inbox = m.table(m.WebhookDelivery)
+        with Session(self.engine) as session:
+            waiting = session.scalar(select(func.max(inbox.c.id)).where(inbox.c.taken_at.is_(None)))
+        self._pass(stats, on_progress)
+        if waiting is not None:
+            with Session(self.engine) as session, session.begin():
+                done = session.execute(
+                    update(inbox)
+                    .where(inbox.c.id <= waiting, inbox.c.taken_at.is_(None))
+                    .values(taken_at=self.clock())
+                )
+                stats.deliveries = int(done.rowcount or 0)  # type: ignore[attr-defined]
+        return stats
+
+    def _pass(self, stats: RunStats, on_progress: Progress | None) -> None:
         for tickets in batched(self.desk.escalations(), self.batch):
             self.intake(tickets, stats)
         pending = self.open_cases()
@@ -141,7 +158,6 @@ class Runner:
             self._advance(chunk, stats, current)
             if on_progress is not None:
                 on_progress(len(chunk), len(pending), stats)
-        return stats
 
     def _ahead(self, case_ids: Sequence[str]) -> Ahead:
         """Start deciding a batch's decidable cases in the workers."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.conftest import SAAS_BASE
@@ -20,6 +21,7 @@ from tier2.core import decide
 from tier2.loader import load_library
 from tier2.store import models as m
 from tier2.store.db import make_engine, upgrade
+from tier2.worker import Worker
 
 TOKEN = {"Authorization": "Bearer s3cret"}
 
@@ -166,3 +168,45 @@ def test_rt_webhooks_need_the_shared_secret(hooked: tuple[TestClient, Any]) -> N
     assert ok.status_code == 202 and ok.json()["ticket_id"] == "12"
     again = client.post("/webhooks/rt", json=body, headers={"X-Tier2-Webhook-Secret": "rt-shared"})
     assert again.status_code == 409
+
+
+def test_a_delivery_wakes_the_worker_which_owns_the_case(database_url: str) -> None:
+    """The webhook queues the delivery; the worker's pass decides the escalations at once
+    (long before its poll) and takes the delivery."""
+    engine, library, runner = make_store(database_url, n=5)
+    worker = Worker(runner, poll_seconds=3600, log=lambda _line: None)
+    app = create_app(
+        library, engine, ["s3cret"], webhooks=WebhookSecrets(rt="rt-shared"),
+        on_delivery=worker.wake,
+    )  # fmt: skip
+    worker.start()
+    try:
+        client = TestClient(app)
+        answer = client.post(
+            "/webhooks/rt", json={"ticket_id": "1", "transaction_id": 9},
+            headers={"X-Tier2-Webhook-Secret": "rt-shared"},
+        )  # fmt: skip
+        assert answer.status_code == 202
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and worker.passes == 0:
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+    assert worker.passes >= 1
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(m.Case)) == 5
+        states = set(session.scalars(select(m.Case.state)))
+        assert states <= {"closed", "returned", "escalated"}
+        delivery = session.scalars(select(m.WebhookDelivery)).one()
+        assert delivery.taken_at is not None
+
+
+def test_a_pass_takes_only_the_deliveries_queued_before_it(database_url: str) -> None:
+    """tier2 run beside the service takes the deliveries its pass has seen, and no later."""
+    engine, _library, runner = make_store(database_url, n=2)
+    with Session(engine) as session, session.begin():
+        session.add(m.WebhookDelivery(source="rt", delivery_key="rt:1:1", ticket_id="1",
+                                      received_at=NOW, body={}))  # fmt: skip
+    stats = runner.run_once()
+    assert stats.deliveries == 1
+    assert runner.run_once().deliveries == 0

@@ -415,6 +415,7 @@ def rt_case(
 
 # --------------------------------------------------------------------------- the help desk
 
+
 class RtHelpDesk:
     """The HelpDesk port over a Request Tracker 5."""
 
