@@ -264,6 +264,13 @@ def run(  # noqa: PLR0917 (Typer: each option is a parameter)
         str | None,
         typer.Option(help="Help desk: local, rt or zendesk (default: tier2.toml's, else local)."),
     ] = None,
+    backfill_since: Annotated[
+        str | None,
+        typer.Option(
+            help="Zendesk: find escalations in the incremental ticket export from this "
+            "ISO-8601 time on (a backfill) instead of the view, tag or field search."
+        ),
+    ] = None,
 ) -> None:
     """Own the escalated cases: decide, act, write back, move the ticket, audit every step.
 
@@ -283,8 +290,11 @@ def run(  # noqa: PLR0917 (Typer: each option is a parameter)
     except LibraryError as exc:
         raise _fail(str(exc)) from None
     engine = _engine(db)
+    since = _parse_now(backfill_since, "--backfill-since")
     try:
-        desk = open_desk(settings, engine, connector)
+        if since is not None and (connector or settings.connector.kind) != "zendesk":
+            raise ConfigError("--backfill-since works on the Zendesk connector")
+        desk = open_desk(settings, engine, connector, since=since)
     except ConfigError as exc:
         engine.dispose()
         raise _fail(str(exc)) from None

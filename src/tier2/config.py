@@ -26,7 +26,10 @@
     subdomain = "acme"
     email = "tier2@acme.example"
     token_env = "TIER2_ZENDESK_TOKEN"
-    tag = "tier2"
+    tag = "tier2"                         # or view_id = 360001, or custom_field_id + _value
+    groups = { senior_support = 360002, support_manager = 360003 }
+    return_group_id = 360004
+    fields = { "ticket.category" = 360005, "handoff.reason" = 360006 }   # ticket field ids
 
     [webhooks]
     zendesk_secret_env = "TIER2_ZENDESK_WEBHOOK_SECRET"
@@ -104,15 +107,29 @@ class ZendeskConfig(_C):
     subdomain: str
     email: str
     token_env: str
+    base_url: str | None = None  # default https://{subdomain}.zendesk.com/api/v2/
     view_id: int | None = None
     tag: str | None = None
     custom_field_id: int | None = None
     custom_field_value: str | None = None
+    groups: dict[str, int] = {}  # escalation target -> group id
+    return_group_id: int | None = None  # tier-1's group, where a return goes
+    fields: dict[str, int] = {}  # case field -> ticket field id
+    user_fields: dict[str, str] = {}  # customer field -> user/organization field key
+    complaint_tag: str = "complaint"
+    actions_field_id: int | None = None
+    reply_to_customer: bool = False
+    case_prefix: str = "ZD-"
 
     @model_validator(mode="after")
     def _finder(self) -> ZendeskConfig:
         if not (self.view_id or self.tag or self.custom_field_id):
             raise ValueError("say how escalations are found: view_id, tag or custom_field_id")
+        if self.custom_field_id and self.custom_field_value is None:
+            raise ValueError("custom_field_id needs custom_field_value")
+        unknown = sorted(set(self.fields) - set(DEFAULT_FIELDS))
+        if unknown:
+            raise ValueError(f"fields: no case field {unknown[0]!r}")
         return self
 
 

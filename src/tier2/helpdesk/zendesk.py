@@ -1,0 +1,593 @@
+"""Zendesk Support over its REST API (v2): escalations in, notes, moves and actions out.
+
+- an escalation is an unsolved ticket in the configured view, or with the configured tag,
+  or with the configured custom-field value, that tier2 has not escalated in place (tag
+  `tier2_escalated`); a backfill finds them in the incremental ticket export instead;
+- the thread is the ticket's public comments (the requester's are the customer's);
+  private comments are internal and not part of it;
+- the handoff and the facts are ticket fields (by id), the customer record is the
+  requester and their organization (user and organization fields), the history is the
+  requester's other tickets;
+- tier2 writes its note, guidance and reply draft as private comments (a public reply only
+  when configured), each with its key on its last line; an action is a private comment
+  plus a tag (and a line in a text field when one is configured); a move sets status,
+  group and tags.
+
+Every write carries a key, and a key already on the ticket is not written again. Requests
+are retried after a `429` or `503` once the `Retry-After` seconds have passed; lists are
+read by cursor (`page[size]`, `meta.has_more`, `links.next`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy.orm import Session
+
+from tier2.core.sla import StatusChange
+from tier2.helpdesk.base import ActionOrder, ConnectorError, NoteOrder, TicketMove, Timeline
+from tier2.helpdesk.rt import KEY_LINE, keys_in
+
+ESCALATED_TAG = "tier2_escalated"  # tier2 escalated it in place: not an escalation any more
+SEVERITY_OF_PRIORITY = {"urgent": "critical", "high": "high", "normal": "medium", "low": "low"}
+CHANNEL_OF_VIA = {
+    "email": "email", "web": "web", "web_form": "web", "chat": "chat", "native_messaging": "chat",
+    "voice": "phone", "phone": "phone", "twitter": "social", "facebook": "social",
+    "instagram_dm": "social", "whatsapp": "chat", "api": "other",
+}  # fmt: skip
+DEFAULT_USER_FIELDS = {  # customer field -> user field key (else organization field key)
+    "segment": "segment",
+    "vip": "vip",
+    "arr": "arr",
+    "currency": "currency",
+    "plan": "plan",
+    "flags": "flags",
+}
+_DONE = {"solved": "resolved", "closed": "resolved"}
+_WAITING = {"pending": "pending", "hold": "on_hold"}
+
+
+class ZendeskError(ConnectorError):
+    """Zendesk refused a request: which request, what Zendesk said."""
+
+
+class ZendeskClient:
+    """The Support API over httpx: API-token auth, JSON, cursor pages, 429/503 retried
+    after `Retry-After`. `sleep` is injectable so tests do not wait."""
+
+    def __init__(
+        self,
+        subdomain: str,
+        email: str,
+        token: str,
+        *,
+        base_url: str | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        max_attempts: int = 5,
+        timeout: float = 30.0,
+    ) -> None:
+        base = base_url or f"https://{subdomain}.zendesk.com/api/v2/"
+        self.http = httpx.Client(
+            base_url=base, auth=(f"{email}/token", token), transport=transport, timeout=timeout
+        )
+        self.sleep, self.max_attempts = sleep, max_attempts
+        self.requests = 0
+        self.waited = 0.0
+
+    def close(self) -> None:
+        self.http.close()
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        for attempt in range(1, self.max_attempts + 1):
+            self.requests += 1
+            try:
+                response = self.http.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                raise ZendeskError(
+                    f"Zendesk {method} {path}: {type(exc).__name__}: {exc}"
+                ) from None
+            if response.status_code in (429, 503) and attempt < self.max_attempts:
+                wait = _retry_after(response)
+                self.waited += wait
+                self.sleep(wait)
+                continue
+            if response.status_code >= 400:
+                raise ZendeskError(
+                    f"Zendesk {method} {path}: HTTP {response.status_code}: {_said(response)}"
+                )
+            return response.json() if response.content else None
+        raise AssertionError("unreachable")
+
+    def pages(self, path: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a cursor-paginated list."""
+        url: str | None = path
+        query: dict[str, Any] | None = {"page[size]": 100, **params}
+        while url:
+            data = self.call("GET", url, params=query)
+            yield from data.get(key) or []
+            more = (data.get("meta") or {}).get("has_more")
+            url = (data.get("links") or {}).get("next") if more else None
+            query = None  # the next link carries the query
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "1")))
+    except ValueError:
+        return 1.0
+
+
+def _said(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200]
+    if not isinstance(data, dict):
+        return str(data)[:200]
+    error = data.get("error")
+    if isinstance(error, dict):  # {"error": {"title", "message"}}
+        error = error.get("message") or error.get("title")
+    detail = data.get("description") or ""
+    details = data.get("details")
+    if isinstance(details, dict):
+        detail += " " + "; ".join(
+            f"{k}: {d.get('description', d)}" for k, v in details.items() for d in v
+        )
+    return " ".join(x for x in (str(error or ""), detail.strip()) if x) or str(data)[:200]
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class ZendeskSettings:
+    view_id: int | None = None
+    tag: str | None = None
+    custom_field_id: int | None = None
+    custom_field_value: str | None = None
+    groups: Mapping[str, int] = field(default_factory=dict)  # escalation target -> group id
+    return_group_id: int | None = None  # tier-1's group, for a return
+    fields: Mapping[str, int] = field(default_factory=dict)  # case field -> ticket field id
+    user_fields: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_USER_FIELDS))
+    complaint_tag: str = "complaint"
+    actions_field_id: int | None = None  # a text field tier2 lists its actions in
+    reply_to_customer: bool = False
+    case_prefix: str = "ZD-"
+
+    def search_query(self) -> str:
+        where = (
+            f"tags:{self.tag}"
+            if self.tag
+            else f"custom_field_{self.custom_field_id}:{self.custom_field_value}"
+        )
+        return f"type:ticket status<solved {where} -tags:{ESCALATED_TAG}"
+
+    def escalated(self, ticket: Mapping[str, Any]) -> bool:
+        """Is this ticket (as Zendesk gives it) an escalation waiting for tier2?"""
+        if ticket.get("status") in ("solved", "closed") or ESCALATED_TAG in (
+            ticket.get("tags") or []
+        ):
+            return False
+        if self.view_id is not None:
+            return True  # the view says so
+        if self.tag:
+            return self.tag in (ticket.get("tags") or [])
+        return bool(_field(ticket, self.custom_field_id) == self.custom_field_value)
+
+
+def _field(ticket: Mapping[str, Any], field_id: int | None) -> Any:
+    if field_id is None:
+        return None
+    for f in ticket.get("custom_fields") or []:
+        if f.get("id") == field_id:
+            return f.get("value")
+    return None
+
+
+def _number(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value  # the contract's check names the field
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _bool(value: Any) -> bool | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    return str(value).lower() in {"1", "yes", "true", "y"}
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _iso(text: str | None) -> str | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).isoformat()
+
+
+def _steps(value: Any) -> list[dict[str, Any]]:
+    lines = value if isinstance(value, list) else str(value or "").splitlines()
+    out = []
+    for line in lines:
+        step, _, result = str(line).partition(":")
+        if step.strip():
+            out.append(
+                {"step": step.strip(), **({"result": result.strip()} if result.strip() else {})}
+            )
+    return out
+
+
+def _flags(value: Any) -> list[dict[str, Any]]:
+    if isinstance(value, list):
+        return [f if isinstance(f, dict) else {"type": str(f), "resolved": False} for f in value]
+    parsed = _json(value)
+    if isinstance(parsed, list):
+        return _flags(parsed)
+    out = []
+    for given in str(value or "").splitlines():
+        resolved = given.rstrip().lower().endswith("(resolved)")
+        line = given.rstrip()[: -len("(resolved)")] if resolved else given
+        kind, _, note = line.partition(":")
+        if kind.strip():
+            out.append(
+                _drop_none(
+                    {"type": kind.strip(), "note": note.strip() or None, "resolved": resolved}
+                )
+            )
+    return out
+
+
+def zendesk_case(  # noqa: PLR0917 (what one ticket is read from, as the API gives it)
+    ticket: Mapping[str, Any],
+    comments: Sequence[Mapping[str, Any]],
+    requester: Mapping[str, Any] | None,
+    organization: Mapping[str, Any] | None,
+    others: Sequence[Mapping[str, Any]],
+    settings: ZendeskSettings,
+) -> dict[str, Any]:
+    """One Zendesk ticket with its comments, requester, organization and the requester's
+    other tickets, as a case in the contract's shape. Pure: tests feed it API answers."""
+    fields = settings.fields
+
+    def tf(path: str) -> Any:
+        return _field(ticket, fields.get(path))
+
+    ticket_id = str(ticket["id"])
+    requester_id = ticket.get("requester_id")
+    messages = [
+        _drop_none(
+            {
+                "from": "customer" if c.get("author_id") == requester_id else "agent",
+                "at": _iso(c.get("created_at")),
+                "body": str(c.get("plain_body") or c.get("body") or "").strip(),
+            }
+        )
+        for c in comments
+        if c.get("public", True) and KEY_LINE not in str(c.get("body") or "")
+    ]
+    user = dict(requester or {})
+    org = dict(organization or {})
+    user_fields = user.get("user_fields") or {}
+    org_fields = org.get("organization_fields") or {}
+
+    def cf(name: str) -> Any:
+        key = settings.user_fields.get(name, name)
+        value = user_fields.get(key)
+        return value if value not in (None, "") else org_fields.get(key)
+
+    # the handoff form's time, else when the ticket was created (never "last updated": that
+    # moves with every write, and the same ticket must give the same case)
+    escalated_at = tf("handoff.escalated_at") or _iso(ticket.get("created_at"))
+    severity = tf("ticket.severity") or SEVERITY_OF_PRIORITY.get(str(ticket.get("priority")))
+    via = ((ticket.get("via") or {}).get("channel")) or None
+    request = _drop_none(
+        {
+            "type": tf("handoff.request.type"),
+            "amount": _number(tf("handoff.request.amount")),
+            "currency": tf("handoff.request.currency"),
+        }
+    )
+    history = [
+        _drop_none(
+            {
+                "ticket_id": str(o["id"]),
+                "at": _iso(o.get("created_at")),
+                "category": _field(o, fields.get("ticket.category")),
+                "complaint": settings.complaint_tag in (o.get("tags") or []),
+                "escalated": any(str(t).startswith("tier2_") for t in o.get("tags") or []),
+                "outcome": o.get("status"),
+            }
+        )
+        for o in others
+        if str(o["id"]) != ticket_id
+    ]
+    facts = _json(tf("facts"))
+    return {
+        "case_id": f"{settings.case_prefix}{ticket_id}",
+        "received_at": escalated_at,
+        "ticket": _drop_none(
+            {
+                "id": ticket_id,
+                "subject": ticket.get("subject"),
+                "description": ticket.get("description"),
+                "channel": tf("ticket.channel")
+                or CHANNEL_OF_VIA.get(str(via), "other" if via else None),
+                "created_at": _iso(ticket.get("created_at")),
+                "severity": severity,
+                "category": tf("ticket.category"),
+                "messages": messages,
+                "tags": list(ticket.get("tags") or []),
+                "status": ticket.get("status"),
+            }
+        ),
+        "handoff": _drop_none(
+            {
+                "escalated_at": escalated_at,
+                "reason": tf("handoff.reason"),
+                "steps_taken": _steps(tf("handoff.steps_taken")),
+                "customer_expectation": tf("handoff.customer_expectation"),
+                "request": request or None,
+                "sentiment": tf("handoff.sentiment"),
+            }
+        ),
+        "customer": _drop_none(
+            {
+                "id": str(user["id"]) if user.get("id") is not None else None,
+                "name": user.get("name"),
+                "company": org.get("name"),
+                "segment": cf("segment"),
+                "vip": _bool(cf("vip")),
+                "arr": _number(cf("arr")),
+                "currency": cf("currency"),
+                "plan": _json(cf("plan")),
+                "flags": _flags(cf("flags")),
+            }
+        ),
+        "history": history,
+        "facts": {} if facts in (None, "") else facts,
+    }
+
+
+# --------------------------------------------------------------------------- the help desk
+
+
+class ZendeskHelpDesk:
+    """The HelpDesk port over Zendesk Support."""
+
+    def __init__(
+        self, client: ZendeskClient, settings: ZendeskSettings, since: datetime | None = None
+    ) -> None:
+        self.zd = client
+        self.settings = settings
+        self.since = since  # a backfill: escalations from the incremental export
+        self._keys: dict[str, set[str]] = {}
+        self._tickets: dict[str, dict[str, Any]] = {}
+
+    def close(self) -> None:
+        self.zd.close()
+
+    # ------------------------------------------------------------------ reading
+
+    def escalations(self) -> list[str]:
+        s = self.settings
+        found: Iterator[dict[str, Any]]
+        if self.since is not None:
+            found = (t for t in self._incremental(self.since) if s.escalated(t))
+        elif s.view_id is not None:
+            found = (
+                t for t in self.zd.pages(f"views/{s.view_id}/tickets", "tickets") if s.escalated(t)
+            )
+        else:
+            found = self.zd.pages(
+                "search/export", "results", query=s.search_query(), **{"filter[type]": "ticket"}
+            )
+        return [str(i) for i in sorted({int(t["id"]) for t in found})]
+
+    def _incremental(self, since: datetime) -> Iterator[dict[str, Any]]:
+        """Every ticket changed since then (the incremental export, by cursor)."""
+        query: dict[str, Any] | None = {"start_time": int(since.timestamp())}
+        url = "incremental/tickets/cursor"
+        while True:
+            data = self.zd.call("GET", url, params=query)
+            yield from data.get("tickets") or []
+            if data.get("end_of_stream") or not data.get("after_cursor"):
+                return
+            query = {"cursor": data["after_cursor"]}
+
+    def read_cases(self, ticket_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The tickets that exist, in the order asked: tickets, requesters and organizations
+        a hundred at a time; each ticket's comments; each requester's other tickets."""
+        ids = [str(i) for i in ticket_ids]
+        tickets: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(ids, 100):
+            data = self.zd.call("GET", "tickets/show_many", params={"ids": ",".join(chunk)})
+            tickets.update((str(t["id"]), t) for t in data.get("tickets") or [])
+        people = sorted({t["requester_id"] for t in tickets.values() if t.get("requester_id")})
+        users: dict[Any, dict[str, Any]] = {}
+        for chunk in _chunks([str(p) for p in people], 100):
+            data = self.zd.call("GET", "users/show_many", params={"ids": ",".join(chunk)})
+            users.update((u["id"], u) for u in data.get("users") or [])
+        orgs_wanted = sorted(
+            {u["organization_id"] for u in users.values() if u.get("organization_id")}
+        )
+        orgs: dict[Any, dict[str, Any]] = {}
+        for chunk in _chunks([str(o) for o in orgs_wanted], 100):
+            data = self.zd.call("GET", "organizations/show_many", params={"ids": ",".join(chunk)})
+            orgs.update((o["id"], o) for o in data.get("organizations") or [])
+        others = {p: list(self.zd.pages(f"users/{p}/tickets/requested", "tickets")) for p in people}
+        out = []
+        for ticket_id in ids:
+            ticket = tickets.get(ticket_id)
+            if ticket is None:
+                continue
+            comments = list(self.zd.pages(f"tickets/{ticket_id}/comments", "comments"))
+            self._keys[ticket_id] = keys_in([{"Content": c.get("body")} for c in comments])
+            self._tickets[ticket_id] = ticket
+            user = users.get(ticket.get("requester_id"))
+            org = orgs.get((user or {}).get("organization_id"))
+            mine = others.get(ticket.get("requester_id"), [])
+            out.append(zendesk_case(ticket, comments, user, org, mine, self.settings))
+        return out
+
+    def _known_keys(self, ticket_id: str) -> set[str]:
+        keys = self._keys.get(ticket_id)
+        if keys is None:  # not read in this process (a run after a crash): ask Zendesk
+            comments = self.zd.pages(f"tickets/{ticket_id}/comments", "comments")
+            keys = self._keys[ticket_id] = keys_in([{"Content": c.get("body")} for c in comments])
+        return keys
+
+    # ------------------------------------------------------------------ writing
+
+    def take(self, session: Session, ticket_ids: Sequence[str], at: datetime) -> None:
+        """Nothing to write: the ticket stays an escalation until tier2 moves it."""
+
+    def _update(self, ticket_id: str, ticket: dict[str, Any]) -> None:
+        self.zd.call("PUT", f"tickets/{ticket_id}", json={"ticket": ticket})
+
+    def _comment(
+        self, ticket_id: str, key: str, body: str, *, public: bool = False, **more: Any
+    ) -> None:
+        text = body.rstrip("\n") + "\n\n" + KEY_LINE + key + "\n"
+        self._update(ticket_id, {"comment": {"body": text, "public": public}, **more})
+        self._known_keys(ticket_id).add(key)
+
+    def carry_out(
+        self, session: Session, orders: Sequence[ActionOrder], at: datetime
+    ) -> list[dict[str, Any]]:
+        """Each action recorded once: a private comment with its key and a tag (and a line
+        in the actions field when one is configured), in one update."""
+        results = []
+        for o in orders:
+            line = o.type + (
+                "" if o.amount is None else f" {o.amount:,.2f} {o.currency or ''}".rstrip()
+            )
+            written = o.key in self._known_keys(o.ticket_id)
+            if not written:
+                more: dict[str, Any] = {"additional_tags": [f"tier2_action_{o.type}"]}
+                if self.settings.actions_field_id is not None:
+                    listed = str(
+                        _field(self._ticket(o.ticket_id), self.settings.actions_field_id) or ""
+                    )
+                    listed = (listed + "\n" if listed else "") + f"{line} [{o.key}]"
+                    more["custom_fields"] = [
+                        {"id": self.settings.actions_field_id, "value": listed}
+                    ]
+                    self._ticket(o.ticket_id).setdefault("custom_fields", []).append(
+                        {"id": self.settings.actions_field_id, "value": listed}
+                    )
+                self._comment(o.ticket_id, o.key, f"tier2 carried out: {line}", **more)
+            results.append(
+                {"zendesk_ticket": o.ticket_id, "recorded": "already" if written else "comment"}
+            )
+        return results
+
+    def _ticket(self, ticket_id: str) -> dict[str, Any]:
+        if ticket_id not in self._tickets:
+            self._tickets[ticket_id] = self.zd.call("GET", f"tickets/{ticket_id}")["ticket"]
+        return self._tickets[ticket_id]
+
+    def write_notes(self, session: Session, orders: Sequence[NoteOrder], at: datetime) -> None:
+        for o in orders:
+            if o.key in self._known_keys(o.ticket_id):
+                continue
+            public = o.kind == "reply_draft" and self.settings.reply_to_customer
+            self._comment(o.ticket_id, o.key, o.body, public=public)
+
+    def move(self, session: Session, moves: Sequence[TicketMove], at: datetime) -> None:
+        """Status, group and tags in one update per ticket (repeating it changes nothing)."""
+        s = self.settings
+        for mv in moves:
+            body: dict[str, Any] = {}
+            if mv.status is not None:
+                body["status"] = "solved" if mv.status == "resolved" else mv.status
+            tags = [t.replace(":", "_") for t in mv.tags]
+            if mv.group == "tier1":
+                if s.return_group_id is not None:
+                    body["group_id"] = s.return_group_id
+                if s.tag:
+                    body["remove_tags"] = [s.tag]  # tier-1 tags it again to escalate again
+            elif mv.group is not None:
+                if mv.group in s.groups:
+                    body["group_id"] = s.groups[mv.group]
+                tags.append(ESCALATED_TAG)
+            body["additional_tags"] = tags
+            self._update(mv.ticket_id, body)
+
+    # ------------------------------------------------------------------ the SLA monitor
+
+    def timelines(self, ticket_ids: Sequence[str]) -> dict[str, Timeline]:
+        """Status, group and priority changes from each ticket's audits."""
+        groups = {v: k for k, v in self.settings.groups.items()}
+        if self.settings.return_group_id is not None:
+            groups[self.settings.return_group_id] = "tier1"
+        out: dict[str, Timeline] = {}
+        for ticket_id in ticket_ids:
+            requester = self._ticket(ticket_id).get("requester_id")
+            changes: list[StatusChange] = []
+            last: datetime | None = None
+            for audit in self.zd.pages(f"tickets/{ticket_id}/audits", "audits"):
+                at = datetime.fromisoformat(str(audit["created_at"]).replace("Z", "+00:00"))
+                actor = str(audit.get("author_id", ""))
+                for e in audit.get("events") or []:
+                    name, value = e.get("field_name"), e.get("value")
+                    group = groups.get(_int(value) or -1)
+                    if e.get("type") == "Change" and name == "status":
+                        changes.append(
+                            StatusChange(
+                                at,
+                                status=_DONE.get(value) or _WAITING.get(value, value),
+                                actor=actor,
+                            )
+                        )
+                    elif e.get("type") == "Change" and name == "group_id" and group:
+                        changes.append(StatusChange(at, group=group, actor=actor))
+                    elif (
+                        e.get("type") == "Change"
+                        and name == "priority"
+                        and value in SEVERITY_OF_PRIORITY
+                    ):
+                        changes.append(
+                            StatusChange(at, severity=SEVERITY_OF_PRIORITY[value], actor=actor)
+                        )
+                    elif (
+                        e.get("type") == "Comment"
+                        and audit.get("author_id") != requester
+                        and KEY_LINE not in str(e.get("body") or "")
+                    ):
+                        last = at if last is None else max(last, at)
+            out[ticket_id] = Timeline(tuple(changes), last)
+        return out
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
