@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from tier2.config import Config, ConfigError, RtConfig, ZendeskConfig, secret
+from tier2.helpdesk.rt import custom_field_types
 from tier2.loader import LibraryError, load_library
 from tier2.store.db import DEFAULT_DB, current_revision, database_url, head_revision, make_engine
 
@@ -92,19 +93,49 @@ def check_rt(
             base_url=base, headers=headers, auth=auth, transport=transport, timeout=10
         ) as client:
             response = client.get(f"queue/{rt.queue}")
+            if response.status_code == 404:
+                return Check(
+                    "connector rt", False, f"{base}: RT answers, but there is no queue {rt.queue!r}"
+                )
+            if response.status_code != 200:
+                return Check("connector rt", False, f"{base}: {_status_problem(response, 'RT')}")
+            missing_queues = [
+                q for q in [rt.return_queue, *rt.queues.values()]
+                if client.get(f"queue/{q}").status_code == 404
+            ]  # fmt: skip
+            names = _rt_custom_fields(client)
     except httpx.HTTPError as exc:
         return Check("connector rt", False, f"{base}: {_http_problem(exc)}")
-    if response.status_code == 404:
+    if missing_queues:
+        return Check("connector rt", False, f"{base}: no queue {missing_queues[0]!r} in RT")
+    wanted = [name for name, _ in custom_field_types(rt.fields)]
+    missing = [n for n in wanted if n not in names]
+    if missing:
         return Check(
-            "connector rt", False, f"{base}: RT answers, but there is no queue {rt.queue!r}"
-        )
-    if response.status_code != 200:
-        return Check("connector rt", False, f"{base}: {_status_problem(response, 'RT')}")
+            "connector rt", False,
+            f"{base}: RT has no ticket custom field {missing[0]!r}"
+            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+            + ": tier2 rt custom-fields lists what to create",
+        )  # fmt: skip
     return Check(
         "connector rt",
         True,
-        f"{base}: queue {rt.queue!r} found as {rt.user if not rt.token_env else 'token'}",
+        f"{base}: queue {rt.queue!r}, {len(rt.queues) + 1} more queues and "
+        f"{len(wanted)} custom fields found as {rt.user if not rt.token_env else 'token'}",
     )
+
+
+def _rt_custom_fields(client: httpx.Client) -> set[str]:
+    names: set[str] = set()
+    page = 1
+    while True:
+        data = client.get("customfields", params={"fields": "Name", "per_page": 100, "page": page})
+        data.raise_for_status()
+        body = data.json()
+        names.update(str(c.get("Name")) for c in body.get("items") or [])
+        if page >= int(body.get("pages") or 1):
+            return names
+        page += 1
 
 
 def check_zendesk(

@@ -8,6 +8,7 @@ import httpx
 
 from tier2.checks import check_database, check_rt, check_zendesk, run_checks
 from tier2.config import Config, RtConfig, ZendeskConfig
+from tier2.helpdesk.rt import custom_field_types
 from tier2.store.db import upgrade
 
 RT = RtConfig(url="http://rt.test/REST/2.0", password_env="RT_PW", queue="Tier2")
@@ -17,9 +18,17 @@ ZD = ZendeskConfig(subdomain="acme", email="bot@acme.test", token_env="ZD_TOKEN"
 def rt_fake(request: httpx.Request) -> httpx.Response:
     if request.headers.get("Authorization") != httpx.BasicAuth("root", "pw")._auth_header:
         return httpx.Response(401, json={"message": "Unauthorized"})
-    if request.url.path == "/REST/2.0/queue/Tier2":
+    if request.url.path in ("/REST/2.0/queue/Tier2", "/REST/2.0/queue/General"):
         return httpx.Response(200, json={"id": 3, "Name": "Tier2"})
+    if request.url.path == "/REST/2.0/customfields":
+        names = [n for n, _ in custom_field_types()]
+        if rt_fake.without:  # type: ignore[attr-defined]
+            names.remove(rt_fake.without)  # type: ignore[attr-defined]
+        return httpx.Response(200, json={"items": [{"Name": n} for n in names], "pages": 1})
     return httpx.Response(404, json={"message": "Not Found"})
+
+
+rt_fake.without = None  # type: ignore[attr-defined]
 
 
 def test_rt_found_wrong_password_and_missing_queue() -> None:
@@ -34,6 +43,20 @@ def test_rt_found_wrong_password_and_missing_queue() -> None:
     assert not missing.ok and "there is no queue 'Nope'" in missing.detail
     unset = check_rt(RT, {}, transport)
     assert not unset.ok and "environment variable RT_PW is not set" in unset.detail
+
+
+def test_rt_without_a_queue_or_custom_field_tier2_needs() -> None:
+    """A missing target queue, or a missing custom field, is named."""
+    transport = httpx.MockTransport(rt_fake)
+    queues = RtConfig(url=RT.url, password_env="RT_PW", queues={"senior_support": "Seniors"})
+    result = check_rt(queues, {"RT_PW": "pw"}, transport)
+    assert not result.ok and "no queue 'Seniors'" in result.detail
+    rt_fake.without = "Steps Taken"  # type: ignore[attr-defined]
+    try:
+        result = check_rt(RT, {"RT_PW": "pw"}, transport)
+    finally:
+        rt_fake.without = None  # type: ignore[attr-defined]
+    assert not result.ok and "no ticket custom field 'Steps Taken'" in result.detail
 
 
 def test_rt_that_does_not_answer() -> None:

@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+import pytest
+
 from tier2.contract import CaseError, parse_case
-from tier2.helpdesk.rt import RtSettings, case_fields, custom_field_types, keys_in, rt_case
+from tier2.helpdesk.base import ActionOrder, NoteOrder, TicketMove
+from tier2.helpdesk.rt import (
+    RtClient,
+    RtError,
+    RtHelpDesk,
+    RtSettings,
+    case_fields,
+    custom_field_types,
+    keys_in,
+    rt_case,
+)
 
 SETTINGS = RtSettings(queue="Tier2", return_queue="Tier1")
 
@@ -156,3 +171,84 @@ def test_custom_field_types_follow_the_configured_names() -> None:
     """Renamed fields keep their kind: steps are multi-valued, facts a text area."""
     types = dict(custom_field_types({"handoff.steps_taken": "Tier-1 Steps"}))
     assert types["Tier-1 Steps"] == "FreeformMultiple" and types["Facts"] == "TextSingle"
+
+
+class _FakeRt:
+    """Just enough of REST2 to watch what the desk writes (the real RT is in the
+    integration tests)."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, dict[str, Any]]] = []
+        self.puts: list[tuple[str, dict[str, Any]]] = []
+        self.attachments: list[dict[str, Any]] = []
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/REST/2.0/")
+        if request.method == "POST" and path.endswith(("/comment", "/correspond")):
+            body = json.loads(request.content)
+            self.posts.append((path, body))
+            self.attachments.append({"Content": body["Content"]})
+            return httpx.Response(201, json=["Comments added"])
+        if request.method == "PUT":
+            body = json.loads(request.content)
+            self.puts.append((path, body))
+            said = ["Queue Nowhere does not exist"] if body.get("Queue") == "Nowhere" else []
+            return httpx.Response(200, json=said)
+        if path.endswith("/attachments"):
+            return httpx.Response(200, json={"items": self.attachments, "pages": 1})
+        if path.startswith("ticket/"):
+            return httpx.Response(200, json={"id": 7, "CustomFields": []})
+        return httpx.Response(404, json={"message": "Resource does not exist"})
+
+
+def _desk(fake: _FakeRt, **settings: Any) -> RtHelpDesk:
+    client = RtClient(
+        "http://rt.test/REST/2.0/", token="t", transport=httpx.MockTransport(fake.handle)
+    )
+    return RtHelpDesk(client, RtSettings(queue="Tier2", return_queue="Tier1", **settings))
+
+
+NOW = datetime(2026, 11, 24, tzinfo=UTC)
+
+
+def test_notes_are_comments_and_the_reply_goes_out_only_when_configured() -> None:
+    """Without reply_to_customer the draft is a comment; with it, correspondence."""
+    for configured, kind in ((False, "comment"), (True, "correspond")):
+        fake = _FakeRt()
+        desk = _desk(fake, reply_to_customer=configured)
+        desk.write_notes(None, [NoteOrder("7", "RT-7:1:note", "note", "n"),  # type: ignore[arg-type]
+                                NoteOrder("7", "RT-7:1:reply_draft", "reply_draft", "r")], NOW)  # fmt: skip
+        assert [p for p, _ in fake.posts] == ["ticket/7/comment", f"ticket/7/{kind}"]
+        assert fake.posts[1][1]["Content"].endswith("\n\ntier2-key: RT-7:1:reply_draft\n")
+
+
+def test_a_key_on_the_ticket_is_not_written_again_by_a_new_process() -> None:
+    """The keys are read from the ticket's attachments when this process has not seen it."""
+    fake = _FakeRt()
+    fake.attachments = [{"Content": "note\n\ntier2-key: RT-7:1:note\n"}]
+    desk = _desk(fake)
+    desk.write_notes(None, [NoteOrder("7", "RT-7:1:note", "note", "n")], NOW)  # type: ignore[arg-type]
+    result = desk.carry_out(
+        None, [ActionOrder("7", "RT-7:1:0:refund", "refund", 240.0, "EUR")], NOW
+    )  # type: ignore[arg-type]
+    desk.carry_out(None, [ActionOrder("7", "RT-7:1:0:refund", "refund", 240.0, "EUR")], NOW)  # type: ignore[arg-type]
+    assert [p for p, _ in fake.posts] == ["ticket/7/comment"]  # the action's, once
+    assert result == [{"rt_ticket": "7", "recorded": "comment"}]
+    assert fake.puts == [
+        ("ticket/7", {"CustomFields": {"Tier2 Actions": ["refund 240.00 EUR [RT-7:1:0:refund]"]}})
+    ]
+
+
+def test_moves_set_status_queue_and_outcome_and_a_refusal_is_an_error() -> None:
+    """A return goes to tier-1's queue; an unmapped escalation stays; RT's refusal raises."""
+    fake = _FakeRt()
+    desk = _desk(fake, queues={"senior_support": "Seniors", "legal": "Nowhere"})
+    desk.move(None, [TicketMove("1", "open", "tier1", ()), TicketMove("2", "open", "engineering", ()),  # type: ignore[arg-type]
+                     TicketMove("3", "resolved", None, ())], NOW)  # fmt: skip
+    assert fake.puts == [
+        ("ticket/1", {"Status": "open", "Queue": "Tier1", "CustomFields": {"Tier2 Outcome": "return_to_tier1"}}),
+        ("ticket/2", {"Status": "open", "CustomFields": {"Tier2 Outcome": "escalate", "Tier2 Escalated To": "engineering"}}),
+        ("ticket/3", {"Status": "resolved", "CustomFields": {"Tier2 Outcome": "resolve"}}),
+    ]  # fmt: skip
+    with pytest.raises(RtError, match="Queue Nowhere does not exist"):
+        desk.move(None, [TicketMove("4", "open", "legal", ())], NOW)  # type: ignore[arg-type]
