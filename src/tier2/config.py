@@ -117,7 +117,8 @@ class ZendeskConfig(_C):
     fields: dict[str, int] = {}  # case field -> ticket field id
     user_fields: dict[str, str] = {}  # customer field -> user/organization field key
     complaint_tag: str = "complaint"
-    actions_field_id: int | None = None
+    actions_field_id: int | None = None  # a text field tier2 lists its actions in
+    outcome_field_id: int | None = None  # a field tier2 sets to its outcome
     reply_to_customer: bool = False
     case_prefix: str = "ZD-"
 

@@ -49,6 +49,7 @@ def zendesk_settings(zd: ZendeskConfig) -> ZendeskSettings:
         user_fields={**DEFAULT_USER_FIELDS, **zd.user_fields},
         complaint_tag=zd.complaint_tag,
         actions_field_id=zd.actions_field_id,
+        outcome_field_id=zd.outcome_field_id,
         reply_to_customer=zd.reply_to_customer,
         case_prefix=zd.case_prefix,
     )

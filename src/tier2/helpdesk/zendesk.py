@@ -158,6 +158,7 @@ class ZendeskSettings:
     user_fields: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_USER_FIELDS))
     complaint_tag: str = "complaint"
     actions_field_id: int | None = None  # a text field tier2 lists its actions in
+    outcome_field_id: int | None = None  # a field tier2 sets to its outcome
     reply_to_customer: bool = False
     case_prefix: str = "ZD-"
 
@@ -533,6 +534,13 @@ class ZendeskHelpDesk:
                     body["group_id"] = s.groups[mv.group]
                 tags.append(ESCALATED_TAG)
             body["additional_tags"] = tags
+            outcome = (
+                "return_to_tier1" if mv.group == "tier1"
+                else "escalate" if mv.group is not None
+                else "resolve" if mv.status == "resolved" else None
+            )  # fmt: skip
+            if s.outcome_field_id is not None and outcome is not None:
+                body["custom_fields"] = [{"id": s.outcome_field_id, "value": outcome}]
             self._update(mv.ticket_id, body)
 
     # ------------------------------------------------------------------ the SLA monitor

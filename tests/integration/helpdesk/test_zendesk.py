@@ -38,7 +38,8 @@ GROUPS = {"senior_support": 300, "support_manager": 400}
 def _config(**finder: Any) -> Config:
     zd = ZendeskConfig(
         subdomain="acme", email="tier2@acme.example", token_env="ZD_TOKEN",
-        groups=GROUPS, return_group_id=100, fields=FIELDS, **(finder or {"tag": "tier2"}),
+        groups=GROUPS, return_group_id=100, fields=FIELDS, actions_field_id=520,
+        outcome_field_id=521, **(finder or {"tag": "tier2"}),
     )  # fmt: skip
     return Config(connector=ConnectorConfig(kind="zendesk", zendesk=zd))
 
@@ -101,9 +102,12 @@ def test_every_outcome_lands_in_zendesk(tmp_path: Path, library: str) -> None:
         assert mine and not any(c["public"] for c in mine)  # notes are internal
         keys = _keys(fake, tid)
         assert f"ZD-{tid}:1:note" in keys and len(keys) == len(set(keys))
+        assert {"id": 521, "value": want["outcome"]} in ticket["custom_fields"]
         if want["outcome"] == "resolve":
             assert ticket["status"] == "solved"
             assert all(f"tier2_action_{a['type']}" in ticket["tags"] for a in want["actions"])
+            listed = next(f["value"] for f in ticket["custom_fields"] if f["id"] == 520)
+            assert len(listed.splitlines()) == len(want["actions"])
         elif want["outcome"] == "return_to_tier1":
             assert ticket["group_id"] == 100 and "tier2" not in ticket["tags"]
             assert f"ZD-{tid}:1:guidance" in keys
