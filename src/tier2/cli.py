@@ -24,7 +24,14 @@ from sqlalchemy.orm import Session
 from tier2.checks import run_checks
 from tier2.config import ConfigError, load_config, secret
 from tier2.connectors import open_desk, rt_client, rt_settings
-from tier2.contract import CaseError, decision_json, decision_text, read_cases, read_models
+from tier2.contract import (
+    CaseError,
+    CaseIn,
+    decision_json,
+    decision_text,
+    read_cases,
+    read_models,
+)
 from tier2.core import decide as decide_case
 from tier2.core.sla import SlaClocks
 from tier2.deciding import InProcess, WorkerPool
@@ -169,14 +176,7 @@ def import_cases(
     ] = None,
 ) -> None:
     """File escalations into the embedded local help desk (tickets, handoff log, CRM)."""
-    data = sys.stdin.buffer.read() if case_file == "-" else _read(case_file)
-    good, bad = [], 0
-    for item in read_models(data, jsonl=case_file.endswith(".jsonl")):
-        if isinstance(item, CaseError):
-            bad += 1
-            sys.stderr.write("".join(line + "\n" for line in item.lines()))
-        else:
-            good.append(item)
+    good, bad = _case_models(case_file)
     url = database_url(db)
     upgrade(url)
     engine = make_engine(url)
@@ -185,6 +185,20 @@ def import_cases(
     sys.stdout.write(f"filed {filed} escalation(s) in {make_url(url).render_as_string()}\n")
     if bad:
         raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _case_models(path: str) -> tuple[list[CaseIn], int]:
+    """The good cases of a file (or - for standard input); each bad one's error lines are
+    written to standard error and counted."""
+    data = sys.stdin.buffer.read() if path == "-" else _read(path)
+    good, bad = [], 0
+    for item in read_models(data, jsonl=path.endswith(".jsonl")):
+        if isinstance(item, CaseError):
+            bad += 1
+            sys.stderr.write("".join(line + "\n" for line in item.lines()))
+        else:
+            good.append(item)
+    return good, bad
 
 
 def _read(path: str) -> bytes:
@@ -663,14 +677,7 @@ def rt_load(
         client = rt_client(settings.connector.rt)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    data = sys.stdin.buffer.read() if cases == "-" else _read(cases)
-    good, bad = [], 0
-    for item in read_models(data, jsonl=cases.endswith(".jsonl")):
-        if isinstance(item, CaseError):
-            bad += 1
-            sys.stderr.write("".join(line + "\n" for line in item.lines()))
-        else:
-            good.append(item)
+    good, bad = _case_models(cases)
     rt = rt_settings(settings.connector.rt)
     try:
         for case in good:
