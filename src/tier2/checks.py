@@ -147,24 +147,61 @@ def check_zendesk(
         token = secret(zd.token_env, "Zendesk API token", environ)
     except ConfigError as exc:
         return Check("connector zendesk", False, str(exc))
-    base = f"https://{zd.subdomain}.zendesk.com/api/v2/"
+    base = zd.base_url or f"https://{zd.subdomain}.zendesk.com/api/v2/"
     try:
         with httpx.Client(
             base_url=base, auth=(f"{zd.email}/token", token), transport=transport, timeout=10
         ) as client:
             response = client.get("users/me.json")
+            if response.status_code != 200:
+                return Check(
+                    "connector zendesk", False, f"{base}: {_status_problem(response, 'Zendesk')}"
+                )
+            user = response.json().get("user", {})
+            if not user.get("id"):
+                return Check(
+                    "connector zendesk", False,
+                    f"{base}: the token is not a signed-in user (anonymous)",
+                )  # fmt: skip
+            problem = _zendesk_ids(client, zd)
     except httpx.HTTPError as exc:
         return Check("connector zendesk", False, f"{base}: {_http_problem(exc)}")
-    if response.status_code != 200:
-        return Check("connector zendesk", False, f"{base}: {_status_problem(response, 'Zendesk')}")
-    user = response.json().get("user", {})
-    if not user.get("id"):
-        return Check(
-            "connector zendesk", False, f"{base}: the token is not a signed-in user (anonymous)"
-        )
+    if problem:
+        return Check("connector zendesk", False, f"{base}: {problem}")
     return Check(
         "connector zendesk", True, f"{base}: signed in as {user.get('email')} ({user.get('role')})"
     )
+
+
+def _zendesk_ids(client: httpx.Client, zd: ZendeskConfig) -> str | None:
+    """The first configured group or ticket field id Zendesk does not have, said plainly."""
+    groups = {**zd.groups, **({"tier1": zd.return_group_id} if zd.return_group_id else {})}
+    fields = {**zd.fields}
+    for name, value in (("actions_field_id", zd.actions_field_id),
+                        ("outcome_field_id", zd.outcome_field_id),
+                        ("custom_field_id", zd.custom_field_id)):  # fmt: skip
+        if value is not None:
+            fields[name] = value
+    for what, path, key, wanted in (
+        ("group", "groups.json", "groups", groups),
+        ("ticket field", "ticket_fields.json", "ticket_fields", fields),
+    ):
+        if not wanted:
+            continue
+        have: set[int] = set()
+        url: str | None = path
+        params: dict[str, int] | None = {"page[size]": 100}
+        while url:
+            response = client.get(url, params=params)
+            response.raise_for_status()
+            data = response.json()
+            have.update(int(x["id"]) for x in data.get(key) or [])
+            more = (data.get("meta") or {}).get("has_more")
+            url, params = ((data.get("links") or {}).get("next") if more else None), None
+        for name, ident in wanted.items():
+            if int(ident) not in have:
+                return f"no {what} {ident} in Zendesk (configured for {name})"
+    return None
 
 
 def run_checks(

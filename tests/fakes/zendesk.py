@@ -47,6 +47,7 @@ class FakeZendesk:
     agent_id: int = 9001  # the API user
     groups: dict[int, str] = field(default_factory=lambda: {100: "Tier 1", 200: "Tier 2"})
     views: dict[int, str] = field(default_factory=dict)  # view id -> the tag it lists
+    ticket_fields: dict[int, str] = field(default_factory=dict)  # id -> title
     max_page_size: int = 100
     rate_limit_every: int = 0  # 0: never
     tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -191,6 +192,13 @@ class FakeZendesk:
             case ["users", "me"]:
                 return httpx.Response(200, json={"user": {"id": self.agent_id, "email": self.email,
                                                           "role": "admin", "name": "tier2"}})  # fmt: skip
+            case ["groups"]:
+                listed = [{"id": i, "name": n, "deleted": False} for i, n in self.groups.items()]
+                return self._page(request, "groups", listed, q)
+            case ["ticket_fields"]:
+                listed = [{"id": i, "title": t, "type": "text", "active": True}
+                          for i, t in self.ticket_fields.items()]  # fmt: skip
+                return self._page(request, "ticket_fields", listed, q)
             case ["tickets", "show_many"]:
                 found = [
                     self.tickets[int(i)]

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tests.fakes.zendesk import FakeZendesk
+from tier2.checks import check_zendesk
 from tier2.config import Config, ConnectorConfig, ZendeskConfig
 from tier2.connectors import open_desk
 from tier2.contract import CaseError, decision_to_dict, parse_case
@@ -209,3 +210,28 @@ def test_errors_say_what_zendesk_said() -> None:
         match="HTTP 422: RecordInvalid Record validation errors group: Group: is invalid",
     ):
         good.call("PUT", f"tickets/{tid}", json={"ticket": {"group_id": 5}})
+
+
+def test_check_names_a_group_or_field_zendesk_does_not_have() -> None:
+    """tier2 check reads the groups and ticket fields (by cursor) and names what is missing."""
+    fake = _fake(
+        max_page_size=2, ticket_fields={i: f"field {i}" for i in [*FIELDS.values(), 520, 521]}
+    )
+    env = {"ZD_TOKEN": fake.token}
+    config = _config().connector.zendesk
+    assert config is not None
+    assert check_zendesk(config, env, fake.transport).ok
+    del fake.groups[400]
+    result = check_zendesk(config, env, fake.transport)
+    assert (
+        not result.ok
+        and "no group 400 in Zendesk (configured for support_manager)" in result.detail
+    )
+    fake.groups[400] = "Managers"
+    del fake.ticket_fields[507]
+    result = check_zendesk(config, env, fake.transport)
+    assert (
+        not result.ok
+        and "no ticket field 507 in Zendesk (configured for handoff.request.amount)"
+        in result.detail
+    )
