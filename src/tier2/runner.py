@@ -235,7 +235,8 @@ class Runner:
     # ------------------------------------------------------------------ intake
 
     def intake(self, ticket_ids: Sequence[str], stats: RunStats) -> None:
-        """Open a case for each escalated ticket; a ticket escalated again reopens its case."""
+        """Open a case for each escalated ticket; a ticket escalated again reopens its case;
+        a case not yet decided takes what the ticket holds now."""
         payloads = self.desk.read_cases(ticket_ids)
         now = self.clock()
         with Session(self.engine) as session, session.begin():
@@ -295,6 +296,16 @@ class Runner:
                         (case_id, "reopened", {"ticket": ticket_id, "escalation": case.escalations})
                     )
                     stats.reopened += 1
+                elif case.state in DECIDABLE:  # not decided yet (or the library failed on
+                    # it): decide what the help desk holds now, e.g. a handoff fixed by tier-1
+                    fresh = payload
+                    if case.state == CaseState.REOPENED.value:
+                        kept = (case.payload.get("facts") or {}).get("earlier_decisions", [])
+                        facts = {**payload.get("facts", {}), "earlier_decisions": kept}
+                        fresh = {**payload, "facts": facts}
+                    if fresh != case.payload:
+                        case.payload, case.updated_at = fresh, now
+                        events.append((case_id, "updated", {"ticket": ticket_id}))
             if new:
                 session.execute(insert(m.table(m.Case)), new)
             session.flush()

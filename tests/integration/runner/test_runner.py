@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import count
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from tests.conftest import SAAS_BASE
 from tier2.contract import CaseIn, decision_json, parse_case
 from tier2.core import decide
 from tier2.generate import CaseGenerator
@@ -143,3 +147,47 @@ def test_a_case_escalated_again_is_reopened_and_decided_again(database_url: str)
         text = show_case(session, case_id)
     assert text is not None and "reopened" in text and "Decision 2" in text
     engine.dispose()
+
+
+class _Desk:
+    """A help desk holding contract cases as they are now (writes are not watched here)."""
+
+    def __init__(self, cases: dict[str, dict[str, Any]]) -> None:
+        self.cases = cases
+
+    def escalations(self) -> list[str]:
+        return list(self.cases)
+
+    def read_cases(self, ticket_ids: Sequence[str]) -> list[dict[str, Any]]:
+        return [copy.deepcopy(self.cases[t]) for t in ticket_ids]
+
+    def take(self, *_: Any) -> None: ...
+    def write_notes(self, *_: Any) -> None: ...
+    def move(self, *_: Any) -> None: ...
+    def timelines(self, ticket_ids: Sequence[str]) -> dict[str, Any]:
+        return {}
+
+    def carry_out(self, _s: Any, orders: Sequence[Any], _at: Any) -> list[dict[str, Any]]:
+        return [{} for _ in orders]
+
+
+def test_a_case_the_library_failed_on_is_decided_once_its_ticket_is_fixed(
+    database_url: str,
+) -> None:
+    """A ticket stays an escalation while its case is open; once tier-1 fixes the bad field,
+    the next pass decides what the ticket now holds."""
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    library = load_library("saas")
+    raw = copy.deepcopy(SAAS_BASE)
+    raw["ticket"]["severity"] = "whenever"
+    desk = _Desk({raw["ticket"]["id"]: raw})
+    runner = Runner(engine, library, desk, clock=lambda: datetime(2026, 4, 1, tzinfo=UTC))  # type: ignore[arg-type]
+    first = runner.run_once()
+    assert first.received == 1 and first.finished == 0 and "ticket.severity" in first.failed[0][1]
+    raw["ticket"]["severity"] = "medium"
+    second = runner.run_once()
+    assert second.finished == 1 and not second.failed
+    with Session(engine) as session:
+        events = list(session.scalars(select(m.AuditEntry.event).order_by(m.AuditEntry.seq)))
+    assert events[:3] == ["received", "updated", "decided"]
