@@ -130,9 +130,12 @@ class RtClient:
         if self._password is None:
             raise RtError("RT: no password or token given")
         self.requests += 1
-        self.http.post(
-            self.root + "/NoAuth/Login.html", data={"user": self.user, "pass": self._password}
-        )
+        try:
+            self.http.post(
+                self.root + "/NoAuth/Login.html", data={"user": self.user, "pass": self._password}
+            )
+        except httpx.HTTPError as exc:
+            raise RtError(f"RT sign-in at {self.root}: {type(exc).__name__}: {exc}") from None
         self._signed_in = True
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:

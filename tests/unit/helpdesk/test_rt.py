@@ -252,3 +252,19 @@ def test_moves_set_status_queue_and_outcome_and_a_refusal_is_an_error() -> None:
     ]  # fmt: skip
     with pytest.raises(RtError, match="Queue Nowhere does not exist"):
         desk.move(None, [TicketMove("4", "open", "legal", ())], NOW)  # type: ignore[arg-type]
+
+
+def test_an_rt_that_does_not_answer_is_an_error_not_a_traceback() -> None:
+    """A refused connection, at sign-in or later, is an RtError naming RT and the request."""
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("Connection refused", request=request)
+
+    client = RtClient(
+        "http://rt.test/REST/2.0/", password="pw", transport=httpx.MockTransport(refuse)
+    )
+    with pytest.raises(RtError, match=r"RT sign-in at http://rt\.test: ConnectError"):
+        client.call("GET", "queues/all")
+    token = RtClient("http://rt.test/REST/2.0/", token="t", transport=httpx.MockTransport(refuse))
+    with pytest.raises(RtError, match="RT GET queues/all: ConnectError"):
+        token.call("GET", "queues/all")
