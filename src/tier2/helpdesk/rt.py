@@ -121,7 +121,6 @@ class RtClient:
         )
         self.user, self._password = user, password
         self._signed_in = token is not None
-        self.requests = 0
 
     def close(self) -> None:
         self.http.close()
@@ -129,7 +128,6 @@ class RtClient:
     def _sign_in(self) -> None:
         if self._password is None:
             raise RtError("RT: no password or token given")
-        self.requests += 1
         try:
             self.http.post(
                 self.root + "/NoAuth/Login.html", data={"user": self.user, "pass": self._password}
@@ -143,7 +141,6 @@ class RtClient:
         for attempt in (1, 2):
             if not self._signed_in:
                 self._sign_in()
-            self.requests += 1
             try:
                 response = self.http.request(method, path, **kwargs)
             except httpx.HTTPError as exc:
@@ -515,7 +512,7 @@ class RtHelpDesk:
             keys = self._keys[ticket_id] = keys_in(list(attachments))
         return keys
 
-    def _values(self, ticket_id: str) -> dict[str, list[str]]:
+    def _field_values(self, ticket_id: str) -> dict[str, list[str]]:
         values = self._cf.get(ticket_id)
         if values is None:
             values = self._cf[ticket_id] = _values(
@@ -556,7 +553,7 @@ class RtHelpDesk:
                     o.ticket_id, o.key, f"tier2 action: {line}", f"tier2 carried out: {line}"
                 )
             value = f"{line} [{o.key}]"
-            current = self._values(o.ticket_id).get(field_name, [])
+            current = self._field_values(o.ticket_id).get(field_name, [])
             if value not in current:
                 touched.setdefault(o.ticket_id, list(current)).append(value)
             results.append(
@@ -564,7 +561,7 @@ class RtHelpDesk:
             )
         for ticket_id, values in touched.items():
             self.rt.update(f"ticket/{ticket_id}", {"CustomFields": {field_name: values}})
-            self._values(ticket_id)[field_name] = values
+            self._field_values(ticket_id)[field_name] = values
         return results
 
     def write_notes(self, session: Session, orders: Sequence[NoteOrder], at: datetime) -> None:
@@ -758,8 +755,3 @@ def file_case(client: RtClient, settings: RtSettings, case: Mapping[str, Any]) -
             json={"Content": x.get("body") or "", "ContentType": "text/plain"},
         )
     return ticket_id
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]

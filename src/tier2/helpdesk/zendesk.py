@@ -30,6 +30,7 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session
 
+from tier2._batch import batched
 from tier2.core.sla import StatusChange
 from tier2.helpdesk.base import ActionOrder, ConnectorError, NoteOrder, TicketMove, Timeline
 from tier2.helpdesk.rt import KEY_LINE, keys_in
@@ -78,7 +79,6 @@ class ZendeskClient:
             base_url=base, auth=(f"{email}/token", token), transport=transport, timeout=timeout
         )
         self.sleep, self.max_attempts = sleep, max_attempts
-        self.requests = 0
         self.waited = 0.0
 
     def close(self) -> None:
@@ -86,7 +86,6 @@ class ZendeskClient:
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         for attempt in range(1, self.max_attempts + 1):
-            self.requests += 1
             try:
                 response = self.http.request(method, path, **kwargs)
             except httpx.HTTPError as exc:
@@ -422,19 +421,19 @@ class ZendeskHelpDesk:
         a hundred at a time; each ticket's comments; each requester's other tickets."""
         ids = [str(i) for i in ticket_ids]
         tickets: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(ids, 100):
+        for chunk in batched(ids, 100):
             data = self.zd.call("GET", "tickets/show_many", params={"ids": ",".join(chunk)})
             tickets.update((str(t["id"]), t) for t in data.get("tickets") or [])
         people = sorted({t["requester_id"] for t in tickets.values() if t.get("requester_id")})
         users: dict[Any, dict[str, Any]] = {}
-        for chunk in _chunks([str(p) for p in people], 100):
+        for chunk in batched([str(p) for p in people], 100):
             data = self.zd.call("GET", "users/show_many", params={"ids": ",".join(chunk)})
             users.update((u["id"], u) for u in data.get("users") or [])
         orgs_wanted = sorted(
             {u["organization_id"] for u in users.values() if u.get("organization_id")}
         )
         orgs: dict[Any, dict[str, Any]] = {}
-        for chunk in _chunks([str(o) for o in orgs_wanted], 100):
+        for chunk in batched([str(o) for o in orgs_wanted], 100):
             data = self.zd.call("GET", "organizations/show_many", params={"ids": ",".join(chunk)})
             orgs.update((o["id"], o) for o in data.get("organizations") or [])
         others = {p: list(self.zd.pages(f"users/{p}/tickets/requested", "tickets")) for p in people}
@@ -594,8 +593,3 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
