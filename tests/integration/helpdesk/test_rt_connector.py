@@ -86,11 +86,11 @@ def _ticket(client: RtClient, ticket_id: str) -> dict[str, Any]:
             "transactions": int(history["total"])}  # fmt: skip
 
 
-def _run(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(tmp: Path, *args: str, sla_scan: bool = False) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TIER2_TEST_RT_SECRET": PASSWORD, "TIER2_DB": str(tmp / "tier2.db")}
     done = subprocess.run(
         [sys.executable, "-m", "tier2", "run", "--once", "--connector", "rt", "--workers", "1",
-         "--no-sla-scan", "--config", str(tmp / "tier2.toml"), *args],
+         "--sla-scan" if sla_scan else "--no-sla-scan", "--config", str(tmp / "tier2.toml"), *args],
         capture_output=True, text=True, env=env, cwd=tmp, check=False, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -122,9 +122,30 @@ def _assert_landed(
         assert not state["cf"].get(CF["tier2.actions"])  # escalations only recommend
 
 
+def _sla_scan_goes_to_managers(
+    tmp_path: Path, client: RtClient, tickets: dict[str, str],
+    expected: dict[str, dict[str, Any]], queues: dict[str, str],
+) -> None:  # fmt: skip
+    """The SLA monitor reads each escalated ticket's clock from RT's transactions: every
+    escalation of March is long past due, so each goes to the manager, once."""
+    escalated = [t for c, t in tickets.items() if expected[c]["outcome"] == "escalate"]
+    fifth = _run(tmp_path, sla_scan=True)
+    assert f"breached {len(escalated)}" in fifth.stdout, fifth.stdout
+    for ticket_id in escalated:
+        state = _ticket(client, ticket_id)
+        assert [k for k in state["keys"] if ":sla:" in k] == [
+            f"RT-{ticket_id}:1:sla:resolution:breached"
+        ]
+        assert state["queue"] == queues["support_manager"]
+        assert state["cf"][CF["tier2.escalated_to"]] == ["support_manager"]
+    again = _run(tmp_path, sla_scan=True)
+    assert "escalated to support_manager: none" in again.stdout, again.stdout
+
+
 @pytest.mark.parametrize("library", ["saas", "ecommerce"])
 def test_tier2_runs_on_request_tracker(rt_url: str, tmp_path: Path, library: str) -> None:
-    """Every outcome of the library lands in RT as comments, status, queue and custom fields."""
+    """Every outcome of the library lands in RT as comments, status, queue and custom fields;
+    the SLA monitor works on RT too."""
     tag = uuid.uuid4().hex[:8]
     queues = {
         "queue": f"{library} tier2 {tag}",
@@ -194,5 +215,7 @@ def test_tier2_runs_on_request_tracker(rt_url: str, tmp_path: Path, library: str
     assert _ticket(client, returned)["keys"][f"RT-{returned}:2:note"] == 1
     with engine.connect() as db:
         assert db.scalar(select(m.Case.escalations).where(m.Case.id == f"RT-{returned}")) == 2
+
+    _sla_scan_goes_to_managers(tmp_path, client, tickets, expected, queues)
     engine.dispose()
     client.close()
