@@ -486,17 +486,16 @@ class ZendeskHelpDesk:
             written = o.key in self._known_keys(o.ticket_id)
             if not written:
                 more: dict[str, Any] = {"additional_tags": [f"tier2_action_{o.type}"]}
-                if self.settings.actions_field_id is not None:
-                    listed = str(
-                        _field(self._ticket(o.ticket_id), self.settings.actions_field_id) or ""
-                    )
+                field_id = self.settings.actions_field_id
+                if field_id is not None:
+                    ticket = self._ticket(o.ticket_id)
+                    listed = str(_field(ticket, field_id) or "")
                     listed = (listed + "\n" if listed else "") + f"{line} [{o.key}]"
-                    more["custom_fields"] = [
-                        {"id": self.settings.actions_field_id, "value": listed}
-                    ]
-                    self._ticket(o.ticket_id).setdefault("custom_fields", []).append(
-                        {"id": self.settings.actions_field_id, "value": listed}
-                    )
+                    entry = {"id": field_id, "value": listed}
+                    more["custom_fields"] = [entry]
+                    ticket["custom_fields"] = [  # what the ticket holds now, for the next action
+                        f for f in ticket.get("custom_fields") or [] if f.get("id") != field_id
+                    ] + [entry]
                 self._comment(o.ticket_id, o.key, f"tier2 carried out: {line}", **more)
             results.append(
                 {"zendesk_ticket": o.ticket_id, "recorded": "already" if written else "comment"}

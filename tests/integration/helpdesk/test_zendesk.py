@@ -19,6 +19,7 @@ from tier2.config import Config, ConnectorConfig, ZendeskConfig
 from tier2.connectors import open_desk
 from tier2.contract import CaseError, decision_to_dict, parse_case
 from tier2.core import decide
+from tier2.helpdesk.base import ActionOrder
 from tier2.helpdesk.rt import keys_in
 from tier2.helpdesk.zendesk import ZendeskClient, ZendeskError
 from tier2.loader import load_library
@@ -235,3 +236,19 @@ def test_check_names_a_group_or_field_zendesk_does_not_have() -> None:
         and "no ticket field 507 in Zendesk (configured for handoff.request.amount)"
         in result.detail
     )
+
+
+def test_every_action_of_a_case_is_listed_in_the_actions_field(tmp_path: Path) -> None:
+    """Two actions on one ticket leave two lines in the actions field, not the last alone."""
+    fake = _fake()
+    tid = fake.add_case(_examples("saas")[0], FIELDS, "tier2")
+    fake.tickets[tid]["custom_fields"].append({"id": 520, "value": None})  # Zendesk lists
+    # every ticket field, null when unset
+    runner, _ = _runner(tmp_path, fake, "saas")
+    runner.desk.read_cases([str(tid)])
+    orders = [ActionOrder(str(tid), f"ZD-{tid}:1:{i}:credit", "credit", 10.0 * (i + 1), "EUR")
+              for i in range(2)]  # fmt: skip
+    runner.desk.carry_out(None, orders, datetime.now(UTC))  # type: ignore[arg-type]
+    listed = next(f["value"] for f in fake.tickets[tid]["custom_fields"] if f["id"] == 520)
+    assert listed.splitlines() == [f"credit 10.00 EUR [ZD-{tid}:1:0:credit]",
+                                   f"credit 20.00 EUR [ZD-{tid}:1:1:credit]"]  # fmt: skip
