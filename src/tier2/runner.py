@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from tier2._batch import batched
@@ -34,6 +34,7 @@ from tier2.deciding import Decided, Decider, InProcess, decide_payloads
 from tier2.helpdesk.base import ActionOrder, HelpDesk, NoteOrder, TicketMove
 from tier2.store import audit
 from tier2.store import models as m
+from tier2.store.bulk import insert_rows
 from tier2.store.models import CaseState
 
 FINAL = {CaseState.CLOSED.value, CaseState.RETURNED.value, CaseState.ESCALATED.value}
@@ -182,11 +183,31 @@ class Runner:
                     self._advance([case_id], stats, ahead)
 
     def advance(self, case_ids: Sequence[str], stats: RunStats, ahead: Ahead | None = None) -> None:
-        """Take these cases through every step still open for them."""
-        self._decide(case_ids, stats, ahead)
-        self._act(case_ids)
-        self._document(case_ids)
-        self._finish(case_ids, stats)
+        """Take these cases through every step still open for them.
+
+        With a help desk in the store the steps share one transaction: what tier2 records
+        and what the desk does commit together, and each case's row is written once. With a
+        remote desk each step commits on its own, so what the desk has done is recorded as
+        soon as it is done.
+        """
+        steps: list[Callable[[Session], list[tuple[str, str]]]] = [
+            lambda session: self._decide(session, case_ids, stats, ahead),
+            lambda session: self._act(session, case_ids),
+            lambda session: self._document(session, case_ids),
+            lambda session: self._finish(session, case_ids),
+        ]
+        finished: list[tuple[str, str]] = []
+        if self.desk.in_store:
+            with Session(self.engine) as session, session.begin():
+                for step in steps:
+                    finished = step(session)
+        else:
+            for step in steps:
+                with Session(self.engine) as session, session.begin():
+                    finished = step(session)
+        for _, outcome in finished:  # counted once committed
+            stats.finished += 1
+            stats.outcomes[outcome] += 1
 
     def open_cases(self) -> list[str]:
         with Session(self.engine) as session:
@@ -307,7 +328,7 @@ class Runner:
                         case.payload, case.updated_at = fresh, now
                         events.append((case_id, "updated", {"ticket": ticket_id}))
             if new:
-                session.execute(insert(m.table(m.Case)), new)
+                insert_rows(session, m.table(m.Case), new)
             session.flush()
             chain = audit.Chain(session)
             for case_id, event, data in events:
@@ -317,193 +338,195 @@ class Runner:
 
     # ------------------------------------------------------------------ the steps
 
-    def _decide(self, case_ids: Sequence[str], stats: RunStats, ahead: Ahead | None) -> None:
-        with Session(self.engine) as session, session.begin():
-            cases = self._cases(session, case_ids, DECIDABLE, m.Case.updated_at)
-            if not cases:
-                return
-            ids = [c.id for c in cases]
-            seqs = dict(
-                session.execute(
-                    select(m.Decision.case_id, func.max(m.Decision.seq))
-                    .where(m.Decision.case_id.in_(ids))
-                    .group_by(m.Decision.case_id)
-                ).all()
-            )
-            ready = ahead.usable(cases) if ahead is not None else {}
-            rest = [cid for cid in ids if cid not in ready]
-            if rest:  # not decided ahead (or changed since): decide them here
-                now = self.clock()
-                payloads = session.execute(
-                    select(m.Case.id, m.Case.payload).where(m.Case.id.in_(rest))
-                ).all()
-                decided = decide_payloads(self.library, [(p.id, p.payload) for p in payloads], now)
-                ready.update((cid, (now, result)) for cid, result in decided.items())
-            rows = []
-            for cid in ids:
-                at, result = ready[cid]
-                if isinstance(result, str):  # the library failed on this case: it waits
-                    stats.fail(cid, result)
-                    continue
-                rows.append(
-                    {
-                        "case_id": cid,
-                        "seq": seqs.get(cid, 0) + 1,
-                        "decided_at": at,
-                        "outcome": result["outcome"],
-                        "escalate_to": result["escalate_to"],
-                        "library_digest": result["library"]["digest"],
-                        "body": result,
-                    }
-                )
-            if not rows:
-                return
-            now = self.clock()
-            self._documents.update(
-                (row["case_id"], (row["seq"], row["body"])) for row in rows
-            )  # used by _document once this commits (checked against the stored seq)
-            decisions = m.table(m.Decision)
-            session.execute(insert(decisions), rows)  # (RETURNING would go row by row on SQLite)
-            stored = {
-                (r.case_id, r.seq): r.id
-                for r in session.execute(
-                    select(decisions.c.case_id, decisions.c.seq, decisions.c.id).where(
-                        decisions.c.case_id.in_([row["case_id"] for row in rows])
-                    )
-                )
-            }
-            decision_ids = [stored[row["case_id"], row["seq"]] for row in rows]
-            actions = [
-                {
-                    "case_id": row["case_id"],
-                    "decision_id": decision_id,
-                    "type": action["type"],
-                    "idempotency_key": f"{row['case_id']}:{row['seq']}:{i}:{action['type']}",
-                    "amount": action.get("amount"),
-                    "currency": action.get("currency"),
-                    "status": "pending",
-                }
-                for row, decision_id in zip(rows, decision_ids, strict=True)
-                if row["outcome"] == "resolve"  # escalations only recommend their actions
-                for i, action in enumerate(row["body"]["actions"])
-            ]
-            if actions:
-                session.execute(insert(m.table(m.Action)), actions)
-            chain = audit.Chain(session)
-            self._enter(
-                session,
-                chain,
-                [
-                    (
-                        row["case_id"],
-                        CaseState.DECIDED.value,
-                        "decided",
-                        {
-                            "seq": row["seq"],
-                            "outcome": row["outcome"],
-                            "escalate_to": row["escalate_to"],
-                            "reasons": [r["code"] for r in row["body"]["reasons"]],
-                            "policies": row["body"]["policies"],
-                            "library": row["body"]["library"],
-                        },
-                    )
-                    for row in rows
-                ],
-                now,
-            )
-
-    def _act(self, case_ids: Sequence[str]) -> None:
-        now = self.clock()
-        with Session(self.engine) as session, session.begin():
-            cases = self._cases(session, case_ids, [CaseState.DECIDED.value])
-            if not cases:
-                return
-            tickets = {c.id: c.ticket_id for c in cases}
-            pending = session.scalars(
-                select(m.Action)
-                .where(m.Action.case_id.in_(list(tickets)), m.Action.status == "pending")
-                .order_by(m.Action.id)
+    def _decide(
+        self, session: Session, case_ids: Sequence[str], stats: RunStats, ahead: Ahead | None
+    ) -> list[tuple[str, str]]:
+        cases = self._cases(session, case_ids, DECIDABLE, m.Case.updated_at)
+        if not cases:
+            return []
+        ids = [c.id for c in cases]
+        seqs = dict(
+            session.execute(
+                select(m.Decision.case_id, func.max(m.Decision.seq))
+                .where(m.Decision.case_id.in_(ids))
+                .group_by(m.Decision.case_id)
             ).all()
-            orders = [
-                ActionOrder(tickets[a.case_id], a.idempotency_key, a.type, a.amount, a.currency)
-                for a in pending
-            ]
-            results = self.desk.carry_out(session, orders, now) if orders else []
-            chain = audit.Chain(session)
-            for action, result in zip(pending, results, strict=True):
-                action.status, action.executed_at, action.result = "done", now, result
-                chain.add(
-                    at=now,
-                    case_id=action.case_id,
-                    event="action",
-                    data={
-                        "key": action.idempotency_key,
-                        "type": action.type,
-                        "amount": action.amount,
-                        "currency": action.currency,
-                        **result,
+        )
+        ready = ahead.usable(cases) if ahead is not None else {}
+        rest = [cid for cid in ids if cid not in ready]
+        if rest:  # not decided ahead (or changed since): decide them here
+            now = self.clock()
+            payloads = session.execute(
+                select(m.Case.id, m.Case.payload).where(m.Case.id.in_(rest))
+            ).all()
+            decided = decide_payloads(self.library, [(p.id, p.payload) for p in payloads], now)
+            ready.update((cid, (now, result)) for cid, result in decided.items())
+        rows = []
+        for cid in ids:
+            at, result = ready[cid]
+            if isinstance(result, str):  # the library failed on this case: it waits
+                stats.fail(cid, result)
+                continue
+            rows.append(
+                {
+                    "case_id": cid,
+                    "seq": seqs.get(cid, 0) + 1,
+                    "decided_at": at,
+                    "outcome": result["outcome"],
+                    "escalate_to": result["escalate_to"],
+                    "library_digest": result["library"]["digest"],
+                    "body": result,
+                }
+            )
+        if not rows:
+            return []
+        now = self.clock()
+        self._documents.update(
+            (row["case_id"], (row["seq"], row["body"])) for row in rows
+        )  # used by _document once this commits (checked against the stored seq)
+        decisions = m.table(m.Decision)
+        insert_rows(session, decisions, rows)  # (RETURNING would go row by row on SQLite)
+        stored = {
+            (r.case_id, r.seq): r.id
+            for r in session.execute(
+                select(decisions.c.case_id, decisions.c.seq, decisions.c.id).where(
+                    decisions.c.case_id.in_([row["case_id"] for row in rows])
+                )
+            )
+        }
+        decision_ids = [stored[row["case_id"], row["seq"]] for row in rows]
+        actions = [
+            {
+                "case_id": row["case_id"],
+                "decision_id": decision_id,
+                "type": action["type"],
+                "idempotency_key": f"{row['case_id']}:{row['seq']}:{i}:{action['type']}",
+                "amount": action.get("amount"),
+                "currency": action.get("currency"),
+                "status": "pending",
+            }
+            for row, decision_id in zip(rows, decision_ids, strict=True)
+            if row["outcome"] == "resolve"  # escalations only recommend their actions
+            for i, action in enumerate(row["body"]["actions"])
+        ]
+        if actions:
+            insert_rows(session, m.table(m.Action), actions)
+        chain = audit.Chain(session)
+        self._enter(
+            session,
+            chain,
+            [
+                (
+                    row["case_id"],
+                    CaseState.DECIDED.value,
+                    "decided",
+                    {
+                        "seq": row["seq"],
+                        "outcome": row["outcome"],
+                        "escalate_to": row["escalate_to"],
+                        "reasons": [r["code"] for r in row["body"]["reasons"]],
+                        "policies": row["body"]["policies"],
+                        "library": row["body"]["library"],
                     },
                 )
-            session.flush()
-            self._enter(
-                session, chain, [(c.id, CaseState.ACTED.value, "acted", {}) for c in cases], now
-            )
+                for row in rows
+            ],
+            now,
+        )
+        return []
 
-    def _document(self, case_ids: Sequence[str]) -> None:
+    def _act(self, session: Session, case_ids: Sequence[str]) -> list[tuple[str, str]]:
         now = self.clock()
-        with Session(self.engine) as session, session.begin():
-            cases = self._cases(session, case_ids, [CaseState.ACTED.value])
-            if not cases:
-                return
-            bodies = self._bodies(session, [c.id for c in cases])
-            orders, moves, records, done = [], [], [], []
-            for c in cases:
-                seq, body = bodies[c.id]
-                written = []
-                for kind, text in (
-                    ("note", body["note"]),
-                    ("reply_draft", body["customer_reply"]),
-                    ("guidance", body["guidance"]),
-                ):
-                    if text:
-                        key = f"{c.id}:{seq}:{kind}"
-                        orders.append(NoteOrder(c.ticket_id, key, kind, text))
-                        records.append(
-                            {
-                                "case_id": c.id,
-                                "ticket_id": c.ticket_id,
-                                "idempotency_key": key,
-                                "kind": kind,
-                                "body": text,
-                                "written_at": now,
-                            }
-                        )
-                        written.append(kind)
-                status, group = TICKET_AFTER[body["outcome"]]
-                if body["outcome"] == "escalate":
-                    group = body["escalate_to"]
-                moves.append(TicketMove(c.ticket_id, status, group, (f"tier2:{body['outcome']}",)))
-                done.append(
-                    (
-                        c.id,
-                        CaseState.DOCUMENTED.value,
-                        "documented",
-                        {"written": written, "ticket_status": status, "group": group},
+        cases = self._cases(session, case_ids, [CaseState.DECIDED.value])
+        if not cases:
+            return []
+        tickets = {c.id: c.ticket_id for c in cases}
+        pending = session.scalars(
+            select(m.Action)
+            .where(m.Action.case_id.in_(list(tickets)), m.Action.status == "pending")
+            .order_by(m.Action.id)
+        ).all()
+        orders = [
+            ActionOrder(tickets[a.case_id], a.idempotency_key, a.type, a.amount, a.currency)
+            for a in pending
+        ]
+        results = self.desk.carry_out(session, orders, now) if orders else []
+        chain = audit.Chain(session)
+        for action, result in zip(pending, results, strict=True):
+            action.status, action.executed_at, action.result = "done", now, result
+            chain.add(
+                at=now,
+                case_id=action.case_id,
+                event="action",
+                data={
+                    "key": action.idempotency_key,
+                    "type": action.type,
+                    "amount": action.amount,
+                    "currency": action.currency,
+                    **result,
+                },
+            )
+        session.flush()
+        self._enter(
+            session, chain, [(c.id, CaseState.ACTED.value, "acted", {}) for c in cases], now
+        )
+        return []
+
+    def _document(self, session: Session, case_ids: Sequence[str]) -> list[tuple[str, str]]:
+        now = self.clock()
+        cases = self._cases(session, case_ids, [CaseState.ACTED.value])
+        if not cases:
+            return []
+        bodies = self._bodies(session, [c.id for c in cases])
+        orders, moves, records, done = [], [], [], []
+        for c in cases:
+            seq, body = bodies[c.id]
+            written = []
+            for kind, text in (
+                ("note", body["note"]),
+                ("reply_draft", body["customer_reply"]),
+                ("guidance", body["guidance"]),
+            ):
+                if text:
+                    key = f"{c.id}:{seq}:{kind}"
+                    orders.append(NoteOrder(c.ticket_id, key, kind, text))
+                    records.append(
+                        {
+                            "case_id": c.id,
+                            "ticket_id": c.ticket_id,
+                            "idempotency_key": key,
+                            "kind": kind,
+                            "body": text,
+                            "written_at": now,
+                        }
                     )
-                )
-            self.desk.write_notes(session, orders, now)
-            self.desk.move(session, moves, now)
-            recorded = set(
-                session.scalars(
-                    select(m.Note.idempotency_key).where(
-                        m.Note.idempotency_key.in_([r["idempotency_key"] for r in records])
-                    )
+                    written.append(kind)
+            status, group = TICKET_AFTER[body["outcome"]]
+            if body["outcome"] == "escalate":
+                group = body["escalate_to"]
+            moves.append(TicketMove(c.ticket_id, status, group, (f"tier2:{body['outcome']}",)))
+            done.append(
+                (
+                    c.id,
+                    CaseState.DOCUMENTED.value,
+                    "documented",
+                    {"written": written, "ticket_status": status, "group": group},
                 )
             )
-            fresh = [r for r in records if r["idempotency_key"] not in recorded]
-            if fresh:
-                session.execute(insert(m.table(m.Note)), fresh)
-            self._enter(session, audit.Chain(session), done, now)
+        self.desk.write_notes(session, orders, now)
+        self.desk.move(session, moves, now)
+        recorded = set(
+            session.scalars(
+                select(m.Note.idempotency_key).where(
+                    m.Note.idempotency_key.in_([r["idempotency_key"] for r in records])
+                )
+            )
+        )
+        fresh = [r for r in records if r["idempotency_key"] not in recorded]
+        if fresh:
+            insert_rows(session, m.table(m.Note), fresh)
+        self._enter(session, audit.Chain(session), done, now)
+        return []
 
     def _bodies(
         self, session: Session, case_ids: Sequence[str]
@@ -524,19 +547,17 @@ class Runner:
                 out[row.case_id] = (row.seq, row.body)
         return out
 
-    def _finish(self, case_ids: Sequence[str], stats: RunStats) -> None:
+    def _finish(self, session: Session, case_ids: Sequence[str]) -> list[tuple[str, str]]:
+        """The cases finished, each with its outcome (counted by the caller once committed)."""
         now = self.clock()
-        with Session(self.engine) as session, session.begin():
-            cases = self._cases(session, case_ids, [CaseState.DOCUMENTED.value])
-            if not cases:
-                return
-            latest = _latest_decisions(session, [c.id for c in cases], m.Decision.outcome)
-            finished = []
-            for c in cases:
-                outcome = latest[c.id].outcome
-                final = FINAL_OF[outcome]
-                finished.append((c.id, final, final, {"outcome": outcome}))
-            self._enter(session, audit.Chain(session), finished, now)
-        for _, _, _, data in finished:  # counted once committed
-            stats.finished += 1
-            stats.outcomes[data["outcome"]] += 1
+        cases = self._cases(session, case_ids, [CaseState.DOCUMENTED.value])
+        if not cases:
+            return []
+        latest = _latest_decisions(session, [c.id for c in cases], m.Decision.outcome)
+        finished = []
+        for c in cases:
+            outcome = latest[c.id].outcome
+            final = FINAL_OF[outcome]
+            finished.append((c.id, final, final, {"outcome": outcome}))
+        self._enter(session, audit.Chain(session), finished, now)
+        return [(cid, data["outcome"]) for cid, _, _, data in finished]

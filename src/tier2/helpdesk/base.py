@@ -66,6 +66,10 @@ class Timeline:
 
 
 class HelpDesk(Protocol):
+    in_store: bool
+    """True when the help desk lives in the case store and writes in the runner's
+    transaction: the runner then takes a batch through every step in one transaction."""
+
     def escalations(self) -> Sequence[str]:
         """Ids of tickets tier-1 has escalated and tier-2 has not yet taken, oldest first."""
         ...

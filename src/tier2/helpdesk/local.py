@@ -21,6 +21,7 @@ from tier2.contract import CaseIn
 from tier2.core.sla import StatusChange
 from tier2.helpdesk.base import ActionOrder, NoteOrder, TicketMove, Timeline
 from tier2.store import models as m
+from tier2.store.bulk import insert_rows, update_rows
 
 ESCALATED = "escalated"  # a ticket tier-1 has handed to tier-2
 NOT_OWNERS = frozenset({"customer", "tier1", "tier2"})  # whose actions are not the owner's
@@ -36,6 +37,8 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
 
 class LocalHelpDesk:
     """The HelpDesk port over the case store's help-desk and CRM tables."""
+
+    in_store = True
 
     def __init__(self, engine: Engine, batch: int = 500) -> None:
         self.engine = engine
@@ -216,8 +219,9 @@ class LocalHelpDesk:
         session.execute(
             update(m.Ticket).where(m.Ticket.id.in_(waiting)).values(status=TAKEN, updated_at=at)
         )
-        session.execute(
-            insert(m.table(m.TicketEvent)),
+        insert_rows(
+            session,
+            m.table(m.TicketEvent),
             [{"ticket_id": t, "at": at, "status": TAKEN, "actor": "tier2"} for t in waiting],
         )
 
@@ -235,8 +239,9 @@ class LocalHelpDesk:
         new = [o for o in orders if o.key not in done]
         if new:
             ledger = m.table(m.LedgerEntry)
-            session.execute(
-                insert(ledger),
+            insert_rows(
+                session,
+                ledger,
                 [
                     {
                         "idempotency_key": o.key,
@@ -291,7 +296,7 @@ class LocalHelpDesk:
                     "idempotency_key": o.key,
                 }
             )
-        session.execute(insert(m.table(m.TicketMessage)), rows)
+        insert_rows(session, m.table(m.TicketMessage), rows)
 
     def move(self, session: Session, moves: Sequence[TicketMove], at: datetime) -> None:
         current = {
@@ -306,8 +311,9 @@ class LocalHelpDesk:
         missing = [x.ticket_id for x in moves if x.ticket_id not in tags]
         if missing:
             raise KeyError(f"no such ticket: {', '.join(missing)}")
-        session.execute(
-            update(m.Ticket),
+        update_rows(
+            session,
+            m.Ticket,
             [
                 {
                     "id": x.ticket_id,
@@ -322,8 +328,9 @@ class LocalHelpDesk:
                 for x in moves
             ],
         )
-        session.execute(
-            insert(m.table(m.TicketEvent)),
+        insert_rows(
+            session,
+            m.table(m.TicketEvent),
             [
                 {"ticket_id": x.ticket_id, "at": at, "status": x.status, "group": x.group,
                  "actor": "tier2"}

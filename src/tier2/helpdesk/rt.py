@@ -419,6 +419,8 @@ def rt_case(
 class RtHelpDesk:
     """The HelpDesk port over a Request Tracker 5."""
 
+    in_store = False
+
     def __init__(self, client: RtClient, settings: RtSettings) -> None:
         self.rt = client
         self.settings = settings

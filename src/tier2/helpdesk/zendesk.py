@@ -376,6 +376,8 @@ def zendesk_case(  # noqa: PLR0917 (what one ticket is read from, as the API giv
 class ZendeskHelpDesk:
     """The HelpDesk port over Zendesk Support."""
 
+    in_store = False
+
     def __init__(
         self, client: ZendeskClient, settings: ZendeskSettings, since: datetime | None = None
     ) -> None:

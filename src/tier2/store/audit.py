@@ -14,9 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from tier2.store.bulk import insert_rows
 from tier2.store.models import AuditEntry, table
 
 GENESIS = "0" * 64
@@ -68,7 +69,7 @@ class Chain:
 
     def flush(self) -> None:
         if self.pending:
-            self.session.execute(insert(table(AuditEntry)), self.pending)
+            insert_rows(self.session, table(AuditEntry), self.pending)
             self.pending = []
 
 

@@ -152,6 +152,8 @@ def test_a_case_escalated_again_is_reopened_and_decided_again(database_url: str)
 class _Desk:
     """A help desk holding contract cases as they are now (writes are not watched here)."""
 
+    in_store = False
+
     def __init__(self, cases: dict[str, dict[str, Any]]) -> None:
         self.cases = cases
 
