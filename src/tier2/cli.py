@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -24,17 +25,16 @@ from sqlalchemy.orm import Session
 from tier2.checks import run_checks
 from tier2.config import ConfigError, load_config, secret
 from tier2.connectors import open_desk, rt_client, rt_settings
-from tier2.contract import (
-    CaseError,
-    CaseIn,
-    decision_json,
-    decision_text,
-    read_cases,
-    read_models,
-)
-from tier2.core import decide as decide_case
+from tier2.contract import CaseError, CaseIn, Unit, read_models, read_units
 from tier2.core.sla import SlaClocks
-from tier2.deciding import InProcess, WorkerPool
+from tier2.deciding import (
+    BAD_INPUT,
+    DECIDED,
+    NOT_DECIDED,
+    InProcess,
+    WorkerPool,
+    decide_all,
+)
 from tier2.demo import COMPANIES, CompanySummary, run_company
 from tier2.helpdesk.base import ConnectorError
 from tier2.helpdesk.local import LocalHelpDesk
@@ -60,6 +60,7 @@ app = typer.Typer(
 
 EXIT_NOT_DECIDED = 1  # the library failed on a case (extends the contract's 0 and 2)
 EXIT_BAD_INPUT = 2
+PARALLEL_FROM = 2000  # cases from which `tier2 decide` uses every core by default
 
 
 class Format(StrEnum):
@@ -103,6 +104,14 @@ def decide(
         Format,
         typer.Option("--format", "-f", help="json: one decision per line; text: for a person."),
     ] = Format.json,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes deciding in parallel (the output is the same). "
+            f"Default: one per core from {PARALLEL_FROM:,} cases, else 1.",
+        ),
+    ] = None,
 ) -> None:
     """Decide escalated cases: one decision per case, in order."""
     clock = _parse_now(now)
@@ -111,28 +120,34 @@ def decide(
     except LibraryError as exc:
         raise _fail(str(exc)) from None
     data = sys.stdin.buffer.read() if case_file == "-" else _read(case_file)
-    out = sys.stdout.buffer
+    out, err = sys.stdout.buffer, sys.stderr.buffer
     bad = failed = 0
-    buffer: list[bytes] = []
-    for item in read_cases(data, jsonl=case_file.endswith(".jsonl")):
-        if isinstance(item, CaseError):
+    units: list[Unit] = []
+    for unit in read_units(data, jsonl=case_file.endswith(".jsonl")):
+        if isinstance(unit, CaseError):  # the input as a whole
             bad += 1
-            sys.stderr.write("".join(line + "\n" for line in item.lines()))
-            continue
-        try:
-            decision = decide_case(item, lib, clock)
-        except Exception as exc:  # a library fault, never the case's: say so, go on
-            failed += 1
-            sys.stderr.write(f"case {item.case_id}: not decided: {type(exc).__name__}: {exc}\n")
-            continue
-        if fmt is Format.json:
-            buffer.append(decision_json(decision) + b"\n")
+            err.write("".join(line + "\n" for line in unit.lines()).encode())
         else:
-            buffer.append(decision_text(decision).encode() + b"\n")
-        if len(buffer) >= 512:
-            out.write(b"".join(buffer))
-            buffer.clear()
-    out.write(b"".join(buffer))
+            units.append(unit)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if len(units) >= PARALLEL_FROM else 1
+    _long_lived_objects_settled()  # the library and the input stay to the end
+    for verdicts in decide_all(
+        lib, library, units, clock, text=fmt is Format.text, workers=workers
+    ):
+        lines = []
+        for status, written in verdicts:
+            if status == DECIDED:
+                lines.append(written)
+            else:
+                bad += status == BAD_INPUT
+                failed += status == NOT_DECIDED
+                out.write(b"".join(lines))  # what went before it first, as it is decided
+                lines.clear()
+                out.flush()
+                err.write(written)
+                err.flush()
+        out.write(b"".join(lines))
     out.flush()
     if bad:
         raise typer.Exit(EXIT_BAD_INPUT)

@@ -269,6 +269,28 @@ def read_cases(text: str | bytes, jsonl: bool = False) -> Iterator[m.Case | Case
 
 def read_models(text: str | bytes, jsonl: bool = False) -> Iterator[CaseIn | CaseError]:
     """As read_cases, but the validated contract models (what the store files)."""
+    for unit in read_units(text, jsonl):
+        yield unit if isinstance(unit, CaseError) else parse_unit(unit)
+
+
+Unit = tuple[str, Any]  # a case's position in the input, and its JSON (decoded, or a line's bytes)
+
+
+def parse_unit(unit: Unit) -> CaseIn | CaseError:
+    """Validate one unit of input (decoding it first if it is a line of JSON Lines)."""
+    position, raw = unit
+    if isinstance(raw, bytes):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return CaseError(position, (("(line)", f"not valid JSON: {exc}"),))
+    return parse_model(raw, position)
+
+
+def read_units(text: str | bytes, jsonl: bool = False) -> Iterator[Unit | CaseError]:
+    """The cases of an input in order, not yet validated: a JSON Lines line stays bytes (so
+    the work of decoding it can go to another process); a fault of the whole input is a
+    CaseError."""
     data = text.encode() if isinstance(text, str) else text
     if not jsonl:
         stripped = data.strip()
@@ -285,19 +307,13 @@ def read_models(text: str | bytes, jsonl: bool = False) -> Iterator[CaseIn | Cas
         else:
             if isinstance(whole, list):
                 for i, raw in enumerate(whole):
-                    yield parse_model(raw, f"item {i + 1}")
+                    yield (f"item {i + 1}", raw)
                 return
-            yield parse_model(whole, "item 1")
+            yield ("item 1", whole)
             return
     for n, line in enumerate(data.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            raw = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            yield CaseError(f"line {n}", (("(line)", f"not valid JSON: {exc}"),))
-            continue
-        yield parse_model(raw, f"line {n}")
+        if line.strip():
+            yield (f"line {n}", line)
 
 
 # --------------------------------------------------------------------------- output

@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import gc
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
+from itertools import repeat
 from typing import Any, Protocol
 
-from tier2.contract import CaseError, decision_to_dict, parse_case
+from tier2.contract import (
+    CaseError,
+    Unit,
+    decision_json,
+    decision_text,
+    decision_to_dict,
+    parse_case,
+    parse_unit,
+)
 from tier2.core import decide
 from tier2.core.library import Library
 
@@ -77,6 +86,61 @@ def _load(spec: str) -> None:
 def _work(items: Sequence[Stored], now: datetime) -> Decided:
     assert _worker_library is not None
     return decide_payloads(_worker_library, items, now)
+
+
+DECIDED, NOT_DECIDED, BAD_INPUT = 0, 1, 2
+Verdict = tuple[int, bytes]  # DECIDED and the decision's line(s), or the error line(s)
+
+
+def decide_units(
+    library: Library, units: Sequence[Unit], now: datetime | None, text: bool = False
+) -> list[Verdict]:
+    """What `tier2 decide` writes for each unit of its input, in order: the decision (a JSON
+    line, or text for a person), or the lines naming what was wrong with the case or that the
+    library failed on it."""
+    out: list[Verdict] = []
+    for unit in units:
+        parsed = parse_unit(unit)
+        if isinstance(parsed, CaseError):
+            out.append((BAD_INPUT, "".join(line + "\n" for line in parsed.lines()).encode()))
+            continue
+        case = parsed.to_core()
+        try:
+            decision = decide(case, library, now)
+        except Exception as exc:  # a library fault, never the case's: say so, go on
+            problem = f"case {case.case_id}: not decided: {type(exc).__name__}: {exc}\n"
+            out.append((NOT_DECIDED, problem.encode()))
+            continue
+        line = decision_text(decision).encode() if text else decision_json(decision)
+        out.append((DECIDED, line + b"\n"))
+    return out
+
+
+def _decide_units(units: Sequence[Unit], now: datetime | None, text: bool) -> list[Verdict]:
+    assert _worker_library is not None
+    return decide_units(_worker_library, units, now, text)
+
+
+def decide_all(
+    library: Library,
+    spec: str,
+    units: Sequence[Unit],
+    now: datetime | None,
+    *,
+    text: bool = False,
+    workers: int = 1,
+    chunk: int = 500,
+) -> Iterator[list[Verdict]]:
+    """Every unit's verdict, a chunk at a time and in input order; with more than one worker,
+    the chunks are decided in that many processes (the same verdicts, byte for byte)."""
+    chunks = [units[i : i + chunk] for i in range(0, len(units), chunk)]
+    if workers <= 1 or len(chunks) <= 1:
+        for part in chunks:
+            yield decide_units(library, part, now, text)
+        return
+    size = min(workers, len(chunks))
+    with ProcessPoolExecutor(size, initializer=_load, initargs=(spec,)) as pool:
+        yield from pool.map(_decide_units, chunks, repeat(now), repeat(text))
 
 
 class WorkerPool:

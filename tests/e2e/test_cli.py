@@ -86,6 +86,23 @@ def test_bad_case_in_a_batch(tmp_path: Path) -> None:
     assert len(err) == 2 and b"Traceback" not in r.stderr
 
 
+def test_workers_write_the_same_bytes(tmp_path: Path) -> None:
+    """Deciding in two processes writes what one process writes: every decision and every
+    error line, in input order, with the same exit code."""
+    cases = [
+        patched(SAAS_BASE, {"case_id": f"NW-{i}", "handoff.request.amount": 10.0 + i})
+        for i in range(1200)
+    ]
+    cases[700] = patched(cases[700], {"ticket.severity": "urgent"})
+    path = tmp_path / "cases.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(c) for c in cases) + b"\n{broken\n")
+    one, two = (tier2("decide", str(path), "--workers", w) for w in ("1", "2"))
+    assert (one.returncode, two.returncode) == (2, 2)
+    assert one.stdout == two.stdout and one.stderr == two.stderr
+    assert len(lines(one.stdout)) == 1199
+    assert one.stderr.decode().splitlines()[0].startswith("case NW-700 (line 701): ticket.severity")
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
