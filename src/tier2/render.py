@@ -52,6 +52,7 @@ class JinjaTemplates:
             auto_reload=False,  # compiled once on load: no stat() per {% include %}
         )
         env.filters["money"] = _money
+        self._env = env
         self._templates: dict[str, jinja2.Template] = {}
         for name in TEMPLATE_NAMES:
             try:
@@ -61,8 +62,19 @@ class JinjaTemplates:
                     f"{exc.name or name}: line {exc.lineno}: {exc.message}"
                 ) from None
 
+        # A template's globals are a ChainMap that `Template.render` copies key by key on
+        # every call; one plain dict, merged under the context once per render, is the same.
+        self._globals = {n: dict(t.globals) for n, t in self._templates.items()}
+
     def render(self, name: str, context: Mapping[str, Any]) -> str:
-        return self._templates[name].render(context)
+        """`Template.render(context)`, without copying the globals' ChainMap each time."""
+        template = self._templates[name]
+        ctx = template.new_context({**self._globals[name], **context}, shared=True)
+        try:
+            return self._env.concat(template.root_render_func(ctx))
+        except Exception:
+            self._env.handle_exception()
+            raise  # handle_exception always raises (it re-raises with the template's lines)
 
 
 class SlaNotes:
