@@ -5,7 +5,7 @@
 For each built-in library: generates N realistic cases (seeded), then reports
 - pipeline: cases/s of `decide()` on parsed cases (one core, in process), after a warm-up;
 - end to end: cases/s of `tier2 decide FILE.jsonl` in a subprocess (parse, decide, write JSON),
-  wall clock including start-up.
+  wall clock including start-up, with `--workers 1` and with one worker per core.
 Prints figures only; nothing here is a test.
 """
 
@@ -80,13 +80,23 @@ def breakdown(library_name: str, raws: list[dict[str, object]]) -> str:
     return ", ".join(f"{k} {v / n * 1e6:.0f}" for k, v in spent.items())
 
 
-def end_to_end_rate(library_name: str, raws: list[dict[str, object]]) -> float:
+def end_to_end_rate(library_name: str, raws: list[dict[str, object]], workers: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "cases.jsonl"
         path.write_bytes(b"\n".join(orjson.dumps(r) for r in raws) + b"\n")
         start = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "tier2", "decide", str(path), "--library", library_name],
+            [
+                sys.executable,
+                "-m",
+                "tier2",
+                "decide",
+                str(path),
+                "--library",
+                library_name,
+                "--workers",
+                str(workers),
+            ],
             stdout=subprocess.PIPE,
             check=True,
         )
@@ -101,14 +111,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     version = sys.version.split()[0]
-    print(f"python {version}, {os.cpu_count()} cores, {args.cases:,} cases per library")
+    cores = os.cpu_count() or 1
+    print(f"python {version}, {cores} cores, {args.cases:,} cases per library")
     for name in ("saas", "ecommerce"):
         raws = CaseGenerator(load_library(name), args.seed).cases(args.cases)
         rate, outcomes = pipeline_rate(name, raws)
-        e2e = end_to_end_rate(name, raws)
+        one = end_to_end_rate(name, raws, 1)
+        every = end_to_end_rate(name, raws, cores)
         mix = ", ".join(f"{k} {v / args.cases:.0%}" for k, v in sorted(outcomes.items()))
-        print(f"{name:10s} pipeline {rate:8,.0f} cases/s  tier2 decide {e2e:8,.0f} cases/s", end="")
-        print(f"   ({mix})")
+        print(f"{name:10s} pipeline {rate:8,.0f} cases/s  tier2 decide {one:8,.0f} cases/s "
+              f"(1 process), {every:8,.0f} cases/s ({cores} processes)   ({mix})")  # fmt: skip
         print(f"{'':10s} µs per case: {breakdown(name, raws[:20000])}")
 
 

@@ -16,6 +16,8 @@ from datetime import datetime
 from itertools import repeat
 from typing import Any, Protocol
 
+import orjson
+
 from tier2.contract import (
     CaseError,
     Unit,
@@ -28,19 +30,27 @@ from tier2.contract import (
 from tier2.core import decide
 from tier2.core.library import Library
 
-Stored = tuple[str, dict[str, Any]]  # a case id and its payload in the contract's shape
-Decided = dict[str, dict[str, Any] | str]  # case id -> the decision's body, or the problem
+Stored = tuple[str, dict[str, Any] | str]  # a case id and its payload (the contract's shape),
+# decoded or as JSON text
+Summary = dict[str, Any]  # the decision's body without its stages and escalation handoff
+Decided = dict[str, tuple[Summary, str] | str]  # case id -> (summary, the body as JSON) or why not
+_HEAVY = ("stages", "escalation_handoff")
 
 
 def decide_payloads(library: Library, items: Sequence[Stored], now: datetime) -> Decided:
-    """Each case's decision in the contract's shape, or why it could not be decided."""
+    """Each case's decision in the contract's shape (what the runner reads of it, and all of
+    it encoded as the store keeps it), or why it could not be decided."""
     out: Decided = {}
     for case_id, payload in items:
         try:
-            parsed = parse_case(payload, case_id)
+            parsed = parse_case(
+                orjson.loads(payload) if isinstance(payload, str) else payload, case_id
+            )
             if isinstance(parsed, CaseError):
                 raise ValueError("; ".join(parsed.lines()))
-            out[case_id] = decision_to_dict(decide(parsed, library, now))
+            body = decision_to_dict(decide(parsed, library, now))
+            summary = {k: v for k, v in body.items() if k not in _HEAVY}
+            out[case_id] = (summary, orjson.dumps(body).decode())
         except Exception as exc:  # the library failed on this case: it is reported, not lost
             out[case_id] = f"{type(exc).__name__}: {exc}"
     return out

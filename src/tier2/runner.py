@@ -25,16 +25,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, Text, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from tier2._batch import batched
 from tier2.core.library import Library
-from tier2.deciding import Decided, Decider, InProcess, decide_payloads
+from tier2.deciding import Decided, Decider, InProcess, Summary, decide_payloads
 from tier2.helpdesk.base import ActionOrder, HelpDesk, NoteOrder, TicketMove
 from tier2.store import audit
 from tier2.store import models as m
-from tier2.store.bulk import insert_rows
+from tier2.store.bulk import Encoded, insert_rows
 from tier2.store.models import CaseState
 
 FINAL = {CaseState.CLOSED.value, CaseState.RETURNED.value, CaseState.ESCALATED.value}
@@ -83,6 +83,9 @@ def _latest_decisions(session: Session, case_ids: Sequence[str], *columns: Any) 
     }
 
 
+Result = tuple[Summary, str] | str  # a decision (its summary, all of it encoded) or why not
+
+
 class Ahead:
     """A batch being decided ahead, in worker processes, while the store works on another.
 
@@ -93,7 +96,7 @@ class Ahead:
         self.stamps, self.now, self._wait = stamps, now, wait
         self._decided: Decided | None = None
 
-    def usable(self, cases: Sequence[Any]) -> dict[str, tuple[datetime, dict[str, Any] | str]]:
+    def usable(self, cases: Sequence[Any]) -> dict[str, tuple[datetime, Result]]:
         if self._decided is None:
             try:
                 self._decided = self._wait()
@@ -164,9 +167,9 @@ class Runner:
         """Start deciding a batch's decidable cases in the workers."""
         with Session(self.engine) as session:
             rows = session.execute(
-                select(m.Case.id, m.Case.updated_at, m.Case.payload).where(
-                    m.Case.id.in_(case_ids), m.Case.state.in_(DECIDABLE)
-                )
+                select(  # the payload as its JSON text: the worker decodes it
+                    m.Case.id, m.Case.updated_at, cast(m.Case.payload, Text).label("payload")
+                ).where(m.Case.id.in_(case_ids), m.Case.state.in_(DECIDABLE))
             ).all()
         now = self.clock()
         wait = self.decider.start([(r.id, r.payload) for r in rows], now)
@@ -362,27 +365,30 @@ class Runner:
             decided = decide_payloads(self.library, [(p.id, p.payload) for p in payloads], now)
             ready.update((cid, (now, result)) for cid, result in decided.items())
         rows = []
+        summaries: dict[str, Summary] = {}
         for cid in ids:
             at, result = ready[cid]
             if isinstance(result, str):  # the library failed on this case: it waits
                 stats.fail(cid, result)
                 continue
+            summary, encoded = result
+            summaries[cid] = summary
             rows.append(
                 {
                     "case_id": cid,
                     "seq": seqs.get(cid, 0) + 1,
                     "decided_at": at,
-                    "outcome": result["outcome"],
-                    "escalate_to": result["escalate_to"],
-                    "library_digest": result["library"]["digest"],
-                    "body": result,
+                    "outcome": summary["outcome"],
+                    "escalate_to": summary["escalate_to"],
+                    "library_digest": summary["library"]["digest"],
+                    "body": Encoded(encoded),
                 }
             )
         if not rows:
             return []
         now = self.clock()
         self._documents.update(
-            (row["case_id"], (row["seq"], row["body"])) for row in rows
+            (row["case_id"], (row["seq"], summaries[row["case_id"]])) for row in rows
         )  # used by _document once this commits (checked against the stored seq)
         decisions = m.table(m.Decision)
         insert_rows(session, decisions, rows)  # (RETURNING would go row by row on SQLite)
@@ -407,7 +413,7 @@ class Runner:
             }
             for row, decision_id in zip(rows, decision_ids, strict=True)
             if row["outcome"] == "resolve"  # escalations only recommend their actions
-            for i, action in enumerate(row["body"]["actions"])
+            for i, action in enumerate(summaries[row["case_id"]]["actions"])
         ]
         if actions:
             insert_rows(session, m.table(m.Action), actions)
@@ -424,9 +430,9 @@ class Runner:
                         "seq": row["seq"],
                         "outcome": row["outcome"],
                         "escalate_to": row["escalate_to"],
-                        "reasons": [r["code"] for r in row["body"]["reasons"]],
-                        "policies": row["body"]["policies"],
-                        "library": row["body"]["library"],
+                        "reasons": [r["code"] for r in summaries[row["case_id"]]["reasons"]],
+                        "policies": summaries[row["case_id"]]["policies"],
+                        "library": summaries[row["case_id"]]["library"],
                     },
                 )
                 for row in rows

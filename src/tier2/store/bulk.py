@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import Table, insert, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
@@ -19,6 +20,28 @@ from sqlalchemy.orm import Session
 from tier2.store.models import Base
 
 Processor = Callable[[Any], Any] | None
+
+
+class Encoded:
+    """A JSON value encoded already, by the store's own serializer (orjson): stored as is.
+
+    Deciding processes hand decisions over encoded, so the store's process neither rebuilds
+    nor re-encodes them.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _decoded(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {k: orjson.loads(v.text) if type(v) is Encoded else v for k, v in row.items()}
+        for row in rows
+    ]
+
+
 _UNSEEN = object()
 _plans: dict[tuple[Any, ...], tuple[str, tuple[Processor, ...]]] = {}
 
@@ -45,7 +68,9 @@ def _rows(
         for i, name in enumerate(names):
             value = row[name]
             process = processors[i]
-            if process is not None:
+            if type(value) is Encoded:
+                value = value.text
+            elif process is not None:
                 seen, done = last[i]
                 if value is seen:
                     value = done
@@ -65,7 +90,7 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     dialect = conn.dialect
     names = tuple(rows[0])
     if dialect.name != "sqlite" or not _plain(table, names):
-        session.execute(insert(table), list(rows))
+        session.execute(insert(table), _decoded(rows))
         return
     key = ("insert", table.name, names)
     plan = _plans.get(key)
@@ -89,7 +114,7 @@ def update_rows(session: Session, model: type[Base], rows: Sequence[Mapping[str,
     (key,) = (c.name for c in table.primary_key.columns)
     names = tuple(n for n in rows[0] if n != key)
     if dialect.name != "sqlite":
-        session.execute(update(model), list(rows))  # the ORM's bulk update by primary key
+        session.execute(update(model), _decoded(rows))  # the ORM's bulk update by primary key
         return
     plan_key = ("update", table.name, names, key)
     plan = _plans.get(plan_key)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
+import orjson
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from tier2.store import models as m
-from tier2.store.bulk import insert_rows, update_rows
+from tier2.store.bulk import Encoded, insert_rows, update_rows
 from tier2.store.db import make_engine, upgrade
 
 AT = datetime(2026, 3, 3, 10, 20, 0, 123456, tzinfo=timezone(timedelta(hours=1)))
@@ -43,8 +44,8 @@ def _raw(session: Session, sql: str) -> list[tuple[Any, ...]]:
 
 
 def test_insert_rows_stores_what_sqlalchemy_stores(database_url: str) -> None:
-    """Datetimes (in UTC), booleans, JSON (None as JSON null) and text come out of the bulk
-    insert byte for byte as from SQLAlchemy's insert, on every backend."""
+    """Datetimes (in UTC), booleans, JSON (None as JSON null, or encoded already) and text
+    come out of the bulk insert byte for byte as from SQLAlchemy's insert, on every backend."""
     upgrade(database_url)
     engine = make_engine(database_url)
     audit = m.table(m.AuditEntry)
@@ -57,17 +58,22 @@ def test_insert_rows_stores_what_sqlalchemy_stores(database_url: str) -> None:
         session.execute(insert(m.table(m.Ticket)), _tickets("A", "B"))
         insert_rows(session, m.table(m.TicketMessage), _messages("A"))
         session.execute(insert(m.table(m.TicketMessage)), _messages("B"))
-        insert_rows(session, audit, entries[:2])
-        session.execute(insert(audit), [{**e, "seq": e["seq"] + 10} for e in entries[:2]])
+        plain = [*entries[:2], {**entries[0], "seq": 3}]
+        encoded = {**plain[2], "data": Encoded(orjson.dumps(plain[2]["data"]).decode())}
+        insert_rows(session, audit, [*plain[:2], encoded])
+        session.execute(insert(audit), [{**e, "seq": e["seq"] + 10} for e in plain])
     with Session(engine) as session:
         a, b = (
-            _raw(session, f"SELECT seq, sender, at, body, internal, idempotency_key "
-                          f"FROM ticket_messages WHERE ticket_id = '{t}' ORDER BY seq")  # fmt: skip
+            _raw(
+                session,
+                f"SELECT seq, sender, at, body, internal, idempotency_key "
+                f"FROM ticket_messages WHERE ticket_id = '{t}' ORDER BY seq",
+            )
             for t in ("A", "B")
         )
         assert [r[:-1] for r in a] == [r[:-1] for r in b]
         log = _raw(session, "SELECT seq, at, case_id, data FROM audit_log ORDER BY seq")
-        assert [r[1:] for r in log[:2]] == [r[1:] for r in log[2:]]
+        assert [r[1:] for r in log[:3]] == [r[1:] for r in log[3:]]
         stored = session.scalars(select(m.TicketMessage.at).where(m.TicketMessage.ticket_id == "A"))
         assert list(stored) == [(AT + timedelta(seconds=i)).astimezone(UTC) for i in range(3)]
     engine.dispose()
