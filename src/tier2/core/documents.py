@@ -199,6 +199,9 @@ def document(
         else None
     )
     context["guidance"] = guidance
+    context["handoff"] = (  # the annotated handoff, rendered once for the note
+        library.templates.render("handoff.md", context) if handoff_form else None
+    )
     reply = (
         None
         if outcome is Outcome.RETURN_TO_TIER1
