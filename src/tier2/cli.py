@@ -277,7 +277,9 @@ def run(  # noqa: PLR0917 (Typer: each option is a parameter)
     workers: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Processes deciding cases (1: decide in this process). Default: cores."
+            min=0,
+            help="Processes deciding cases beside this one (0: decide in this process). "
+            "Default: one per core but one, at least 1.",
         ),
     ] = None,
     batch: Annotated[
@@ -311,7 +313,7 @@ def run(  # noqa: PLR0917 (Typer: each option is a parameter)
     library = library or settings.library
     db = settings.store(db)
     poll = poll if poll is not None else settings.run.poll_seconds
-    workers = workers or settings.run.workers
+    workers = settings.run.workers if workers is None else workers
     batch = batch or settings.run.batch
     sla_scan = settings.run.sla_scan if sla_scan is None else sla_scan
     try:
@@ -327,7 +329,7 @@ def run(  # noqa: PLR0917 (Typer: each option is a parameter)
     except ConfigError as exc:
         engine.dispose()
         raise _fail(str(exc)) from None
-    decider = WorkerPool(lib, library, workers) if workers > 1 else InProcess(lib)
+    decider = WorkerPool(lib, library, workers) if workers >= 1 else InProcess(lib)
     now = partial(datetime.now, UTC)
     runner = Runner(engine, lib, desk, clock=now, batch=batch, decider=decider)
     monitor = SlaMonitor(engine, lib, desk, clock=now)

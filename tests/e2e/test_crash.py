@@ -55,7 +55,7 @@ def test_killed_runs_lose_no_case_and_repeat_no_action(database_url: str, tmp_pa
         desk.import_cases(CaseIn.model_validate(c) for c in cases[i * wave : (i + 1) * wave])
         # one case per transaction in this process, or small batches decided in workers
         options = (
-            ["--batch", "1", "--workers", "1"] if i % 2 else ["--batch", "7", "--workers", "2"]
+            ["--batch", "1", "--workers", "0"] if i % 2 else ["--batch", "7", "--workers", "2"]
         )
         run = subprocess.Popen(
             tier2("run", "--once", "--db", database_url, *options),

@@ -56,7 +56,7 @@ def test_no_file_gives_the_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         ('[connector.rt]\nurl = "u"\npassword_env = "P"\nfields = { "ticket.colour" = "C" }\n', "fields: no case field 'ticket.colour'"),
         ('[connector.rt]\nurl = "u"\npassword_env = "P"\nqueue = "A"\nreturn_queue = "A"\n', "return_queue must differ from queue"),
         ('[connector.rt]\nurl = "u"\npassword_env = "P"\ncustom_field = "Tier"\n', "custom_field and custom_field_value go together"),
-        ("[run]\nworkers = 0\n", "run.workers: Input should be greater than or equal to 1"),
+        ("[run]\nworkers = -1\n", "run.workers: Input should be greater than or equal to 0"),
         ("[run]\nbatch_size = 5\n", "run.batch_size: Extra inputs are not permitted"),
         ("library = \n", "not valid TOML"),
     ],

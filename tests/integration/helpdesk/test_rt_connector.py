@@ -89,7 +89,7 @@ def _ticket(client: RtClient, ticket_id: str) -> dict[str, Any]:
 def _run(tmp: Path, *args: str, sla_scan: bool = False) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TIER2_TEST_RT_SECRET": PASSWORD, "TIER2_DB": str(tmp / "tier2.db")}
     done = subprocess.run(
-        [sys.executable, "-m", "tier2", "run", "--once", "--connector", "rt", "--workers", "1",
+        [sys.executable, "-m", "tier2", "run", "--once", "--connector", "rt", "--workers", "0",
          "--sla-scan" if sla_scan else "--no-sla-scan", "--config", str(tmp / "tier2.toml"), *args],
         capture_output=True, text=True, env=env, cwd=tmp, check=False, timeout=600,
     )  # fmt: skip
