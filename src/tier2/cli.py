@@ -283,7 +283,7 @@ def run(  # noqa: PLR0917 (Typer: each option is a parameter)
         ),
     ] = None,
     batch: Annotated[
-        int | None, typer.Option(min=1, help="Cases per transaction (default 500).")
+        int | None, typer.Option(min=1, help="Cases per transaction (default 1000).")
     ] = None,
     sla_scan: Annotated[
         bool | None, typer.Option(help="Run the SLA monitor after each pass (tier2 sla scan).")

@@ -153,6 +153,25 @@ def decide_all(
         yield from pool.map(_decide_units, chunks, repeat(now), repeat(text))
 
 
+Read = tuple[str, str, str, dict[str, Any] | str]  # case id, ticket id, received_at (ISO),
+# and the payload: decoded, or as JSON text (encoded as the store encodes it)
+_worker_desks: dict[str, Any] = {}
+
+
+def _read_cases(url: str, ticket_ids: Sequence[str]) -> list[Read]:
+    """The local help desk's tickets as cases, read in a worker from the store at `url`."""
+    from tier2.helpdesk.local import LocalHelpDesk  # noqa: PLC0415 (in the worker only)
+    from tier2.store.db import make_engine  # noqa: PLC0415
+
+    desk = _worker_desks.get(url)
+    if desk is None:
+        desk = _worker_desks[url] = LocalHelpDesk(make_engine(url))
+    return [
+        (str(p["case_id"]), str(p["ticket"]["id"]), p["received_at"], orjson.dumps(p).decode())
+        for p in desk.read_cases(ticket_ids)
+    ]
+
+
 class WorkerPool:
     """Decides in `workers` processes, each with the library loaded from the same spec."""
 
@@ -174,6 +193,10 @@ class WorkerPool:
             return out
 
         return result
+
+    def read_cases(self, url: str, ticket_ids: Sequence[str]) -> Callable[[], list[Read]]:
+        """Begin reading these tickets of the local help desk in a worker; the callable waits."""
+        return self.pool.submit(_read_cases, url, list(ticket_ids)).result
 
     def close(self) -> None:
         self.pool.shutdown(cancel_futures=True)

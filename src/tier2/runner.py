@@ -25,12 +25,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, Text, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from tier2._batch import batched
 from tier2.core.library import Library
-from tier2.deciding import Decided, Decider, InProcess, Summary, decide_payloads
+from tier2.deciding import (
+    Decided,
+    Decider,
+    InProcess,
+    Read,
+    Summary,
+    WorkerPool,
+    decide_payloads,
+)
 from tier2.helpdesk.base import ActionOrder, HelpDesk, NoteOrder, TicketMove
 from tier2.store import audit
 from tier2.store import models as m
@@ -117,7 +126,7 @@ class Runner:
         desk: HelpDesk,
         clock: Callable[[], datetime],
         *,
-        batch: int = 500,
+        batch: int = 1000,
         decider: Decider | None = None,
     ) -> None:
         self.engine = engine
@@ -150,8 +159,13 @@ class Runner:
         return stats
 
     def _pass(self, stats: RunStats, on_progress: Progress | None) -> None:
-        for tickets in batched(self.desk.escalations(), self.batch):
-            self.intake(tickets, stats)
+        batches = list(batched(self.desk.escalations(), self.batch))
+        read = self._reader()
+        reading = read(batches[0]) if read and batches else None
+        for i, tickets in enumerate(batches):
+            this_batch = reading
+            reading = read(batches[i + 1]) if read and i + 1 < len(batches) else None
+            self.intake(tickets, stats, this_batch)
         pending = self.open_cases()
         chunks = list(batched(pending, self.batch))
         ahead = isinstance(self.decider, InProcess) is False
@@ -162,6 +176,15 @@ class Runner:
             self._advance(chunk, stats, current)
             if on_progress is not None:
                 on_progress(len(chunk), len(pending), stats)
+
+    def _reader(self) -> Callable[[Sequence[str]], Callable[[], list[Read]]] | None:
+        """With the local help desk and deciding workers, a worker reads the next batch of
+        escalations from the store (a reader beside the writer) while intake writes this one."""
+        if not (self.desk.in_store and isinstance(self.decider, WorkerPool)):
+            return None
+        url = self.engine.url.render_as_string(hide_password=False)
+        pool = self.decider
+        return lambda ticket_ids: pool.read_cases(url, ticket_ids)
 
     def _ahead(self, case_ids: Sequence[str]) -> Ahead:
         """Start deciding a batch's decidable cases in the workers."""
@@ -269,13 +292,32 @@ class Runner:
 
     # ------------------------------------------------------------------ intake
 
-    def intake(self, ticket_ids: Sequence[str], stats: RunStats) -> None:
+    def _read(
+        self, ticket_ids: Sequence[str], ahead: Callable[[], list[Read]] | None
+    ) -> list[Read]:
+        if ahead is not None:
+            try:
+                return ahead()
+            except Exception:  # a worker died: the tickets are read here
+                pass
+        return [
+            (str(p["case_id"]), str(p["ticket"]["id"]), p["received_at"], p)
+            for p in self.desk.read_cases(ticket_ids)
+        ]
+
+    def intake(
+        self,
+        ticket_ids: Sequence[str],
+        stats: RunStats,
+        ahead: Callable[[], list[Read]] | None = None,
+    ) -> None:
         """Open a case for each escalated ticket; a ticket escalated again reopens its case;
-        a case not yet decided takes what the ticket holds now."""
-        payloads = self.desk.read_cases(ticket_ids)
+        a case not yet decided takes what the ticket holds now. `ahead` waits for the same
+        tickets read in a worker (their payloads as JSON text, stored as they are)."""
+        read = self._read(ticket_ids, ahead)
         now = self.clock()
         with Session(self.engine) as session, session.begin():
-            ids = [str(p["case_id"]) for p in payloads]
+            ids = [case_id for case_id, _, _, _ in read]
             known = {
                 c.id: c
                 for c in session.scalars(select(m.Case).where(m.Case.id.in_(ids)).with_for_update())
@@ -297,9 +339,7 @@ class Runner:
             new: list[dict[str, Any]] = []
             events: list[tuple[str, str, dict[str, Any]]] = []
             seen: set[str] = set()
-            for payload in payloads:
-                case_id = str(payload["case_id"])
-                ticket_id = str(payload["ticket"]["id"])
+            for case_id, ticket_id, received_at, given in read:
                 if case_id in seen:  # the same case twice in one batch
                     continue
                 seen.add(case_id)
@@ -310,8 +350,8 @@ class Runner:
                             "id": case_id,
                             "ticket_id": ticket_id,
                             "state": CaseState.RECEIVED.value,
-                            "received_at": datetime.fromisoformat(payload["received_at"]),
-                            "payload": payload,
+                            "received_at": datetime.fromisoformat(received_at),
+                            "payload": given if isinstance(given, dict) else Encoded(given),
                             "library": f"{self.library.name} {self.library.version}",
                             "escalations": 1,
                             "updated_at": now,
@@ -319,7 +359,9 @@ class Runner:
                     )
                     events.append((case_id, "received", {"ticket": ticket_id}))
                     stats.received += 1
-                elif case.state in FINAL:
+                    continue
+                payload = given if isinstance(given, dict) else orjson.loads(given)
+                if case.state in FINAL:
                     facts = {**payload.get("facts", {}), "earlier_decisions": earlier[case_id]}
                     case.state, case.payload, case.updated_at = (
                         CaseState.REOPENED.value,
@@ -348,7 +390,7 @@ class Runner:
             for case_id, event, data in events:
                 chain.add(at=now, case_id=case_id, event=event, data=data)
             chain.flush()
-            self.desk.take(session, [str(p["ticket"]["id"]) for p in payloads], now)
+            self.desk.take(session, [ticket_id for _, ticket_id, _, _ in read], now)
 
     # ------------------------------------------------------------------ the steps
 
