@@ -33,7 +33,7 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_a_full_file_loads(tmp_path: Path) -> None:
     """Every section is read; what is not given takes its default."""
     config = load_config(write(tmp_path, FULL))
-    assert config.library == "ecommerce" and config.run.workers == 1 and config.run.batch == 500
+    assert config.library == "ecommerce" and config.run.workers == 1 and config.run.batch == 1000
     assert config.connector.rt is not None and config.connector.rt.queues == {
         "senior_support": "Seniors"
     }
