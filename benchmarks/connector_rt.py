@@ -6,7 +6,7 @@
 
 Generates N escalations (seeded) and files the same cases twice in RT, in two fresh queues
 (not timed). Then, in the same run, times:
-- tier2: `tier2 run --once --connector rt --workers 1 --no-sla-scan` in a subprocess (wall
+- tier2: `tier2 run --once --connector rt --workers 0 --no-sla-scan` in a subprocess (wall
   clock, start-up included): find the escalations, read each ticket, its thread and the
   requestor's other tickets, decide, write the note and reply draft or guidance as comments,
   record each action as a comment and a custom-field value, move the ticket, and keep the
@@ -76,7 +76,7 @@ def run_tier2(url: str, password: str, library: str, names: dict[str, str]) -> f
         start = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "tier2", "run", "--once", "--connector", "rt",
-             "--workers", "1", "--no-sla-scan", "--config", str(config)],
+             "--workers", "0", "--no-sla-scan", "--config", str(config)],
             capture_output=True, text=True, check=False,
             env={**os.environ, "BENCH_RT_PASSWORD": password},
         )  # fmt: skip

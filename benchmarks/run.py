@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, help="tier2 run --batch (default: its own)")
     args = parser.parse_args()
     args.run_options = [
-        *(["--workers", str(args.workers)] if args.workers else []),
+        *(["--workers", str(args.workers)] if args.workers is not None else []),
         *(["--batch", str(args.batch)] if args.batch else []),
     ]
 
