@@ -223,21 +223,21 @@ class Runner:
         remote desk each step commits on its own, so what the desk has done is recorded as
         soon as it is done.
         """
-        steps: list[Callable[[Session], list[tuple[str, str]]]] = [
+        finished: list[tuple[str, str]] = []
+        steps: list[Callable[[Session], None]] = [
             lambda session: self._decide(session, case_ids, stats, ahead),
             lambda session: self._act(session, case_ids),
             lambda session: self._document(session, case_ids),
-            lambda session: self._finish(session, case_ids),
+            lambda session: finished.extend(self._finish(session, case_ids)),
         ]
-        finished: list[tuple[str, str]] = []
         if self.desk.in_store:
             with Session(self.engine) as session, session.begin():
                 for step in steps:
-                    finished = step(session)
+                    step(session)
         else:
             for step in steps:
                 with Session(self.engine) as session, session.begin():
-                    finished = step(session)
+                    step(session)
         for _, outcome in finished:  # counted once committed
             stats.finished += 1
             stats.outcomes[outcome] += 1
@@ -396,10 +396,10 @@ class Runner:
 
     def _decide(
         self, session: Session, case_ids: Sequence[str], stats: RunStats, ahead: Ahead | None
-    ) -> list[tuple[str, str]]:
+    ) -> None:
         cases = self._cases(session, case_ids, DECIDABLE, m.Case.updated_at)
         if not cases:
-            return []
+            return
         ids = [c.id for c in cases]
         seqs = dict(
             session.execute(
@@ -438,7 +438,7 @@ class Runner:
                 }
             )
         if not rows:
-            return []
+            return
         now = self.clock()
         self._documents.update(
             (row["case_id"], (row["seq"], summaries[row["case_id"]])) for row in rows
@@ -492,13 +492,12 @@ class Runner:
             ],
             now,
         )
-        return []
 
-    def _act(self, session: Session, case_ids: Sequence[str]) -> list[tuple[str, str]]:
+    def _act(self, session: Session, case_ids: Sequence[str]) -> None:
         now = self.clock()
         cases = self._cases(session, case_ids, [CaseState.DECIDED.value])
         if not cases:
-            return []
+            return
         tickets = {c.id: c.ticket_id for c in cases}
         pending = session.scalars(
             select(m.Action)
@@ -529,13 +528,12 @@ class Runner:
         self._enter(
             session, chain, [(c.id, CaseState.ACTED.value, "acted", {}) for c in cases], now
         )
-        return []
 
-    def _document(self, session: Session, case_ids: Sequence[str]) -> list[tuple[str, str]]:
+    def _document(self, session: Session, case_ids: Sequence[str]) -> None:
         now = self.clock()
         cases = self._cases(session, case_ids, [CaseState.ACTED.value])
         if not cases:
-            return []
+            return
         bodies = self._bodies(session, [c.id for c in cases])
         orders, moves, records, done = [], [], [], []
         for c in cases:
@@ -585,7 +583,6 @@ class Runner:
         if fresh:
             insert_rows(session, m.table(m.Note), fresh)
         self._enter(session, audit.Chain(session), done, now)
-        return []
 
     def _bodies(
         self, session: Session, case_ids: Sequence[str]
