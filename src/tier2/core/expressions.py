@@ -50,6 +50,7 @@ FUNCTIONS: Mapping[str, Any] = {
     "math.least": _least,
     "math.greatest": _greatest,
 }
+_SHORT_NAMES = frozenset(name.rsplit(".", 1)[-1] for name in FUNCTIONS)  # as CEL reports calls
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
@@ -100,14 +101,19 @@ def prune(value: Any, paths: Mapping[str, Any] | None) -> Any:
     return {k: prune(value[k], sub) for k, sub in paths.items() if k in value}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Expression:
+    """One compiled expression. Compared and hashed by identity: the loader interns them, so
+    the same text anywhere in a library is one Expression (a cheap key for per-case results)."""
+
     source: str
     program: Any
-    paths: tuple[tuple[str, ...], ...] = ()  # the field paths it reads, split
+    paths: tuple[str, ...] = ()  # the dotted field paths it reads
+    steps: tuple[tuple[str, ...], ...] = ()  # the same paths, split
     tree: Mapping[str, Any] = field(default_factory=dict)  # the same paths as a tree
+    calls: bool = False  # whether it calls an extension function (math.*)
     # Results by the values at `paths`: CEL is pure, so equal inputs give equal results.
-    memo: dict[Any, tuple[bool, Any]] = field(default_factory=dict, compare=False, repr=False)
+    memo: dict[Any, tuple[bool, Any]] = field(default_factory=dict, repr=False)
 
 
 def compile_expression(source: str) -> Expression:
@@ -122,8 +128,10 @@ def compile_expression(source: str) -> Expression:
     return Expression(
         source=source,
         program=program,
-        paths=tuple(tuple(p.split(".")) for p in paths),
+        paths=tuple(paths),
+        steps=tuple(tuple(p.split(".")) for p in paths),
         tree=path_tree(paths),
+        calls=bool(_SHORT_NAMES.intersection(program.references()["functions"])),
     )
 
 
@@ -174,14 +182,19 @@ def _frozen(value: Any) -> Any:
     return (kind, value)
 
 
-def _at(view: Mapping[str, Any], path: tuple[str, ...]) -> Any:
+def _at(view: Mapping[str, Any], steps: tuple[str, ...]) -> Any:
     """The key of the value at a path: absent, or where the path ran into a non-map."""
     node: Any = view
-    for depth, part in enumerate(path):
+    depth = 0
+    for part in steps:
         if type(node) is not dict:
             return ("short", depth, _frozen(node))
         node = node.get(part, _ABSENT)
+        depth += 1
     return node if node is _ABSENT else _frozen(node)
+
+
+_UNSET = object()  # a path whose key this case has not computed yet
 
 
 class Scope:
@@ -200,50 +213,75 @@ class Scope:
         self._view = view
         self._functions = functions
         self._memoize = memoize
-        self._done: dict[int, tuple[bool, Any]] = {}  # this case's results, by expression
-        self._keys: dict[tuple[str, ...], Any] = {}  # this case's value keys, by path
-
-    def _key(self, path: tuple[str, ...]) -> Any:
-        key = self._keys.get(path, _ABSENT)
-        if key is _ABSENT:
-            key = self._keys[path] = _at(self._view, path)
-        return key
+        self._done: dict[Expression, tuple[bool, Any]] = {}  # this case's results
+        self._keys: dict[str, Any] = {}  # this case's value keys, by dotted path
 
     def _run(self, expression: Expression) -> tuple[bool, Any]:
-        done = self._done.get(id(expression))
-        if done is not None:
-            return done
         if not self._memoize:
-            done = self._execute(expression, plain(self._view))
+            return self._execute(expression, plain(self._view))
+        keys = self._keys
+        paths = expression.paths
+        if len(paths) == 1:
+            key: Any = keys.get(paths[0], _UNSET)
+            if key is _UNSET:
+                key = keys[paths[0]] = _at(self._view, expression.steps[0])
         else:
-            paths = expression.paths
-            if len(paths) == 1:
-                key: Any = self._key(paths[0])
-            else:
-                key = tuple([self._key(p) for p in paths])
-            memo = expression.memo
-            done = memo.get(key)
-            if done is None:
-                done = self._execute(expression, plain(prune(self._view, expression.tree)))
-                if len(memo) >= MEMO_LIMIT:
-                    memo.clear()
-                memo[key] = done
-        self._done[id(expression)] = done
+            parts = []
+            for path, steps in zip(paths, expression.steps):
+                part = keys.get(path, _UNSET)
+                if part is _UNSET:
+                    part = keys[path] = _at(self._view, steps)
+                parts.append(part)
+            key = tuple(parts)
+        memo = expression.memo
+        done = memo.get(key)
+        if done is None:
+            done = self._execute(expression, plain(prune(self._view, expression.tree)))
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[key] = done
         return done
 
-    def _execute(self, expression: Expression, data: Mapping[str, Any]) -> tuple[bool, Any]:
-        context = cel.Context(dict(data), functions=dict(FUNCTIONS) if self._functions else None)
+    def _execute(self, expression: Expression, data: dict[str, Any]) -> tuple[bool, Any]:
         try:
-            return (True, expression.program.execute(context))
+            if expression.calls and self._functions:
+                return (True, expression.program.execute(cel.Context(data, functions=dict(FUNCTIONS))))
+            return (True, expression.program.execute(data))
         except Exception as exc:  # absent field, type mismatch
             return (False, _first_line(str(exc)))
 
     def holds(self, expression: Expression) -> bool:
-        ok, value = self._run(expression)
-        return ok and value is True
+        done = self._done.get(expression)
+        if done is None:
+            done = self._done[expression] = self._run(expression)
+        return done[0] and done[1] is True
+
+    def all_hold(self, expressions: Iterable[Expression]) -> bool:
+        """Whether every expression holds (evaluated in order, stopping at the first that does not)."""
+        results = self._done
+        for expression in expressions:
+            done = results.get(expression)
+            if done is None:
+                done = results[expression] = self._run(expression)
+            if not done[0] or done[1] is not True:
+                return False
+        return True
+
+    def any_holds(self, expressions: Iterable[Expression]) -> bool:
+        """Whether some expression holds (evaluated in order, stopping at the first that does)."""
+        results = self._done
+        for expression in expressions:
+            done = results.get(expression)
+            if done is None:
+                done = results[expression] = self._run(expression)
+            if done[0] and done[1] is True:
+                return True
+        return False
 
     def value(self, expression: Expression) -> Any:
-        ok, value = self._run(expression)
-        if not ok:
-            raise EvaluationError(value)
-        return value
+        done = self._done.get(expression)
+        if done is None:
+            done = self._done[expression] = self._run(expression)
+        if not done[0]:
+            raise EvaluationError(done[1])
+        return done[1]

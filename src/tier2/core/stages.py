@@ -512,7 +512,7 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
                 routing.complaint_pattern,
             )
         )
-    fired = [t for t in library.triggers if all(scope.holds(c) for c in t.when)]
+    fired = [t for t in library.triggers if scope.all_hold(t.when)]
     if fired:
         findings.append(
             Finding(
@@ -551,9 +551,7 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
     matched: list[PolicyMatch] = []
     unpriced: list[str] = []
     for policy in library.policies:
-        if all(scope.holds(c) for c in policy.when) and not any(
-            scope.holds(c) for c in policy.unless
-        ):
+        if scope.all_hold(policy.when) and not scope.any_holds(policy.unless):
             actions = _price(policy, scope, currency)
             if actions is None:
                 unpriced.append(policy.id)
@@ -566,7 +564,7 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
     if matched:
         top = max(m.policy.precedence for m in matched)
         group = [m for m in matched if m.policy.precedence == top]
-        if len({m.prescription() for m in group}) > 1:
+        if len(group) > 1 and len({m.prescription() for m in group}) > 1:
             conflict = tuple(group)
         else:
             winner = group[0]
