@@ -185,12 +185,10 @@ def _frozen(value: Any) -> Any:
 def _at(view: Mapping[str, Any], steps: tuple[str, ...]) -> Any:
     """The key of the value at a path: absent, or where the path ran into a non-map."""
     node: Any = view
-    depth = 0
-    for part in steps:
+    for depth, part in enumerate(steps):
         if type(node) is not dict:
             return ("short", depth, _frozen(node))
         node = node.get(part, _ABSENT)
-        depth += 1
     return node if node is _ABSENT else _frozen(node)
 
 
@@ -227,7 +225,7 @@ class Scope:
                 key = keys[paths[0]] = _at(self._view, expression.steps[0])
         else:
             parts = []
-            for path, steps in zip(paths, expression.steps):
+            for path, steps in zip(paths, expression.steps, strict=True):
                 part = keys.get(path, _UNSET)
                 if part is _UNSET:
                     part = keys[path] = _at(self._view, steps)
@@ -245,7 +243,10 @@ class Scope:
     def _execute(self, expression: Expression, data: dict[str, Any]) -> tuple[bool, Any]:
         try:
             if expression.calls and self._functions:
-                return (True, expression.program.execute(cel.Context(data, functions=dict(FUNCTIONS))))
+                return (
+                    True,
+                    expression.program.execute(cel.Context(data, functions=dict(FUNCTIONS))),
+                )
             return (True, expression.program.execute(data))
         except Exception as exc:  # absent field, type mismatch
             return (False, _first_line(str(exc)))
@@ -257,7 +258,7 @@ class Scope:
         return done[0] and done[1] is True
 
     def all_hold(self, expressions: Iterable[Expression]) -> bool:
-        """Whether every expression holds (evaluated in order, stopping at the first that does not)."""
+        """Whether every expression holds (in order, stopping at the first that does not)."""
         results = self._done
         for expression in expressions:
             done = results.get(expression)
@@ -268,7 +269,7 @@ class Scope:
         return True
 
     def any_holds(self, expressions: Iterable[Expression]) -> bool:
-        """Whether some expression holds (evaluated in order, stopping at the first that does)."""
+        """Whether some expression holds (in order, stopping at the first that does)."""
         results = self._done
         for expression in expressions:
             done = results.get(expression)

@@ -92,6 +92,16 @@ class Signals:
     mentions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     complexity_threshold: int = 2
     complexity_points: tuple[ComplexityPoint, ...] = ()
+    # `mentions` as (name, ((term, term lowercased), ...)), derived once
+    mention_terms: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        terms = tuple(
+            (name, tuple((t, t.lower()) for t in words)) for name, words in self.mentions.items()
+        )
+        object.__setattr__(self, "mention_terms", terms)
 
 
 @dataclass(frozen=True, slots=True)

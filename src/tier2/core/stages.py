@@ -6,7 +6,7 @@ receive -> gather_context -> apply_policy -> resolve_or_escalate -> document
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -112,11 +112,13 @@ def _days(n: int) -> timedelta:
     return timedelta(days=n)
 
 
-def _mentions(case: Case, terms: Mapping[str, tuple[str, ...]]) -> dict[str, list[str]]:
+def _mentions(
+    case: Case, terms: tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+) -> dict[str, list[str]]:
     texts = [case.ticket.description or ""]
-    texts.extend(m.body for m in case.ticket.messages if m.sender == "customer")
+    texts.extend([m.body for m in case.ticket.messages if m.sender == "customer"])
     haystack = "\n".join(texts).lower()
-    return {name: [t for t in words if t.lower() in haystack] for name, words in terms.items()}
+    return {name: [t for t, low in words if low in haystack] for name, words in terms}
 
 
 def earlier_decisions(case: Case) -> list[Mapping[str, Any]]:
@@ -126,14 +128,13 @@ def earlier_decisions(case: Case) -> list[Mapping[str, Any]]:
 
 
 def _customer_messages_after_agent(case: Case) -> int:
-    agent_times = [m.at for m in case.ticket.messages if m.sender == "agent" and m.at is not None]
+    messages = case.ticket.messages
+    agent_times = [m.at for m in messages if m.sender == "agent" and m.at is not None]
     if not agent_times:
         return 0
     first = min(agent_times)
-    return sum(
-        1
-        for m in case.ticket.messages
-        if m.sender == "customer" and m.at is not None and m.at > first
+    return len(
+        [m for m in messages if m.sender == "customer" and m.at is not None and m.at > first]
     )
 
 
@@ -141,87 +142,85 @@ def _compact(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def _section_case(case: Case, signals: Mapping[str, Any], now: datetime) -> Any:
+    return {"id": case.case_id}
+
+
+def _section_ticket(case: Case, signals: Mapping[str, Any], now: datetime) -> Any:
+    t = case.ticket
+    return _compact(
+        {
+            "id": t.id,
+            "severity": t.severity.value,
+            "category": t.category,
+            "channel": t.channel,
+            "created_at": t.created_at,
+            "subject": t.subject,
+            "description": t.description,
+            "tags": list(t.tags),
+            "status": t.status,
+        }
+    )
+
+
+def _section_handoff(case: Case, signals: Mapping[str, Any], now: datetime) -> Any:
+    h = case.handoff
+    return _compact(
+        {
+            "from": h.sender,
+            "reason": h.reason,
+            "customer_expectation": h.customer_expectation,
+            "sentiment": h.sentiment,
+            "escalated_at": h.escalated_at,
+            "steps": [s.step for s in h.steps_taken],
+        }
+    )
+
+
+def _section_request(case: Case, signals: Mapping[str, Any], now: datetime) -> Any:
+    r = case.handoff.request
+    return (
+        {} if r is None else _compact({"type": r.type, "amount": r.amount, "currency": r.currency})
+    )
+
+
+def _section_customer(case: Case, signals: Mapping[str, Any], now: datetime) -> Any:
+    c = case.customer
+    return _compact(
+        {
+            "id": c.id,
+            "segment": c.segment,
+            "vip": c.vip,
+            "arr": c.arr,
+            "currency": c.currency,
+            "plan": c.plan,
+            "flags": [{"type": f.type, "resolved": f.resolved} for f in c.flags],
+        }
+    )
+
+
+# The data CEL expressions read, by the top-level names the library's expressions use.
+# Nothing is converted here: a clause converts only the fields it reads, when it must run.
+_SECTIONS: Mapping[str, Callable[[Case, Mapping[str, Any], datetime], Any]] = {
+    "case": _section_case,
+    "received_at": lambda case, signals, now: case.received_at,
+    "now": lambda case, signals, now: now,
+    "ticket": _section_ticket,
+    "handoff": _section_handoff,
+    "request": _section_request,
+    "customer": _section_customer,
+    "facts": lambda case, signals, now: case.facts,
+    "signals": lambda case, signals, now: signals,
+}
+_VIEW_NAMES = tuple(_SECTIONS)
+
+
 def _view(
     case: Case, library: Library, signals: Mapping[str, Any], now: datetime
 ) -> dict[str, Any]:
-    """The data CEL expressions read, under the top-level names the library's expressions use.
-
-    Nothing is converted here: a clause converts only the fields it reads, when it must run.
-    """
-    t, h, c = case.ticket, case.handoff, case.customer
-    r = h.request
-    view: dict[str, Any] = {}
-    for name in library.view_names or _VIEW_NAMES:
-        if name == "case":
-            value: Any = {"id": case.case_id}
-        elif name == "received_at":
-            value = case.received_at
-        elif name == "now":
-            value = now
-        elif name == "ticket":
-            value = _compact(
-                {
-                    "id": t.id,
-                    "severity": t.severity.value,
-                    "category": t.category,
-                    "channel": t.channel,
-                    "created_at": t.created_at,
-                    "subject": t.subject,
-                    "description": t.description,
-                    "tags": list(t.tags),
-                    "status": t.status,
-                }
-            )
-        elif name == "handoff":
-            value = _compact(
-                {
-                    "from": h.sender,
-                    "reason": h.reason,
-                    "customer_expectation": h.customer_expectation,
-                    "sentiment": h.sentiment,
-                    "escalated_at": h.escalated_at,
-                    "steps": [s.step for s in h.steps_taken],
-                }
-            )
-        elif name == "request":
-            value = (
-                {}
-                if r is None
-                else _compact({"type": r.type, "amount": r.amount, "currency": r.currency})
-            )
-        elif name == "customer":
-            value = _compact(
-                {
-                    "id": c.id,
-                    "segment": c.segment,
-                    "vip": c.vip,
-                    "arr": c.arr,
-                    "currency": c.currency,
-                    "plan": c.plan,
-                    "flags": [{"type": f.type, "resolved": f.resolved} for f in c.flags],
-                }
-            )
-        elif name == "facts":
-            value = case.facts
-        elif name == "signals":
-            value = signals
-        else:
-            continue
-        view[name] = value
-    return view
-
-
-_VIEW_NAMES = (
-    "case",
-    "received_at",
-    "now",
-    "ticket",
-    "handoff",
-    "request",
-    "customer",
-    "facts",
-    "signals",
-)
+    """The case as the library's expressions see it: only the top-level names they read."""
+    names = _VIEW_NAMES if library.view_names is None else library.view_names
+    return {name: _SECTIONS[name](case, signals, now) for name in names if name in _SECTIONS}
 
 
 def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
@@ -229,17 +228,21 @@ def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
     settings = library.signals
     received_at = case.received_at
     # (age, entry) of each prior ticket: dated before receipt, other than this ticket
+    ticket_id, category = case.ticket.id, case.ticket.category
     prior = [
         (received_at - e.at, e)
         for e in case.history
-        if e.at is not None and e.at < received_at and e.ticket_id != case.ticket.id
+        if e.at is not None and e.at < received_at and e.ticket_id != ticket_id
     ]
     cw, ew = settings.complaints, settings.same_category_escalations
-    complaints = sum(1 for age, e in prior if e.complaint and age <= _days(cw.within_days))
-    escalations = sum(
-        1
-        for age, e in prior
-        if e.escalated and e.category == case.ticket.category and age <= _days(ew.within_days)
+    complaint_window, escalation_window = _days(cw.within_days), _days(ew.within_days)
+    complaints = len([e for age, e in prior if e.complaint and age <= complaint_window])
+    escalations = len(
+        [
+            e
+            for age, e in prior
+            if e.escalated and e.category == category and age <= escalation_window
+        ]
     )
     pattern_parts: list[str] = []
     if complaints >= cw.at_least:
@@ -254,7 +257,7 @@ def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
     commercial = tuple(
         f.note or f.type for f in unresolved if f.type in settings.commercial_flag_types
     )
-    mentions = _mentions(case, settings.mentions)
+    mentions = _mentions(case, settings.mention_terms)
     churn_flags = [f.type for f in unresolved if f.type in settings.churn_flag_types]
     churn_words = mentions.get(settings.churn_mention, []) if settings.churn_mention else []
     public_flags = [f.type for f in unresolved if f.type in settings.public_flag_types]
@@ -280,7 +283,7 @@ def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
         functions=library.uses_functions,
         memoize=library.memoize,
     )
-    points = tuple(p.id for p in settings.complexity_points if scope.holds(p.when))
+    points = tuple([p.id for p in settings.complexity_points if scope.holds(p.when)])
     is_complex = len(points) >= settings.complexity_threshold
 
     shown = [
