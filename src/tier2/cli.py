@@ -11,44 +11,25 @@ from enum import StrEnum
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
 
-from tier2.checks import run_checks
-from tier2.config import ConfigError, load_config, secret
-from tier2.connectors import open_desk, rt_client, rt_settings
-from tier2.contract import CaseError, CaseIn, Unit, read_models, read_units
-from tier2.core.sla import SlaClocks
-from tier2.deciding import (
-    BAD_INPUT,
-    DECIDED,
-    NOT_DECIDED,
-    InProcess,
-    WorkerPool,
-    decide_all,
-)
-from tier2.demo import COMPANIES, CompanySummary, run_company
-from tier2.helpdesk.base import ConnectorError
-from tier2.helpdesk.local import LocalHelpDesk
-from tier2.helpdesk.rt import custom_field_types, file_case
-from tier2.helpdesk.rt_sla import rt_site_config
-from tier2.lint import lint_library, report_json, report_text
-from tier2.loader import LibraryError, load_library, load_sla
-from tier2.monitor import ScanStats, SlaMonitor
-from tier2.replay import LogError, parse_levels, replay, rows
-from tier2.runner import Runner, RunStats
-from tier2.store import audit
-from tier2.store.db import current_revision, database_url, make_engine, upgrade
-from tier2.store.show import show_case
-from tier2.worker import Worker
+from tier2.contract import CaseError, Unit, read_models, read_units
+from tier2.loader import LibraryError, load_library
+
+# Each command imports what only it needs (the store, the connectors, Rich, the server), so
+# `tier2 decide` starts without loading SQLAlchemy, Alembic or the help desks.
+if TYPE_CHECKING:
+    from rich.progress import Progress
+    from rich.table import Table
+    from sqlalchemy import Engine
+
+    from tier2.contract import CaseIn
+    from tier2.demo import CompanySummary
+    from tier2.monitor import ScanStats
+    from tier2.runner import Runner, RunStats
 
 app = typer.Typer(
     name="tier2",
@@ -114,6 +95,8 @@ def decide(
     ] = None,
 ) -> None:
     """Decide escalated cases: one decision per case, in order."""
+    from tier2.deciding import BAD_INPUT, DECIDED, NOT_DECIDED, decide_all
+
     clock = _parse_now(now)
     try:
         lib = load_library(library)
@@ -166,6 +149,8 @@ def lint(
     strict: Annotated[bool, typer.Option(help="Exit 1 when there is any finding.")] = False,
 ) -> None:
     """Check a library before any case: likely conflicts, unknown fields, unreachable policies."""
+    from tier2.lint import lint_library, report_json, report_text
+
     try:
         lib = load_library(library)
     except LibraryError as exc:
@@ -191,6 +176,11 @@ def import_cases(
     ] = None,
 ) -> None:
     """File escalations into the embedded local help desk (tickets, handoff log, CRM)."""
+    from sqlalchemy.engine import make_url
+
+    from tier2.helpdesk.local import LocalHelpDesk
+    from tier2.store.db import database_url, make_engine, upgrade
+
     good, bad = _case_models(case_file)
     url = database_url(db)
     upgrade(url)
@@ -235,6 +225,10 @@ def db_upgrade(
     ] = None,
 ) -> None:
     """Create the case store, or bring it to the newest schema (Alembic migrations)."""
+    from sqlalchemy.engine import make_url
+
+    from tier2.store.db import current_revision, database_url, make_engine, upgrade
+
     url = database_url(db)
     try:
         upgrade(url)
@@ -254,6 +248,10 @@ DbOption = Annotated[
 
 
 def _engine(db: str | None) -> Engine:
+    from sqlalchemy.engine import make_url
+
+    from tier2.store.db import database_url, make_engine, upgrade
+
     url = database_url(db)
     try:
         upgrade(url)
@@ -264,7 +262,7 @@ def _engine(db: str | None) -> Engine:
 
 
 @app.command()
-def run(  # noqa: PLR0917 (Typer: each option is a parameter)
+def run(  # noqa: PLR0917, PLR0915 (Typer: each option is a parameter; its imports)
     once: Annotated[bool, typer.Option("--once", help="Drain the queue and exit.")] = False,
     library: Annotated[
         str | None,
@@ -306,6 +304,13 @@ def run(  # noqa: PLR0917 (Typer: each option is a parameter)
     """Own the escalated cases: decide, act, write back, move the ticket, audit every step.
 
     Options given here win over tier2.toml, which wins over the defaults."""
+    from tier2.config import ConfigError, load_config
+    from tier2.connectors import open_desk
+    from tier2.deciding import InProcess, WorkerPool
+    from tier2.helpdesk.base import ConnectorError
+    from tier2.monitor import SlaMonitor
+    from tier2.runner import Runner
+
     try:
         settings = load_config(config)
     except ConfigError as exc:
@@ -367,6 +372,15 @@ def _long_lived_objects_settled() -> None:
 
 def _progress() -> Progress:
     """A progress bar on standard error, shown only on a terminal."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -436,9 +450,14 @@ def serve(  # noqa: PLR0917 (Typer: each option is a parameter)
 
     Bearer tokens come from the environment variable named by [api] tokens_env (default
     TIER2_API_TOKENS), comma-separated."""
-    import uvicorn  # noqa: PLC0415 (only this command needs the server)
+    import uvicorn
 
-    from tier2.api import WebhookSecrets, create_app  # noqa: PLC0415
+    from tier2.api import WebhookSecrets, create_app
+    from tier2.config import ConfigError, load_config, secret
+    from tier2.connectors import open_desk
+    from tier2.monitor import SlaMonitor
+    from tier2.runner import Runner
+    from tier2.worker import Worker
 
     try:
         settings = load_config(config)
@@ -491,6 +510,9 @@ def check(
     ] = None,
 ) -> None:
     """Validate the configuration and try each connection (database, help desk, secrets)."""
+    from tier2.checks import run_checks
+    from tier2.config import ConfigError, load_config
+
     try:
         settings = load_config(config)
     except ConfigError as exc:
@@ -519,6 +541,8 @@ def sla_due(
     target: Annotated[str, typer.Option(help="Which target.")] = "resolution",
 ) -> None:
     """Print when a target started at --from is due, in the library's time zone."""
+    from tier2.core.sla import SlaClocks
+
     began = _parse_now(start, "--from")
     assert began is not None
     try:
@@ -543,6 +567,9 @@ def sla_scan(
 ) -> None:
     """Compute every open case's SLA clocks; escalate breached (and neglected at-risk) cases
     to support_manager, once per breach (handbook A5)."""
+    from tier2.helpdesk.local import LocalHelpDesk
+    from tier2.monitor import SlaMonitor
+
     at = _parse_now(now)
     try:
         lib = load_library(library)
@@ -567,6 +594,8 @@ def sla_rt_config(
 ) -> None:
     """Print Request Tracker's %ServiceAgreements and %ServiceBusinessHours for the library's
     SLA (an RT_SiteConfig.d file), so RT and tier2 compute the same due times."""
+    from tier2.helpdesk.rt_sla import rt_site_config
+
     first, _, last = years.partition("-")
     if not (first.isdigit() and last.isdigit() and int(first) <= int(last)):
         raise _fail(f"--years: {years!r} is not FIRST-LAST, like 2025-2028")
@@ -595,6 +624,12 @@ def sla_replay(
 ) -> None:
     """Replay a help desk's event log through the SLA clocks: business-hours resolution times
     and the share that would have breached, per seriousness level."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from tier2.loader import load_sla
+    from tier2.replay import LogError, parse_levels, replay, rows
+
     matrix = sla or Path(str(resources.files("tier2") / "sla_matrices" / "italian_helpdesk.yaml"))
     try:
         result = replay(log, load_sla(matrix), parse_levels(levels), level_column)
@@ -645,6 +680,8 @@ def ticket_update(  # noqa: PLR0917 (Typer: each option is a parameter)
     db: DbOption = None,
 ) -> None:
     """Change a ticket or write on it: what the SLA clocks and the monitor read."""
+    from tier2.helpdesk.local import LocalHelpDesk
+
     when = _parse_now(at, "--at") or datetime.now(UTC)
     if severity is not None and severity not in ("critical", "high", "medium", "low"):
         raise _fail(f"--severity: {severity!r} is not critical, high, medium or low")
@@ -670,6 +707,9 @@ def rt_custom_fields(
     config: Annotated[Path | None, typer.Option(help="Configuration file.")] = None,
 ) -> None:
     """Print the ticket custom fields tier2 reads and writes: name, then RT type."""
+    from tier2.config import ConfigError, load_config
+    from tier2.helpdesk.rt import custom_field_types
+
     try:
         settings = load_config(config)
     except ConfigError as exc:
@@ -687,6 +727,11 @@ def rt_load(
     """File contract cases in RT as tier-1 would leave them (for trials and benchmarks):
     the requestor's earlier tickets, then the ticket in the escalation queue with the handoff
     form's custom fields filled. Prints each case id and its RT ticket."""
+    from tier2.config import ConfigError, load_config
+    from tier2.connectors import rt_client, rt_settings
+    from tier2.helpdesk.base import ConnectorError
+    from tier2.helpdesk.rt import file_case
+
     try:
         settings = load_config(config)
         if settings.connector.rt is None:
@@ -715,6 +760,10 @@ app.add_typer(audit_app, name="audit")
 @audit_app.command("verify")
 def audit_verify(db: DbOption = None) -> None:
     """Check the hash chain; name the first entry that breaks it (exit 1)."""
+    from sqlalchemy.orm import Session
+
+    from tier2.store import audit
+
     engine = _engine(db)
     with Session(engine) as session:
         verdict = audit.verify(session)
@@ -735,6 +784,10 @@ def case_show(
     case_id: Annotated[str, typer.Argument(help="The case id.")], db: DbOption = None
 ) -> None:
     """Print a case's whole path: every audit entry, decision (with its stages), action, note."""
+    from sqlalchemy.orm import Session
+
+    from tier2.store.show import show_case
+
     engine = _engine(db)
     with Session(engine) as session:
         text = show_case(session, case_id)
@@ -752,6 +805,10 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the generated month.")] = 1,
 ) -> None:
     """A month of escalations for Northwind Cloud and Harbor & Pine, owned by tier2."""
+    from rich.console import Console
+
+    from tier2.demo import COMPANIES, run_company
+
     folder.mkdir(parents=True, exist_ok=True)
     console = Console()
     summaries = []
@@ -778,6 +835,8 @@ def demo(
 
 
 def demo_table(s: CompanySummary) -> Table:
+    from rich.table import Table
+
     table = Table(
         title=f"{s.company} ({s.library}): {s.cases} tier-2 cases, March 2026", show_header=False
     )
