@@ -81,13 +81,16 @@ class InProcess:
 
 
 _worker_library: Library | None = None
+# Libraries this process has loaded, by spec: a forked worker finds its library here (and its
+# expressions' memos warm) instead of loading it again.
+_loaded: dict[str, Library] = {}
 
 
 def _load(spec: str) -> None:
     from tier2.loader import load_library  # noqa: PLC0415 (in the worker only)
 
     global _worker_library  # noqa: PLW0603 (one library per worker process)
-    _worker_library = load_library(spec)
+    _worker_library = _loaded.get(spec) or load_library(spec)
     gc.collect()
     gc.freeze()  # the library and the modules stay; collections walk only what a batch makes
     gc.set_threshold(20_000, 10, 10)
@@ -149,6 +152,7 @@ def decide_all(
             yield decide_units(library, part, now, text)
         return
     size = min(workers, len(chunks))
+    _loaded[spec] = library
     with ProcessPoolExecutor(size, initializer=_load, initargs=(spec,)) as pool:
         yield from pool.map(_decide_units, chunks, repeat(now), repeat(text))
 
@@ -178,6 +182,7 @@ class WorkerPool:
     def __init__(self, library: Library, spec: str, workers: int) -> None:
         self.library = library
         self.workers = workers
+        _loaded[spec] = library
         self.pool = ProcessPoolExecutor(workers, initializer=_load, initargs=(spec,))
 
     def start(self, items: Sequence[Stored], now: datetime) -> Callable[[], Decided]:
