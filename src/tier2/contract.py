@@ -23,6 +23,7 @@ from pydantic import (
 from tier2.core import model as m
 
 _SEVERITY_ALIASES = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
+_SEVERITIES = {s.value: s for s in m.Severity}
 
 
 def _severity(value: Any) -> Any:
@@ -143,13 +144,15 @@ class CaseIn(_In):
             ticket=m.Ticket(
                 id=t.id,
                 created_at=t.created_at,
-                severity=m.Severity(t.severity),
+                severity=_SEVERITIES[t.severity],
                 category=t.category,
                 subject=t.subject,
                 description=t.description,
                 channel=t.channel,
                 messages=tuple(
-                    m.Message(sender=x.sender, at=x.at, body=x.body or "") for x in t.messages or ()
+                    [m.Message(x.sender, x.at, x.body or "") for x in t.messages]
+                    if t.messages
+                    else ()
                 ),
                 tags=tuple(t.tags or ()),
                 status=t.status,
@@ -159,7 +162,7 @@ class CaseIn(_In):
                 escalated_at=h.escalated_at,
                 reason=h.reason,
                 steps_taken=tuple(
-                    m.Step(step=s.step, result=s.result, at=s.at) for s in h.steps_taken or ()
+                    [m.Step(s.step, s.result, s.at) for s in h.steps_taken] if h.steps_taken else ()
                 ),
                 customer_expectation=h.customer_expectation,
                 request=None
@@ -176,22 +179,25 @@ class CaseIn(_In):
                 arr=c.arr,
                 currency=c.currency,
                 plan=c.plan,
-                flags=tuple(
-                    m.Flag(type=f.type, note=f.note, resolved=f.resolved is True)
-                    for f in c.flags or ()
-                ),
+                flags=tuple([m.Flag(f.type, f.note, f.resolved is True) for f in c.flags])
+                if c.flags
+                else (),
             ),
             history=tuple(
-                m.HistoryEntry(
-                    ticket_id=e.ticket_id,
-                    at=e.at,
-                    category=e.category,
-                    complaint=e.complaint is True,
-                    escalated=e.escalated is True,
-                    outcome=e.outcome,
-                )
-                for e in self.history or ()
-            ),
+                [
+                    m.HistoryEntry(
+                        e.ticket_id,
+                        e.at,
+                        e.category,
+                        e.complaint is True,
+                        e.escalated is True,
+                        e.outcome,
+                    )
+                    for e in self.history
+                ]
+            )
+            if self.history
+            else (),
             facts=self.facts or {},
         )
 
@@ -354,8 +360,29 @@ def decision_to_dict(d: m.Decision) -> dict[str, Any]:
 
 
 def decision_json(d: m.Decision) -> bytes:
-    """One line of JSON, byte for byte the same for the same decision."""
-    return orjson.dumps(decision_to_dict(d))
+    """One line of JSON, byte for byte the same for the same decision: `decision_to_dict`'s,
+    with the reasons and stages serialized by orjson from their dataclasses (same fields,
+    same order)."""
+    return orjson.dumps(
+        {
+            "case_id": d.case_id,
+            "outcome": d.outcome,
+            "escalate_to": d.escalate_to,
+            "reasons": d.reasons,
+            "policies": d.policies,
+            "actions": [_action(a) for a in d.actions],
+            "guidance": d.guidance,
+            "stages": d.stages,
+            "note": d.note,
+            "customer_reply": d.customer_reply,
+            "library": {
+                "name": d.library_name,
+                "version": d.library_version,
+                "digest": d.library_digest,
+            },
+            "escalation_handoff": d.escalation_handoff,
+        }
+    )
 
 
 def decision_text(d: m.Decision) -> str:

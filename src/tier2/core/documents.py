@@ -154,7 +154,7 @@ def document(
         if outcome is Outcome.ESCALATE
         else None
     )
-    policy_by_id = {m.policy.id: m.policy for m in applied.matched}
+    titles = {m.policy.id: m.policy.title for m in applied.matched} if applied.overridden else {}
     context: dict[str, Any] = {
         "case": case,
         "now": now.isoformat(),
@@ -181,7 +181,7 @@ def document(
             for m in applied.conflict
         ],
         "overridden": [
-            {"policy": p, "by": b, "title": policy_by_id[p].title} for p, b in applied.overridden
+            {"policy": p, "by": b, "title": titles[p]} for p, b in applied.overridden
         ],
         "actions": [_action(a) for a in resolution.actions],
         "signals": gathered.signals,
