@@ -53,9 +53,9 @@ Text = str | None
 
 
 class _In(BaseModel):
-    # Unknown extra fields are ignored (the stored case keeps them); numbers given for ids
-    # become strings.
-    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True, frozen=True)
+    # Unknown extra fields are kept and ignored (contract section 2: a request's extra fields
+    # reach the store and RT); numbers given for ids become strings.
+    model_config = ConfigDict(extra="allow", coerce_numbers_to_str=True, frozen=True)
 
 
 class MessageIn(_In):

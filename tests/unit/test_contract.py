@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from tests.conftest import DELETE, SAAS_BASE, patched, run
-from tier2.contract import CaseError, parse_case, read_cases
+from tier2.contract import CaseError, CaseIn, parse_case, parse_model, read_cases
 from tier2.core.model import Case, Severity
 
 
@@ -62,6 +62,16 @@ def test_unknown_fields_are_kept_and_ignored(saas) -> None:  # type: ignore[no-u
     plain = run(SAAS_BASE, saas)
     extra = run(patched(SAAS_BASE, {"x_crm": {"a": 1}, "ticket.x_priority": 3}), saas)
     assert plain == extra
+
+
+def test_unknown_fields_are_kept_at_the_edge() -> None:
+    """Unknown fields stay on the validated case, so what files it (store, RT) keeps them."""
+    raw = patched(SAAS_BASE, {"x_crm": {"a": 1}, "handoff.request.x_order": "A-7"})
+    model = parse_model(raw, "x")
+    assert isinstance(model, CaseIn)
+    assert model.model_extra == {"x_crm": {"a": 1}}
+    assert model.handoff.request is not None
+    assert model.handoff.request.model_dump(exclude_none=True)["x_order"] == "A-7"
 
 
 def test_numbers_for_ids_are_read_as_text() -> None:

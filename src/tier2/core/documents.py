@@ -180,9 +180,7 @@ def document(
             {"id": m.policy.id, "citation": m.policy.citation, "prescription": _prescription(m)}
             for m in applied.conflict
         ],
-        "overridden": [
-            {"policy": p, "by": b, "title": titles[p]} for p, b in applied.overridden
-        ],
+        "overridden": [{"policy": p, "by": b, "title": titles[p]} for p, b in applied.overridden],
         "actions": [_action(a) for a in resolution.actions],
         "signals": gathered.signals,
         "complexity_points": gathered.complexity_points,
