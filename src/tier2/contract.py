@@ -360,29 +360,8 @@ def decision_to_dict(d: m.Decision) -> dict[str, Any]:
 
 
 def decision_json(d: m.Decision) -> bytes:
-    """One line of JSON, byte for byte the same for the same decision: `decision_to_dict`'s,
-    with the reasons and stages serialized by orjson from their dataclasses (same fields,
-    same order)."""
-    return orjson.dumps(
-        {
-            "case_id": d.case_id,
-            "outcome": d.outcome,
-            "escalate_to": d.escalate_to,
-            "reasons": d.reasons,
-            "policies": d.policies,
-            "actions": [_action(a) for a in d.actions],
-            "guidance": d.guidance,
-            "stages": d.stages,
-            "note": d.note,
-            "customer_reply": d.customer_reply,
-            "library": {
-                "name": d.library_name,
-                "version": d.library_version,
-                "digest": d.library_digest,
-            },
-            "escalation_handoff": d.escalation_handoff,
-        }
-    )
+    """One line of JSON, byte for byte the same for the same decision."""
+    return orjson.dumps(decision_to_dict(d))
 
 
 def decision_text(d: m.Decision) -> str:
