@@ -150,7 +150,7 @@ class CaseIn(_In):
                 description=t.description,
                 channel=t.channel,
                 messages=tuple(
-                    [m.Message(x.sender, x.at, x.body or "") for x in t.messages]
+                    [m.Message(sender=x.sender, at=x.at, body=x.body or "") for x in t.messages]
                     if t.messages
                     else ()
                 ),
@@ -162,7 +162,9 @@ class CaseIn(_In):
                 escalated_at=h.escalated_at,
                 reason=h.reason,
                 steps_taken=tuple(
-                    [m.Step(s.step, s.result, s.at) for s in h.steps_taken] if h.steps_taken else ()
+                    [m.Step(step=s.step, result=s.result, at=s.at) for s in h.steps_taken]
+                    if h.steps_taken
+                    else ()
                 ),
                 customer_expectation=h.customer_expectation,
                 request=None
@@ -179,19 +181,21 @@ class CaseIn(_In):
                 arr=c.arr,
                 currency=c.currency,
                 plan=c.plan,
-                flags=tuple([m.Flag(f.type, f.note, f.resolved is True) for f in c.flags])
+                flags=tuple(
+                    [m.Flag(type=f.type, note=f.note, resolved=f.resolved is True) for f in c.flags]
+                )
                 if c.flags
                 else (),
             ),
             history=tuple(
                 [
                     m.HistoryEntry(
-                        e.ticket_id,
-                        e.at,
-                        e.category,
-                        e.complaint is True,
-                        e.escalated is True,
-                        e.outcome,
+                        ticket_id=e.ticket_id,
+                        at=e.at,
+                        category=e.category,
+                        complaint=e.complaint is True,
+                        escalated=e.escalated is True,
+                        outcome=e.outcome,
                     )
                     for e in self.history
                 ]

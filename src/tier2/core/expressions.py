@@ -251,12 +251,17 @@ class Scope:
         except Exception as exc:  # absent field, type mismatch
             return (False, _first_line(str(exc)))
 
-    def holds(self, expression: Expression) -> bool:
+    def _result(self, expression: Expression) -> tuple[bool, Any]:
         done = self._done.get(expression)
         if done is None:
             done = self._done[expression] = self._run(expression)
-        return done[0] and done[1] is True
+        return done
 
+    def holds(self, expression: Expression) -> bool:
+        ok, value = self._result(expression)
+        return ok and value is True
+
+    # all_hold and any_holds inline `_result`: they run every clause of every policy.
     def all_hold(self, expressions: Iterable[Expression]) -> bool:
         """Whether every expression holds (in order, stopping at the first that does not)."""
         results = self._done
@@ -280,9 +285,7 @@ class Scope:
         return False
 
     def value(self, expression: Expression) -> Any:
-        done = self._done.get(expression)
-        if done is None:
-            done = self._done[expression] = self._run(expression)
-        if not done[0]:
-            raise EvaluationError(done[1])
-        return done[1]
+        ok, value = self._result(expression)
+        if not ok:
+            raise EvaluationError(value)
+        return value
