@@ -22,6 +22,9 @@ PORT=$(pg_lsclusters --no-header | awk -v v="$VERSION" -v c="$CLUSTER" '$1==v &&
 as_postgres() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else sudo -n -u postgres "$@"; fi; }
 as_postgres psql -p "$PORT" -qAtc "SELECT 1 FROM pg_roles WHERE rolname='tier2'" | grep -q 1 \
   || as_postgres psql -p "$PORT" -qc "CREATE ROLE tier2 LOGIN PASSWORD 'tier2' CREATEDB" >&2
+# DROP DATABASE ... WITH (FORCE) terminates the sessions still in a test database; one of
+# them can be an autovacuum worker, which only a member of pg_signal_backend may signal.
+as_postgres psql -p "$PORT" -qc "GRANT pg_signal_backend TO tier2" >&2
 as_postgres psql -p "$PORT" -qAtc "SELECT 1 FROM pg_database WHERE datname='tier2_test'" | grep -q 1 \
   || as_postgres createdb -p "$PORT" -O tier2 tier2_test >&2
 echo "postgresql+psycopg://tier2:tier2@127.0.0.1:${PORT}/tier2_test"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from tier2.contract import CaseError, decision_to_dict, parse_case
 from tier2.core import decide
@@ -176,13 +176,18 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 def _admin(engine: Any, statement: str) -> None:
     """Run a CREATE/DROP DATABASE, retrying while PostgreSQL says the template or database
-    is still in use by another session (it is, briefly, after a killed client)."""
+    is still in use by another session (it is, briefly, after a killed client), or that an
+    autovacuum worker in it may not be terminated by this role (a server set up without
+    scripts/test-postgres.sh's pg_signal_backend grant)."""
     for attempt in range(10):
         try:
             with engine.connect() as conn:
                 conn.execute(text(statement))
             return
-        except OperationalError as exc:
-            if "being accessed by other users" not in str(exc) or attempt == 9:
+        except (OperationalError, ProgrammingError) as exc:
+            transient = "being accessed by other users" in str(exc) or (
+                "pg_signal_backend" in str(exc)
+            )
+            if not transient or attempt == 9:
                 raise
             time.sleep(0.5)
