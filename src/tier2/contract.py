@@ -5,8 +5,9 @@ Everything here only moves data between the contract's JSON and the core's froze
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,8 @@ from pydantic import (
     Field,
     ValidationError,
 )
+from pydantic_core import SchemaValidator
+from pydantic_core import core_schema as cs
 
 from tier2.core import model as m
 
@@ -135,75 +138,102 @@ class CaseIn(_In):
     history: list[HistoryIn] | None = None
     facts: dict[str, Any] | None = None
 
-    def to_core(self) -> m.Case:
-        t, h, c = self.ticket, self.handoff, self.customer
-        r = h.request
-        return m.Case(
-            case_id=self.case_id,
-            received_at=self.received_at,
-            ticket=m.Ticket(
-                id=t.id,
-                created_at=t.created_at,
-                severity=_SEVERITIES[t.severity],
-                category=t.category,
-                subject=t.subject,
-                description=t.description,
-                channel=t.channel,
-                messages=tuple(
-                    [m.Message(sender=x.sender, at=x.at, body=x.body or "") for x in t.messages]
-                    if t.messages
-                    else ()
-                ),
-                tags=tuple(t.tags or ()),
-                status=t.status,
-            ),
-            handoff=m.Handoff(
-                sender=h.sender,
-                escalated_at=h.escalated_at,
-                reason=h.reason,
-                steps_taken=tuple(
-                    [m.Step(step=s.step, result=s.result, at=s.at) for s in h.steps_taken]
-                    if h.steps_taken
-                    else ()
-                ),
-                customer_expectation=h.customer_expectation,
-                request=None
-                if r is None
-                else m.Request(type=r.type, amount=r.amount, currency=r.currency),
-                sentiment=h.sentiment,
-            ),
-            customer=m.Customer(
-                id=c.id,
-                name=c.name,
-                company=c.company,
-                segment=c.segment,
-                vip=c.vip,
-                arr=c.arr,
-                currency=c.currency,
-                plan=c.plan,
-                flags=tuple(
-                    [m.Flag(type=f.type, note=f.note, resolved=f.resolved is True) for f in c.flags]
-                )
-                if c.flags
-                else (),
-            ),
-            history=tuple(
-                [
-                    m.HistoryEntry(
-                        ticket_id=e.ticket_id,
-                        at=e.at,
-                        category=e.category,
-                        complaint=e.complaint is True,
-                        escalated=e.escalated is True,
-                        outcome=e.outcome,
-                    )
-                    for e in self.history
-                ]
-            )
-            if self.history
-            else (),
-            facts=self.facts or {},
+
+# --------------------------------------------------------------------------- to the core
+# A valid case goes from JSON straight into the core's frozen dataclasses: the contract
+# models' own field validators, rebuilt by pydantic-core as dataclass schemas of the core
+# classes (one Rust pass, no model objects in between). Only how a field *becomes* the core's
+# value is said here; what is valid is said once, by the models above.
+
+
+def _as_tuple(value: Any) -> Any:
+    return () if value is None else tuple(value)
+
+
+def _is_true(value: Any) -> bool:
+    return value is True
+
+
+def _text(value: Any) -> str:
+    return value or ""
+
+
+def _facts(value: Any) -> Any:
+    return value or {}
+
+
+_CORE_CLASSES: dict[type[BaseModel], type[Any]] = {
+    CaseIn: m.Case,
+    TicketIn: m.Ticket,
+    MessageIn: m.Message,
+    StepIn: m.Step,
+    RequestIn: m.Request,
+    HandoffIn: m.Handoff,
+    FlagIn: m.Flag,
+    CustomerIn: m.Customer,
+    HistoryIn: m.HistoryEntry,
+}
+_TO_CORE: dict[tuple[type[BaseModel], str], Callable[[Any], Any]] = {
+    (TicketIn, "severity"): _SEVERITIES.__getitem__,
+    (TicketIn, "messages"): _as_tuple,
+    (TicketIn, "tags"): _as_tuple,
+    (MessageIn, "body"): _text,
+    (HandoffIn, "steps_taken"): _as_tuple,
+    (CustomerIn, "flags"): _as_tuple,
+    (FlagIn, "resolved"): _is_true,
+    (HistoryIn, "complaint"): _is_true,
+    (HistoryIn, "escalated"): _is_true,
+    (CaseIn, "history"): _as_tuple,
+    (CaseIn, "facts"): _facts,
+}
+
+
+def _converted(schema: Any, convert: Callable[[Any], Any]) -> Any:
+    """A field's schema whose value, given or defaulted, is converted for the core."""
+    if schema.get("type") != "default":
+        return cs.no_info_after_validator_function(convert, schema)
+    default = convert(schema["default"])  # the field may be absent: convert its default too
+    inner = cs.no_info_after_validator_function(convert, schema["schema"])
+    if isinstance(default, dict):  # a fresh one for each case
+        return cs.with_default_schema(inner, default_factory=dict)
+    return cs.with_default_schema(inner, default=default)
+
+
+def _core_schema(node: Any) -> Any:
+    """The contract models' schema with each model turned into its core dataclass."""
+    if isinstance(node, list):
+        return [_core_schema(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    model = node.get("cls") if node.get("type") == "model" else None
+    if model not in _CORE_CLASSES:
+        return {k: _core_schema(v) for k, v in node.items()}
+    target = _CORE_CLASSES[model]
+    fields = []
+    for name, spec in node["schema"]["fields"].items():
+        schema = _core_schema(spec["schema"])
+        convert = _TO_CORE.get((model, name))
+        if convert is not None:
+            schema = _converted(schema, convert)
+        fields.append(
+            cs.dataclass_field(name, schema, validation_alias=spec.get("validation_alias"))
         )
+    if {f["name"] for f in fields} != {f.name for f in dataclasses.fields(target)}:
+        raise TypeError(f"{model.__name__} and {target.__name__} do not have the same fields")
+    return cs.dataclass_schema(
+        target,
+        cs.dataclass_args_schema(target.__name__, fields),
+        [f["name"] for f in fields],
+        slots=True,
+        frozen=True,
+        ref=node.get("ref"),
+        config=cs.CoreConfig(coerce_numbers_to_str=True, extra_fields_behavior="ignore"),
+    )
+
+
+if any(name not in model.model_fields for model, name in _TO_CORE):
+    raise TypeError("a conversion to the core names a field the contract does not have")
+_TO_CASE = SchemaValidator(_core_schema(CaseIn.__pydantic_core_schema__))
 
 
 # --------------------------------------------------------------------------- input
@@ -251,12 +281,14 @@ def _label(raw: Any, position: str) -> str:
     return position
 
 
+def _not_an_object(raw: Any, position: str) -> CaseError:
+    return CaseError(position, (("(case)", f"must be a JSON object, got {type(raw).__name__}"),))
+
+
 def parse_model(raw: Any, position: str) -> CaseIn | CaseError:
     """Validate one decoded JSON value as a case; never raises on bad input."""
     if not isinstance(raw, dict):
-        return CaseError(
-            position, (("(case)", f"must be a JSON object, got {type(raw).__name__}"),)
-        )
+        return _not_an_object(raw, position)
     try:
         return CaseIn.model_validate(raw)
     except ValidationError as exc:
@@ -267,15 +299,28 @@ def parse_model(raw: Any, position: str) -> CaseIn | CaseError:
 
 
 def parse_case(raw: Any, position: str) -> m.Case | CaseError:
-    """Validate one decoded JSON value as a case for the core; never raises on bad input."""
-    parsed = parse_model(raw, position)
-    return parsed if isinstance(parsed, CaseError) else parsed.to_core()
+    """Validate one decoded JSON value as a case for the core; never raises on bad input.
+    What was wrong is told as `parse_model` tells it, so the store and `tier2 decide` name a
+    bad case's problems in the same words."""
+    if isinstance(raw, dict):
+        try:
+            case: m.Case = _TO_CASE.validate_python(raw)
+        except ValidationError as exc:
+            failed = parse_model(raw, position)
+            if isinstance(failed, CaseError):
+                return failed
+            problems = tuple(
+                (_path(tuple(e["loc"])), _problem(e)) for e in exc.errors(include_url=False)
+            )
+            return CaseError(_label(raw, position), problems)
+        return case
+    return _not_an_object(raw, position)
 
 
 def read_cases(text: str | bytes, jsonl: bool = False) -> Iterator[m.Case | CaseError]:
     """Cases from one object, a JSON array, or JSON Lines; each good or a CaseError, in order."""
-    for item in read_models(text, jsonl):
-        yield item if isinstance(item, CaseError) else item.to_core()
+    for unit in read_units(text, jsonl):
+        yield unit if isinstance(unit, CaseError) else parse_unit_case(unit)
 
 
 def read_models(text: str | bytes, jsonl: bool = False) -> Iterator[CaseIn | CaseError]:
@@ -287,15 +332,26 @@ def read_models(text: str | bytes, jsonl: bool = False) -> Iterator[CaseIn | Cas
 Unit = tuple[str, Any]  # a case's position in the input, and its JSON (decoded, or a line's bytes)
 
 
-def parse_unit(unit: Unit) -> CaseIn | CaseError:
-    """Validate one unit of input (decoding it first if it is a line of JSON Lines)."""
+def _decoded(unit: Unit) -> Any:
     position, raw = unit
     if isinstance(raw, bytes):
         try:
-            raw = orjson.loads(raw)
+            return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             return CaseError(position, (("(line)", f"not valid JSON: {exc}"),))
-    return parse_model(raw, position)
+    return raw
+
+
+def parse_unit(unit: Unit) -> CaseIn | CaseError:
+    """Validate one unit of input (decoding it first if it is a line of JSON Lines)."""
+    raw = _decoded(unit)
+    return raw if isinstance(raw, CaseError) else parse_model(raw, unit[0])
+
+
+def parse_unit_case(unit: Unit) -> m.Case | CaseError:
+    """As parse_unit, but the case for the core."""
+    raw = _decoded(unit)
+    return raw if isinstance(raw, CaseError) else parse_case(raw, unit[0])
 
 
 def read_units(text: str | bytes, jsonl: bool = False) -> Iterator[Unit | CaseError]:

@@ -25,7 +25,7 @@ from tier2.contract import (
     decision_text,
     decision_to_dict,
     parse_case,
-    parse_unit,
+    parse_unit_case,
 )
 from tier2.core import decide
 from tier2.core.library import Library
@@ -113,11 +113,10 @@ def decide_units(
     library failed on it."""
     out: list[Verdict] = []
     for unit in units:
-        parsed = parse_unit(unit)
-        if isinstance(parsed, CaseError):
-            out.append((BAD_INPUT, "".join(line + "\n" for line in parsed.lines()).encode()))
+        case = parse_unit_case(unit)
+        if isinstance(case, CaseError):
+            out.append((BAD_INPUT, "".join(line + "\n" for line in case.lines()).encode()))
             continue
-        case = parsed.to_core()
         try:
             decision = decide(case, library, now)
         except Exception as exc:  # a library fault, never the case's: say so, go on
