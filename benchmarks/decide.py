@@ -5,8 +5,8 @@
 For each built-in library: generates N realistic cases (seeded), then reports
 - pipeline: cases/s of `decide()` on parsed cases (one core, in process), after a warm-up;
 - end to end: cases/s of `tier2 decide FILE.jsonl > OUT.jsonl` in a subprocess (parse, decide,
-  write JSON to a file),
-  wall clock including start-up, with `--workers 1` and with one worker per core.
+  write JSON to a file), wall clock including start-up, with `--workers 1` and with one
+  worker per core.
 Prints figures only; nothing here is a test.
 """
 
