@@ -102,8 +102,9 @@ def inside_components(library_name: str, raws: list[dict[str, object]]) -> str:
     """Mean µs per case spent inside the two components the pipeline is built on: Jinja2
     rendering the documents, and CEL evaluating the clauses its memo cannot answer. Their sum
     is a floor under the pipeline's cost per case that no change to tier2's own code lowers."""
-    templates = _TimedTemplates(load_library(library_name).templates)
-    library = dataclasses.replace(load_library(library_name), templates=templates)
+    loaded = load_library(library_name)
+    templates = _TimedTemplates(loaded.templates)
+    library = dataclasses.replace(loaded, templates=templates)
     cases = [parse_case(r, "bench") for r in raws]
     good = [c for c in cases if not isinstance(c, CaseError)]
     for case in good[:2000]:  # the same warm-up as the pipeline's

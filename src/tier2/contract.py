@@ -281,6 +281,11 @@ def _label(raw: Any, position: str) -> str:
     return position
 
 
+def _case_error(raw: Any, position: str, exc: ValidationError) -> CaseError:
+    problems = tuple((_path(tuple(e["loc"])), _problem(e)) for e in exc.errors(include_url=False))
+    return CaseError(_label(raw, position), problems)
+
+
 def _not_an_object(raw: Any, position: str) -> CaseError:
     return CaseError(position, (("(case)", f"must be a JSON object, got {type(raw).__name__}"),))
 
@@ -292,10 +297,7 @@ def parse_model(raw: Any, position: str) -> CaseIn | CaseError:
     try:
         return CaseIn.model_validate(raw)
     except ValidationError as exc:
-        problems = tuple(
-            (_path(tuple(e["loc"])), _problem(e)) for e in exc.errors(include_url=False)
-        )
-        return CaseError(_label(raw, position), problems)
+        return _case_error(raw, position, exc)
 
 
 def parse_case(raw: Any, position: str) -> m.Case | CaseError:
@@ -307,12 +309,7 @@ def parse_case(raw: Any, position: str) -> m.Case | CaseError:
             case: m.Case = _TO_CASE.validate_python(raw)
         except ValidationError as exc:
             failed = parse_model(raw, position)
-            if isinstance(failed, CaseError):
-                return failed
-            problems = tuple(
-                (_path(tuple(e["loc"])), _problem(e)) for e in exc.errors(include_url=False)
-            )
-            return CaseError(_label(raw, position), problems)
+            return failed if isinstance(failed, CaseError) else _case_error(raw, position, exc)
         return case
     return _not_an_object(raw, position)
 
