@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -115,7 +115,11 @@ class RtClient:
     ) -> None:
         self.base = url if url.endswith("/") else url + "/"
         self.root = self.base.split("/REST/2.0/")[0]
-        headers = {"Authorization": f"token {token}"} if token else {}
+        # RT 5.0.3+dfsg-3~deb12u7 and later refuse a cookie-signed POST, PUT or DELETE to REST2
+        # unless its Origin or Referer is RT's own WebBaseURL ($RestrictReferrer, on by default)
+        headers = {"Referer": self.root + "/"}
+        if token:
+            headers["Authorization"] = f"token {token}"
         self.http = httpx.Client(
             base_url=self.base, headers=headers, transport=transport, timeout=timeout
         )
@@ -708,11 +712,20 @@ def case_fields(case: Mapping[str, Any], settings: RtSettings) -> dict[str, Any]
     return {settings.cf(k): v for k, v in values.items() if v not in (None, [])}
 
 
-def file_case(client: RtClient, settings: RtSettings, case: Mapping[str, Any]) -> str:
+def file_case(
+    client: RtClient,
+    settings: RtSettings,
+    case: Mapping[str, Any],
+    backdate: Callable[[str, str], None] | None = None,
+) -> str:
     """Create a contract case in RT as tier-1 would have left it: its earlier tickets (the
     history, resolved, in the tier-1 queue), then the ticket in the escalation queue with
     the handoff form filled, the first message as its content and the rest as replies
-    (written by the signed-in user, so they read as the agent's). Returns the ticket id."""
+    (written by the signed-in user, so they read as the agent's). Returns the ticket id.
+
+    Each ticket is created with the case's time as `Created`. RT 5.0.3+dfsg-3~deb12u7 and
+    later ignore `Created` over REST2 and date a new ticket now; `backdate(ticket id, RT
+    time)`, where given, is called for each ticket to set it another way (RT's Perl API)."""
     requestor = requestor_of(case)
     for e in case.get("history") or []:
         fields = {settings.cf("ticket.category"): e.get("category") or "other"}
@@ -729,7 +742,9 @@ def file_case(client: RtClient, settings: RtSettings, case: Mapping[str, Any]) -
         }
         if e.get("at"):
             body["Created"] = _rt_time(e["at"])
-        client.call("POST", "ticket", json=body)
+        earlier = client.call("POST", "ticket", json=body)
+        if backdate and e.get("at"):
+            backdate(str(earlier["id"]), body["Created"])
     t = case["ticket"]
     messages = list(t.get("messages") or [])
     first = messages.pop(0)["body"] if messages else (t.get("description") or "")
@@ -750,6 +765,8 @@ def file_case(client: RtClient, settings: RtSettings, case: Mapping[str, Any]) -
         },
     )
     ticket_id = str(created["id"])
+    if backdate:
+        backdate(ticket_id, _rt_time(t["created_at"]))
     for x in messages:
         client.call(
             "POST",

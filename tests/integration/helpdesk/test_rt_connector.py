@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, select, update
 
+from tests.integration.rt_perl import backdate
 from tier2.contract import CaseError, decision_to_dict, parse_case
 from tier2.core import decide
 from tier2.helpdesk.rt import DEFAULT_FIELDS, RtClient, RtSettings, file_case, keys_in
@@ -165,7 +166,7 @@ def test_tier2_runs_on_request_tracker(rt_url: str, tmp_path: Path, library: str
     )
     settings = RtSettings(queue=queues["queue"], return_queue=queues["return_queue"])
     cases = _cases(library, tag)
-    tickets = {c["case_id"]: file_case(client, settings, c) for c in cases}
+    tickets = {c["case_id"]: file_case(client, settings, c, backdate) for c in cases}
     expected = {c["case_id"]: _expected(c, library) for c in cases}
     outcomes = Counter(e["outcome"] for e in expected.values())
     assert set(outcomes) == {"resolve", "return_to_tier1", "escalate"}
