@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 
 TEMPLATE_NAMES = ("note.md", "handoff.md", "guidance.md", "reply.md")
 
@@ -62,18 +63,26 @@ class JinjaTemplates:
                     f"{exc.name or name}: line {exc.lineno}: {exc.message}"
                 ) from None
 
-        # A template's globals are a ChainMap that `Template.render` copies key by key on
-        # every call; one plain dict, merged under the context once per render, is the same.
-        self._globals = {n: dict(t.globals) for n, t in self._templates.items()}
+        # `Template.render` copies a template's globals (a ChainMap) into every context, and
+        # Context() iterates them again; only a template that reads a global needs them.
+        self._globals: dict[str, dict[str, Any]] = {}
+        for name, template in self._templates.items():
+            source = env.loader.get_source(env, name + ".j2")[0] if env.loader else ""
+            reads = jinja2.meta.find_undeclared_variables(env.parse(source))
+            self._globals[name] = {k: v for k, v in template.globals.items() if k in reads}
 
     def render(self, name: str, context: Mapping[str, Any]) -> str:
-        """`Template.render(context)`, without copying the globals' ChainMap each time."""
+        """`Template.render(context)`, without copying the globals into each context."""
         template = self._templates[name]
-        ctx = template.new_context({**self._globals[name], **context}, shared=True)
+        env = self._env
+        used = self._globals[name]
+        # Context only reads its parent; the caller's dict is used as it is when it can be
+        parent = {**used, **context} if used or type(context) is not dict else context
+        ctx = env.context_class(env, parent, template.name, template.blocks, None)
         try:
-            return self._env.concat(template.root_render_func(ctx))
+            return env.concat(template.root_render_func(ctx))
         except Exception:
-            self._env.handle_exception()
+            env.handle_exception()
             raise  # handle_exception always raises (it re-raises with the template's lines)
 
 
