@@ -395,9 +395,11 @@ def decision_to_dict(d: m.Decision) -> dict[str, Any]:
     """The decision in the contract's shape (section 3), extended by `escalation_handoff`."""
     return {
         "case_id": d.case_id,
-        "outcome": d.outcome.value,
+        "outcome": d.outcome._value_,
         "escalate_to": d.escalate_to,
-        "reasons": [{"code": r.code.value, "detail": r.detail, "rule": r.rule} for r in d.reasons],
+        "reasons": [
+            {"code": r.code._value_, "detail": r.detail, "rule": r.rule} for r in d.reasons
+        ],
         "policies": list(d.policies),
         "actions": [_action(a) for a in d.actions],
         "guidance": d.guidance,

@@ -81,7 +81,7 @@ def receive(case: Case, library: Library) -> Received:
             "ticket.category",
         ),
         found={
-            "severity": case.ticket.severity.value,
+            "severity": case.ticket.severity._value_,
             "category": case.ticket.category,
             "request": None if request is None else request.type,
             "steps_done": list(done),
@@ -151,7 +151,7 @@ def _section_ticket(case: Case, signals: Mapping[str, Any], now: datetime) -> An
     return _compact(
         {
             "id": t.id,
-            "severity": t.severity.value,
+            "severity": t.severity._value_,
             "category": t.category,
             "channel": t.channel,
             "created_at": t.created_at,
@@ -591,9 +591,9 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
             "overridden": [{"policy": p, "by": b} for p, b in overridden],
             "conflict": [m.policy.id for m in conflict],
             "winner": None if winner is None else winner.policy.id,
-            "reasons": [f.reason.code.value for f in findings],
+            "reasons": [f.reason.code._value_ for f in findings],
         },
-        decided=f"first reason: {first.code.value} ({first.rule})",
+        decided=f"first reason: {first.code._value_} ({first.rule})",
     )
     return Applied(
         findings=tuple(findings),
@@ -640,9 +640,9 @@ def resolve_or_escalate(library: Library, applied: Applied) -> Resolution:
         stage="resolve_or_escalate",
         read=("apply_policy.reasons", "authority"),
         found={
-            "outcome": outcome.value,
+            "outcome": outcome._value_,
             "escalate_to": target,
-            "decided_by": first.reason.code.value,
+            "decided_by": first.reason.code._value_,
             "actions": [_describe(a) for a in actions],
             "actions_are": "carried out" if outcome is Outcome.RESOLVE else "recommended",
             "authority": {"role": engine.name, "limit": engine.limit},
