@@ -268,3 +268,24 @@ def test_an_rt_that_does_not_answer_is_an_error_not_a_traceback() -> None:
     token = RtClient("http://rt.test/REST/2.0/", token="t", transport=httpx.MockTransport(refuse))
     with pytest.raises(RtError, match="RT GET queues/all: ConnectError"):
         token.call("GET", "queues/all")
+
+
+def test_every_request_names_rt_itself_as_referer() -> None:
+    """Sign-in and writes carry RT's own address as Referer, which RT's CSRF check asks of a
+    cookie-signed REST2 write (Debian's RT 5.0.3+dfsg-3~deb12u7 and later)."""
+    seen: list[tuple[str, str | None]] = []
+
+    def rt(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.path, request.headers.get("referer")))
+        if request.url.path.endswith("Login.html"):
+            return httpx.Response(200, headers={"set-cookie": "RT_SID=1; path=/"})
+        return httpx.Response(201, json={"id": 7})
+
+    client = RtClient(
+        "https://rt.example.com/rt/REST/2.0/", password="pw", transport=httpx.MockTransport(rt)
+    )
+    client.call("POST", "ticket", json={"Queue": "General"})
+    assert seen == [
+        ("/rt/NoAuth/Login.html", "https://rt.example.com/rt/"),
+        ("/rt/REST/2.0/ticket", "https://rt.example.com/rt/"),
+    ]
