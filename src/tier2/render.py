@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import jinja2.meta
+import jinja2.nodes
 
 TEMPLATE_NAMES = ("note.md", "handoff.md", "guidance.md", "reply.md")
 
@@ -68,7 +68,8 @@ class JinjaTemplates:
         self._globals: dict[str, dict[str, Any]] = {}
         for name, template in self._templates.items():
             source = env.loader.get_source(env, name + ".j2")[0] if env.loader else ""
-            reads = jinja2.meta.find_undeclared_variables(env.parse(source))
+            # every name the template loads (meta.find_undeclared_variables leaves globals out)
+            reads = {n.name for n in env.parse(source).find_all(jinja2.nodes.Name)}
             self._globals[name] = {k: v for k, v in template.globals.items() if k in reads}
 
     def render(self, name: str, context: Mapping[str, Any]) -> str:

@@ -24,6 +24,20 @@ def test_templates_in_the_library_override_the_defaults(tmp_path: Path) -> None:
     assert d["note"].startswith("## tier2 decision: resolve")  # the default note still applies
 
 
+def test_an_overriding_template_may_use_jinja2s_globals(tmp_path: Path) -> None:
+    """A template calling Jinja2's globals (range, namespace, joiner) renders as Jinja2 says."""
+    folder = tmp_path / "northwind"
+    shutil.copytree(resolve_library_path("saas"), folder)
+    (folder / "templates").mkdir()
+    (folder / "templates" / "reply.md.j2").write_text(
+        "{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}"
+        "{% endfor %}{% set comma = joiner(', ') %}"
+        "{% for a in actions %}{{ comma() }}{{ a.type }}{% endfor %} / {{ ns.n }}\n"
+    )
+    d = run(SAAS_BASE, load_library(str(folder)))
+    assert d["customer_reply"] == "refund / 3"
+
+
 def test_changing_a_policy_changes_the_library_digest(tmp_path: Path) -> None:
     """The decision names the exact library content that produced it."""
     folder = tmp_path / "northwind"
