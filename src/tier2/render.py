@@ -68,9 +68,16 @@ class JinjaTemplates:
         self._globals: dict[str, dict[str, Any]] = {}
         for name, template in self._templates.items():
             source = env.loader.get_source(env, name + ".j2")[0] if env.loader else ""
-            # every name the template loads (meta.find_undeclared_variables leaves globals out)
-            reads = {n.name for n in env.parse(source).find_all(jinja2.nodes.Name)}
-            self._globals[name] = {k: v for k, v in template.globals.items() if k in reads}
+            # every name the template loads (meta.find_undeclared_variables leaves globals out);
+            # a template it includes, imports or extends sees this one's context: all of them
+            tree = env.parse(source)
+            reads = {n.name for n in tree.find_all(jinja2.nodes.Name)}
+            sharing = (jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.FromImport,
+                       jinja2.nodes.Extends)  # fmt: skip
+            shares = any(tree.find_all(sharing))
+            self._globals[name] = {
+                k: v for k, v in template.globals.items() if shares or k in reads
+            }
 
     def render(self, name: str, context: Mapping[str, Any]) -> str:
         """`Template.render(context)`, without copying the globals into each context."""

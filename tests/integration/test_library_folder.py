@@ -36,6 +36,9 @@ def test_an_overriding_template_may_use_jinja2s_globals(tmp_path: Path) -> None:
     )
     d = run(SAAS_BASE, load_library(str(folder)))
     assert d["customer_reply"] == "refund / 3"
+    (folder / "templates" / "parts.md.j2").write_text("{% for i in range(2) %}{{ i }}{% endfor %}")
+    (folder / "templates" / "reply.md.j2").write_text('{% include "parts.md.j2" %} included\n')
+    assert run(SAAS_BASE, load_library(str(folder)))["customer_reply"] == "01 included"
 
 
 def test_changing_a_policy_changes_the_library_digest(tmp_path: Path) -> None:
