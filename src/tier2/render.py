@@ -10,6 +10,13 @@ import jinja2
 import jinja2.nodes
 
 TEMPLATE_NAMES = ("note.md", "handoff.md", "guidance.md", "reply.md")
+# A template with one of these renders another on its own context (see JinjaTemplates)
+_SHARING = (
+    jinja2.nodes.Include,
+    jinja2.nodes.Import,
+    jinja2.nodes.FromImport,
+    jinja2.nodes.Extends,
+)
 
 
 class TemplateLoadError(ValueError):
@@ -72,9 +79,7 @@ class JinjaTemplates:
             # a template it includes, imports or extends sees this one's context: all of them
             tree = env.parse(source)
             reads = {n.name for n in tree.find_all(jinja2.nodes.Name)}
-            sharing = (jinja2.nodes.Include, jinja2.nodes.Import, jinja2.nodes.FromImport,
-                       jinja2.nodes.Extends)  # fmt: skip
-            shares = any(tree.find_all(sharing))
+            shares = any(tree.find_all(_SHARING))
             self._globals[name] = {
                 k: v for k, v in template.globals.items() if shares or k in reads
             }

@@ -11,14 +11,21 @@ from tests.conftest import SAAS_BASE, run
 from tier2.loader import LibraryError, load_library, resolve_library_path
 
 
+def _library(tmp_path: Path, **templates: str) -> Path:
+    """A copy of the saas library as a company's folder, with these templates (name: text)."""
+    folder = tmp_path / "northwind"
+    if not folder.exists():
+        shutil.copytree(resolve_library_path("saas"), folder)
+    if templates:
+        (folder / "templates").mkdir(exist_ok=True)
+    for name, text in templates.items():
+        (folder / "templates" / f"{name}.md.j2").write_text(text)
+    return folder
+
+
 def test_templates_in_the_library_override_the_defaults(tmp_path: Path) -> None:
     """A reply.md.j2 in the library's templates/ replaces the package's draft reply."""
-    folder = tmp_path / "northwind"
-    shutil.copytree(resolve_library_path("saas"), folder)
-    (folder / "templates").mkdir()
-    (folder / "templates" / "reply.md.j2").write_text(
-        "Hi {{ case.customer.name }}, outcome {{ outcome }}.\n"
-    )
+    folder = _library(tmp_path, reply="Hi {{ case.customer.name }}, outcome {{ outcome }}.\n")
     d = run(SAAS_BASE, load_library(str(folder)))
     assert d["customer_reply"] == "Hi Ada Brandt, outcome resolve."
     assert d["note"].startswith("## tier2 decision: resolve")  # the default note still applies
@@ -26,25 +33,25 @@ def test_templates_in_the_library_override_the_defaults(tmp_path: Path) -> None:
 
 def test_an_overriding_template_may_use_jinja2s_globals(tmp_path: Path) -> None:
     """A template calling Jinja2's globals (range, namespace, joiner) renders as Jinja2 says."""
-    folder = tmp_path / "northwind"
-    shutil.copytree(resolve_library_path("saas"), folder)
-    (folder / "templates").mkdir()
-    (folder / "templates" / "reply.md.j2").write_text(
-        "{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}"
+    folder = _library(
+        tmp_path,
+        reply="{% set ns = namespace(n=0) %}{% for i in range(3) %}{% set ns.n = ns.n + i %}"
         "{% endfor %}{% set comma = joiner(', ') %}"
-        "{% for a in actions %}{{ comma() }}{{ a.type }}{% endfor %} / {{ ns.n }}\n"
+        "{% for a in actions %}{{ comma() }}{{ a.type }}{% endfor %} / {{ ns.n }}\n",
     )
     d = run(SAAS_BASE, load_library(str(folder)))
     assert d["customer_reply"] == "refund / 3"
-    (folder / "templates" / "parts.md.j2").write_text("{% for i in range(2) %}{{ i }}{% endfor %}")
-    (folder / "templates" / "reply.md.j2").write_text('{% include "parts.md.j2" %} included\n')
+    _library(
+        tmp_path,
+        parts="{% for i in range(2) %}{{ i }}{% endfor %}",
+        reply='{% include "parts.md.j2" %} included\n',
+    )
     assert run(SAAS_BASE, load_library(str(folder)))["customer_reply"] == "01 included"
 
 
 def test_changing_a_policy_changes_the_library_digest(tmp_path: Path) -> None:
     """The decision names the exact library content that produced it."""
-    folder = tmp_path / "northwind"
-    shutil.copytree(resolve_library_path("saas"), folder)
+    folder = _library(tmp_path)
     before = run(SAAS_BASE, load_library(str(folder)))["library"]["digest"]
     policies = folder / "policies.yaml"
     policies.write_text(policies.read_text().replace("seats > 20", "seats > 30"))
@@ -54,10 +61,7 @@ def test_changing_a_policy_changes_the_library_digest(tmp_path: Path) -> None:
 
 def test_a_template_that_cannot_render_fails_at_load(tmp_path: Path) -> None:
     """An override that reads an undefined variable is refused when the library loads."""
-    folder = tmp_path / "northwind"
-    shutil.copytree(resolve_library_path("saas"), folder)
-    (folder / "templates").mkdir()
-    (folder / "templates" / "guidance.md.j2").write_text("Do this: {{ no_such_thing }}\n")
+    folder = _library(tmp_path, guidance="Do this: {{ no_such_thing }}\n")
     with pytest.raises(
         LibraryError, match=r"guidance\.md\.j2 line 1: UndefinedError: 'no_such_thing' is undefined"
     ):
@@ -66,9 +70,6 @@ def test_a_template_that_cannot_render_fails_at_load(tmp_path: Path) -> None:
 
 def test_a_template_with_bad_syntax_fails_at_load(tmp_path: Path) -> None:
     """A template that does not compile names the file and line."""
-    folder = tmp_path / "northwind"
-    shutil.copytree(resolve_library_path("saas"), folder)
-    (folder / "templates").mkdir()
-    (folder / "templates" / "reply.md.j2").write_text("Hello {% if %}\n")
+    folder = _library(tmp_path, reply="Hello {% if %}\n")
     with pytest.raises(LibraryError, match=r"reply\.md\.j2: line 1"):
         load_library(str(folder))
