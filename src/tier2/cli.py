@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
-import time
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import partial
@@ -300,10 +300,20 @@ def run(  # noqa: PLR0917, PLR0915 (Typer: each option is a parameter; its impor
             "ISO-8601 time on (a backfill) instead of the view, tag or field search."
         ),
     ] = None,
+    lease_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            help="A runner silent this long is taken for dead; its cases go to the others "
+            "(default 30).",
+        ),
+    ] = None,
 ) -> None:
     """Own the escalated cases: decide, act, write back, move the ticket, audit every step.
 
-    Options given here win over tier2.toml, which wins over the defaults."""
+    Any number of runners may share a store: each ticket has one owner at a time. SIGTERM
+    finishes the batch in hand, lets go of the rest and exits. Options given here win over
+    tier2.toml, which wins over the defaults."""
     from tier2.config import ConfigError, load_config
     from tier2.connectors import open_desk
     from tier2.deciding import InProcess, WorkerPool
@@ -336,20 +346,25 @@ def run(  # noqa: PLR0917, PLR0915 (Typer: each option is a parameter; its impor
         raise _fail(str(exc)) from None
     decider = WorkerPool(lib, library, workers) if workers >= 1 else InProcess(lib)
     now = partial(datetime.now, UTC)
-    runner = Runner(engine, lib, desk, clock=now, batch=batch, decider=decider)
+    runner = Runner(
+        engine, lib, desk, clock=now, batch=batch, decider=decider,
+        lease_seconds=lease_seconds or settings.run.lease_seconds,
+        options={"workers": workers, "connector": connector or settings.connector.kind},
+    )  # fmt: skip
     monitor = SlaMonitor(engine, lib, desk, clock=now)
     _long_lived_objects_settled()
+    signal.signal(signal.SIGTERM, lambda _n, _f: runner.stopping.set())
     try:
         while True:
             stats = _run_pass(runner)
-            if sla_scan:
+            if sla_scan and not runner.stopping.is_set():
                 _report_scan(monitor.scan())
-            if once:
+            if once or runner.stopping.wait(poll):
                 break
-            time.sleep(poll)
     except ConnectorError as exc:
         raise _fail(f"help desk: {exc}") from None
     finally:
+        runner.close()
         decider.close()
         engine.dispose()
         close = getattr(desk, "close", None)
@@ -487,7 +502,10 @@ def serve(  # noqa: PLR0917 (Typer: each option is a parameter)
         except ConfigError as exc:
             raise _fail(str(exc)) from None
         now = partial(datetime.now, UTC)
-        runner = Runner(engine, lib, desk, clock=now, batch=settings.run.batch)
+        runner = Runner(
+            engine, lib, desk, clock=now, batch=settings.run.batch,
+            lease_seconds=settings.run.lease_seconds, options={"service": True},
+        )  # fmt: skip
         monitor = SlaMonitor(engine, lib, desk, clock=now) if settings.run.sla_scan else None
         background = Worker(runner, settings.run.poll_seconds, monitor)
     app_ = create_app(

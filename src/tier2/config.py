@@ -74,6 +74,9 @@ class RunConfig(_C):
     # batches of 500, 1,063-1,091 in batches of 1,000 and 1,146 in batches of 2,000
     batch: Annotated[int, Field(ge=1)] = 1000
     sla_scan: bool = True
+    # a runner renews its lease every third of this; one silent for longer is taken for dead
+    # and its cases are taken up by the others
+    lease_seconds: Annotated[float, Field(ge=1)] = 30.0
 
 
 class RtConfig(_C):

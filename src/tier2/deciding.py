@@ -8,10 +8,16 @@ the current one.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import math
+import os
+import signal
+import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
 from itertools import repeat
 from typing import Any, Protocol
@@ -29,6 +35,7 @@ from tier2.contract import (
 )
 from tier2.core import decide
 from tier2.core.library import Library
+from tier2.faults import crash_point
 
 Stored = tuple[str, dict[str, Any] | str]  # a case id and its payload (the contract's shape),
 # decoded or as JSON text
@@ -86,9 +93,32 @@ _worker_library: Library | None = None
 _loaded: dict[str, Library] = {}
 
 
-def _load(spec: str) -> None:
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent: int) -> None:
+    """This worker ends when the process that started it does, however that one ends: the
+    kernel sends SIGKILL when the parent dies (Linux), and a watch thread checks the parent
+    every second besides (elsewhere, or should the parent have died before the request)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl here: the watch thread alone
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(1.0)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="tier2-parent-watch", daemon=True).start()
+
+
+def _load(spec: str, parent: int) -> None:
     from tier2.loader import load_library  # noqa: PLC0415 (in the worker only)
 
+    _die_with(parent)
     global _worker_library  # noqa: PLW0603 (one library per worker process)
     _worker_library = _loaded.get(spec) or load_library(spec)
     gc.collect()
@@ -98,7 +128,11 @@ def _load(spec: str) -> None:
 
 def _work(items: Sequence[Stored], now: datetime) -> Decided:
     assert _worker_library is not None
-    return decide_payloads(_worker_library, items, now)
+    half = len(items) // 2
+    out = decide_payloads(_worker_library, items[:half], now)
+    crash_point("worker_mid_batch")
+    out.update(decide_payloads(_worker_library, items[half:], now))
+    return out
 
 
 DECIDED, NOT_DECIDED, BAD_INPUT = 0, 1, 2
@@ -152,7 +186,7 @@ def decide_all(
         return
     size = min(workers, len(chunks))
     _loaded[spec] = library
-    with ProcessPoolExecutor(size, initializer=_load, initargs=(spec,)) as pool:
+    with ProcessPoolExecutor(size, initializer=_load, initargs=(spec, os.getpid())) as pool:
         yield from pool.map(_decide_units, chunks, repeat(now), repeat(text))
 
 
@@ -168,7 +202,7 @@ def _read_cases(url: str, ticket_ids: Sequence[str]) -> list[Read]:
 
     desk = _worker_desks.get(url)
     if desk is None:
-        desk = _worker_desks[url] = LocalHelpDesk(make_engine(url))
+        desk = _worker_desks[url] = LocalHelpDesk(make_engine(url, immediate=False))
     return [
         (str(p["case_id"]), str(p["ticket"]["id"]), p["received_at"], orjson.dumps(p).decode())
         for p in desk.read_cases(ticket_ids)
@@ -176,18 +210,36 @@ def _read_cases(url: str, ticket_ids: Sequence[str]) -> list[Read]:
 
 
 class WorkerPool:
-    """Decides in `workers` processes, each with the library loaded from the same spec."""
+    """Decides in `workers` processes, each with the library loaded from the same spec.
+
+    A worker that dies (killed, out of memory) breaks the pool: what it had is decided in the
+    runner's own process (see `Ahead`), and the next batch goes to a new pool.
+    """
 
     def __init__(self, library: Library, spec: str, workers: int) -> None:
         self.library = library
         self.workers = workers
+        self.spec = spec
         _loaded[spec] = library
-        self.pool = ProcessPoolExecutor(workers, initializer=_load, initargs=(spec,))
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.workers, initializer=_load, initargs=(self.spec, os.getpid())
+        )
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        try:
+            return self.pool.submit(fn, *args)
+        except BrokenProcessPool:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._new_pool()
+            return self.pool.submit(fn, *args)
 
     def start(self, items: Sequence[Stored], now: datetime) -> Callable[[], Decided]:
         size = max(1, math.ceil(len(items) / self.workers))
         futures = [
-            self.pool.submit(_work, items[i : i + size], now) for i in range(0, len(items), size)
+            self._submit(_work, items[i : i + size], now) for i in range(0, len(items), size)
         ]
 
         def result() -> Decided:
@@ -200,7 +252,7 @@ class WorkerPool:
 
     def read_cases(self, url: str, ticket_ids: Sequence[str]) -> Callable[[], list[Read]]:
         """Begin reading these tickets of the local help desk in a worker; the callable waits."""
-        return self.pool.submit(_read_cases, url, list(ticket_ids)).result
+        return self._submit(_read_cases, url, list(ticket_ids)).result
 
     def close(self) -> None:
         self.pool.shutdown(cancel_futures=True)

@@ -97,7 +97,9 @@ def run_company(
             i += 1
         if batch:
             desk.import_cases(batch)
-            Runner(engine, library, desk, clock=_ticking(hour)).run_once()
+            runner = Runner(engine, library, desk, clock=_ticking(hour))
+            runner.run_once()
+            runner.close()
             seniors.take_on(engine)
         seniors.work(desk, until=hour)
         monitor.scan()

@@ -1,26 +1,36 @@
 """`tier2 run`: own escalated cases from arrival to a closed, documented outcome.
 
-Cases move through their states in batches (up to `batch` cases per transaction), each
-step idempotent:
+Any number of runners may share a store. A pass works in rounds of up to `batch` tickets:
+first the open cases no runner holds (their runner died or let them go), then the escalations
+the help desk lists. Each round:
 
-  intake      the case row (its id from the escalation) + audit "received"; the ticket is taken
+  claim       the tickets no one holds become this runner's (store/claims.py); committed
+              before the tickets are read, so a ticket finished meanwhile reads as done
+  intake      the case row (its id from the escalation) + audit "received"; a final case
+              whose ticket is an escalation again is reopened (a new claim, counted); the
+              ticket is taken; a ticket that turns out to be no escalation is let go
   decide      the decision + its actions (pending) + audit "decided"      received -> decided
   act         each action carried out by the help desk under its idempotency key, marked
               done + audit                                                 decided -> acted
   document    the note (and reply draft / tier-1 guidance) on the ticket, the ticket moved,
               + audit "documented"                                         acted -> documented
-  finish      the final state + audit               documented -> closed | returned | escalated
+  finish      the final state + audit, the claim released
+                                                    documented -> closed | returned | escalated
 
-A kill at any point leaves the last committed state; the next run picks each case up there.
-A decision is only stored when its transaction commits, so a case is never decided twice;
-an action is only carried out under its key, so never twice. When a batch fails as a whole
-its cases are taken one by one, so one bad case cannot hold up the others.
+Every step checks, in its transaction, that the case's ticket is still this runner's claim.
+A kill at any point leaves the last committed state; the runner's lease runs out, and the
+next runner takes each case up there. A decision is only stored when its transaction
+commits, so a case is never decided twice; an action is only carried out under its key, so
+never twice. When a batch fails as a whole its cases are taken one by one, so one bad case
+cannot hold up the others. At the end of a pass the runner lets go of what it could not
+finish, so a case the library failed on is tried again.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -40,13 +50,15 @@ from tier2.deciding import (
     WorkerPool,
     decide_payloads,
 )
+from tier2.faults import crash_point
 from tier2.helpdesk.base import ActionOrder, HelpDesk, NoteOrder, TicketMove
 from tier2.store import audit
 from tier2.store import models as m
 from tier2.store.bulk import Encoded, insert_rows
-from tier2.store.models import CaseState
+from tier2.store.claims import LEASE_SECONDS, Claims
+from tier2.store.models import FINAL_STATES, CaseState
 
-FINAL = {CaseState.CLOSED.value, CaseState.RETURNED.value, CaseState.ESCALATED.value}
+FINAL = {s.value for s in FINAL_STATES}
 OPEN_STATES = [
     s.value for s in CaseState if s.value not in FINAL
 ]  # received, deciding, decided, acted, documented, reopened
@@ -92,6 +104,26 @@ def _latest_decisions(session: Session, case_ids: Sequence[str], *columns: Any) 
     }
 
 
+def _earlier_decisions(
+    session: Session, case_ids: Sequence[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """What a reopened case was decided before, for its facts."""
+    earlier: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for d in session.scalars(
+        select(m.Decision).where(m.Decision.case_id.in_(case_ids)).order_by(m.Decision.seq)
+    ):
+        earlier[d.case_id].append(
+            {
+                "seq": d.seq,
+                "decided_at": d.decided_at.isoformat(),
+                "outcome": d.outcome,
+                "escalate_to": d.escalate_to,
+                "reasons": [r["code"] for r in d.body["reasons"]],
+            }
+        )
+    return earlier
+
+
 Result = tuple[Summary, str] | str  # a decision (its summary, all of it encoded) or why not
 
 
@@ -118,6 +150,9 @@ class Ahead:
         }
 
 
+Reading = Callable[[], list[Read]]  # waits for a round's tickets, read in a worker
+
+
 class Runner:
     def __init__(
         self,
@@ -128,6 +163,8 @@ class Runner:
         *,
         batch: int = 1000,
         decider: Decider | None = None,
+        lease_seconds: float = LEASE_SECONDS,
+        options: dict[str, Any] | None = None,
     ) -> None:
         self.engine = engine
         self.library = library
@@ -135,20 +172,33 @@ class Runner:
         self.clock = clock
         self.batch = batch
         self.decider = decider or InProcess(library)
+        self.claims = Claims(
+            engine, lease_seconds=lease_seconds, options={"batch": batch, **(options or {})}
+        )
+        self.stopping = threading.Event()  # set (SIGTERM): finish the round in hand, then stop
         # what _decide committed, so _document need not read the decision back
         self._documents: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def close(self) -> None:
+        """Leave: every claim this runner holds is released, its entry removed."""
+        self.claims.retire()
 
     # ------------------------------------------------------------------ a pass
 
     def run_once(self, on_progress: Progress | None = None) -> RunStats:
         """Take in every escalation, then advance every open case to its final state; the
         webhook deliveries queued before the pass began are then taken (the pass saw them)."""
+        if not self.claims.registered:
+            self.claims.register()
         stats = RunStats()
         inbox = m.table(m.WebhookDelivery)
         with Session(self.engine) as session:
             waiting = session.scalar(select(func.max(inbox.c.id)).where(inbox.c.taken_at.is_(None)))
-        self._pass(stats, on_progress)
-        if waiting is not None:
+        try:
+            self._pass(stats, on_progress)
+        finally:  # what this pass could not finish is free for the next one, here or anywhere
+            self.claims.release_all()
+        if waiting is not None and not self.stopping.is_set():
             with Session(self.engine) as session, session.begin():
                 done = session.execute(
                     update(inbox)
@@ -159,25 +209,75 @@ class Runner:
         return stats
 
     def _pass(self, stats: RunStats, on_progress: Progress | None) -> None:
-        batches = list(batched(self.desk.escalations(), self.batch))
-        read = self._reader()
-        reading = read(batches[0]) if read and batches else None
-        for i, tickets in enumerate(batches):
-            this_batch = reading
-            reading = read(batches[i + 1]) if read and i + 1 < len(batches) else None
-            self.intake(tickets, stats, this_batch)
-        pending = self.open_cases()
-        chunks = list(batched(pending, self.batch))
-        ahead = isinstance(self.decider, InProcess) is False
-        upcoming = self._ahead(chunks[0]) if ahead and chunks else None
-        for i, chunk in enumerate(chunks):
-            current = upcoming
-            upcoming = self._ahead(chunks[i + 1]) if ahead and i + 1 < len(chunks) else None
-            self._advance(chunk, stats, current)
-            if on_progress is not None:
-                on_progress(len(chunk), len(pending), stats)
+        """Round after round: claim, intake, advance. The next round is claimed and read (in a
+        worker, for the local help desk) while this one is taken in, and decided (in the
+        workers) while the store advances the one before."""
+        with Session(self.engine) as session, session.begin():
+            self.claims.reap(session)
+            orphans = len(self.claims.orphans(session, self.batch * 1000))
+        listing = list(self.desk.escalations())
+        total = orphans + len(listing)
+        ahead = not isinstance(self.decider, InProcess)
+        previous: tuple[list[str], Ahead | None] | None = None
+        for tickets, reading in self._claimed(listing):
+            case_ids = self.intake(tickets, stats, reading)
+            crash_point("after_intake")
+            current = (case_ids, self._ahead(case_ids) if ahead and case_ids else None)
+            if previous is not None:
+                self._advance_round(*previous, stats, total, on_progress)
+            previous = current
+            if self.stopping.is_set():
+                break
+        if previous is not None:
+            self._advance_round(*previous, stats, total, on_progress)
 
-    def _reader(self) -> Callable[[Sequence[str]], Callable[[], list[Read]]] | None:
+    def _advance_round(
+        self,
+        case_ids: list[str],
+        ahead: Ahead | None,
+        stats: RunStats,
+        total: int,
+        on_progress: Progress | None,
+    ) -> None:
+        self._advance(case_ids, stats, ahead)
+        if on_progress is not None:
+            on_progress(len(case_ids), total, stats)
+
+    def _rounds(self, listing: Sequence[str]) -> Iterator[list[str]]:
+        """Tickets to claim, a round at a time: open cases no one holds, then the listing."""
+        while not self.stopping.is_set():
+            with Session(self.engine) as session, session.begin():
+                orphans = self.claims.orphans(session, self.batch)
+            if not orphans:
+                break
+            yield orphans
+            with Session(self.engine) as session:  # none claimed: others have them now
+                if not self.claims.held(session, orphans):
+                    break
+        for tickets in batched(listing, self.batch):
+            yield list(tickets)
+
+    def _claimed(self, listing: Sequence[str]) -> Iterator[tuple[list[str], Reading | None]]:
+        """Each round's tickets now this runner's, with their reading begun; the next round
+        is claimed and its reading begun before this one is handed over."""
+        read = self._reader()
+        held: tuple[list[str], Reading | None] | None = None
+        for tickets in self._rounds(listing):
+            if self.stopping.is_set():
+                break
+            with Session(self.engine) as session, session.begin():
+                mine = self.claims.claim(session, tickets)
+            crash_point("after_claim")
+            if not mine:
+                continue
+            claimed = (mine, read(mine) if read else None)
+            if held is not None:
+                yield held
+            held = claimed
+        if held is not None:
+            yield held
+
+    def _reader(self) -> Callable[[Sequence[str]], Reading] | None:
         """With the local help desk and deciding workers, a worker reads the next batch of
         escalations from the store (a reader beside the writer) while intake writes this one."""
         if not (self.desk.in_store and isinstance(self.decider, WorkerPool)):
@@ -226,8 +326,10 @@ class Runner:
         finished: list[tuple[str, str]] = []
         steps: list[Callable[[Session], None]] = [
             lambda session: self._decide(session, case_ids, stats, ahead),
+            lambda session: crash_point("after_decision"),
             lambda session: self._act(session, case_ids),
             lambda session: self._document(session, case_ids),
+            lambda session: crash_point("after_document"),
             lambda session: finished.extend(self._finish(session, case_ids)),
         ]
         if self.desk.in_store:
@@ -255,19 +357,26 @@ class Runner:
     def _cases(
         self, session: Session, case_ids: Sequence[str], states: Sequence[str], *columns: Any
     ) -> list[Any]:
-        """The cases among these in one of the states, locked for this transaction.
+        """The cases among these in one of the states whose tickets this runner holds (on
+        PostgreSQL, with the claims locked for this transaction).
 
         The state is checked here, not in SQL: given `state IN (...)`, SQLite's planner reads
         the state index, every case in those states (100,000 waiting at the start of a big
         pass), instead of looking up these few by key.
         """
-        rows = session.execute(
-            select(m.Case.id, m.Case.ticket_id, m.Case.state, *columns)
-            .where(m.Case.id.in_(case_ids))
-            .order_by(m.Case.id)
-            .with_for_update()
-        )
-        return [row for row in rows if row.state in states]
+        rows = [
+            row
+            for row in session.execute(
+                select(m.Case.id, m.Case.ticket_id, m.Case.state, *columns)
+                .where(m.Case.id.in_(case_ids))
+                .order_by(m.Case.id)
+            )
+            if row.state in states
+        ]
+        if not rows:
+            return []
+        mine = self.claims.held(session, sorted({r.ticket_id for r in rows}))
+        return [row for row in rows if row.ticket_id in mine]
 
     @staticmethod
     def _enter(
@@ -292,9 +401,7 @@ class Runner:
 
     # ------------------------------------------------------------------ intake
 
-    def _read(
-        self, ticket_ids: Sequence[str], ahead: Callable[[], list[Read]] | None
-    ) -> list[Read]:
+    def _read(self, ticket_ids: Sequence[str], ahead: Reading | None) -> list[Read]:
         if ahead is not None:
             try:
                 return ahead()
@@ -309,33 +416,26 @@ class Runner:
         self,
         ticket_ids: Sequence[str],
         stats: RunStats,
-        ahead: Callable[[], list[Read]] | None = None,
-    ) -> None:
-        """Open a case for each escalated ticket; a ticket escalated again reopens its case;
-        a case not yet decided takes what the ticket holds now. `ahead` waits for the same
-        tickets read in a worker (their payloads as JSON text, stored as they are)."""
+        ahead: Reading | None = None,
+    ) -> list[str]:
+        """Take in these claimed tickets: a case for each escalation, a final case whose
+        ticket is an escalation again reopened, a case not yet decided given what the ticket
+        holds now; a ticket that is no escalation and has no open case is let go. `ahead`
+        waits for the same tickets read in a worker (their payloads as JSON text, stored as
+        they are). Returns the open cases of the tickets, to advance."""
         read = self._read(ticket_ids, ahead)
         now = self.clock()
         with Session(self.engine) as session, session.begin():
+            mine = self.claims.held(session, ticket_ids)
+            read = [r for r in read if r[1] in mine]
+            escalated = self.desk.escalated(session, [r[1] for r in read])
             ids = [case_id for case_id, _, _, _ in read]
             known = {
                 c.id: c
                 for c in session.scalars(select(m.Case).where(m.Case.id.in_(ids)).with_for_update())
             }
-            earlier: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            back = [cid for cid, c in known.items() if c.state in FINAL]
-            for d in session.scalars(
-                select(m.Decision).where(m.Decision.case_id.in_(back)).order_by(m.Decision.seq)
-            ):
-                earlier[d.case_id].append(
-                    {
-                        "seq": d.seq,
-                        "decided_at": d.decided_at.isoformat(),
-                        "outcome": d.outcome,
-                        "escalate_to": d.escalate_to,
-                        "reasons": [r["code"] for r in d.body["reasons"]],
-                    }
-                )
+            back = [c for c, x in known.items() if x.state in FINAL and x.ticket_id in escalated]
+            earlier = _earlier_decisions(session, back)
             new: list[dict[str, Any]] = []
             events: list[tuple[str, str, dict[str, Any]]] = []
             seen: set[str] = set()
@@ -345,6 +445,8 @@ class Runner:
                 seen.add(case_id)
                 case = known.get(case_id)
                 if case is None:
+                    if ticket_id not in escalated:  # finished by another runner meanwhile
+                        continue
                     new.append(
                         {
                             "id": case_id,
@@ -360,6 +462,8 @@ class Runner:
                     events.append((case_id, "received", {"ticket": ticket_id}))
                     stats.received += 1
                     continue
+                if case.state in FINAL and ticket_id not in escalated:
+                    continue  # finished, and its ticket was not escalated again
                 payload = given if isinstance(given, dict) else orjson.loads(given)
                 if case.state in FINAL:
                     facts = {**payload.get("facts", {}), "earlier_decisions": earlier[case_id]}
@@ -390,7 +494,23 @@ class Runner:
             for case_id, event, data in events:
                 chain.add(at=now, case_id=case_id, event=event, data=data)
             chain.flush()
-            self.desk.take(session, [ticket_id for _, ticket_id, _, _ in read], now)
+            return self._take(session, ticket_ids, mine, now)
+
+    def _take(
+        self, session: Session, ticket_ids: Sequence[str], mine: set[str], now: datetime
+    ) -> list[str]:
+        """The tickets with an open case are taken (their cases returned, to advance); the
+        others are let go."""
+        cases = session.execute(
+            select(m.Case.id, m.Case.ticket_id, m.Case.state)
+            .where(m.Case.ticket_id.in_(sorted(mine)))
+            .order_by(m.Case.received_at, m.Case.id)
+        ).all()
+        working = [c for c in cases if c.state not in FINAL]
+        busy = {c.ticket_id for c in working}
+        self.desk.take(session, [t for t in ticket_ids if t in busy], now)
+        self.claims.release(session, sorted(mine - busy))
+        return [c.id for c in working]
 
     # ------------------------------------------------------------------ the steps
 
@@ -509,6 +629,8 @@ class Runner:
             for a in pending
         ]
         results = self.desk.carry_out(session, orders, now) if orders else []
+        if orders:
+            crash_point("after_effect_sent")
         chain = audit.Chain(session)
         for action, result in zip(pending, results, strict=True):
             action.status, action.executed_at, action.result = "done", now, result
@@ -571,6 +693,7 @@ class Runner:
                 )
             )
         self.desk.write_notes(session, orders, now)
+        crash_point("between_effects")
         self.desk.move(session, moves, now)
         recorded = set(
             session.scalars(
@@ -616,4 +739,5 @@ class Runner:
             final = FINAL_OF[outcome]
             finished.append((c.id, final, final, {"outcome": outcome}))
         self._enter(session, audit.Chain(session), finished, now)
+        self.claims.release(session, sorted({c.ticket_id for c in cases}))
         return [(cid, data["outcome"]) for cid, _, _, data in finished]

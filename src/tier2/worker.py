@@ -41,9 +41,12 @@ class Worker:
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Finish the batch in hand, let go of the rest, leave."""
         self._stop.set()
+        self.runner.stopping.set()
         self._wake.set()
         self._thread.join(timeout)
+        self.runner.close()
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -78,6 +78,13 @@ class HelpDesk(Protocol):
         """Each ticket with its latest handoff, the customer and their history: contract cases."""
         ...
 
+    def escalated(self, session: Session, ticket_ids: Sequence[str]) -> set[str]:
+        """Which of these tickets are escalations now: as the store holds them (the local help
+        desk, in the runner's transaction), or as `read_cases` last read them (a remote one).
+        The runner claims a ticket before it reads it, so a ticket another runner finished
+        meanwhile reads as no escalation, and is not taken again."""
+        ...
+
     def take(self, session: Session, ticket_ids: Sequence[str], at: datetime) -> None:
         """Tier-2 has these tickets: they leave the escalation queue."""
         ...

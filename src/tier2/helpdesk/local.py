@@ -206,6 +206,15 @@ class LocalHelpDesk:
     # In the local help desk these run in the runner's transaction: what tier2 records and
     # what the help desk does commit together, so a crash leaves neither or both.
 
+    def escalated(self, session: Session, ticket_ids: Sequence[str]) -> set[str]:
+        return set(
+            session.scalars(
+                select(m.Ticket.id).where(
+                    m.Ticket.id.in_(list(ticket_ids)), m.Ticket.status == ESCALATED
+                )
+            )
+        )
+
     def take(self, session: Session, ticket_ids: Sequence[str], at: datetime) -> None:
         waiting = list(
             session.scalars(

@@ -35,6 +35,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from tier2.core.sla import StatusChange
+from tier2.faults import crash_point
 from tier2.helpdesk.base import ActionOrder, ConnectorError, NoteOrder, TicketMove, Timeline
 
 # case field -> the RT ticket custom field it is read from (or tier2 writes)
@@ -432,6 +433,7 @@ class RtHelpDesk:
         self._cf: dict[str, dict[str, list[str]]] = {}  # custom-field values, likewise
         self._queue_ids: dict[str, str] = {}
         self._cf_names: dict[str, str] | None = None
+        self._escalated: set[str] = set()  # tickets that were escalations when last read
 
     def close(self) -> None:
         self.rt.close()
@@ -483,6 +485,10 @@ class RtHelpDesk:
             )
             self._keys[ticket_id] = keys_in(attachments)
             self._cf[ticket_id] = _values(ticket)
+            if self._is_escalation(ticket):
+                self._escalated.add(ticket_id)
+            else:
+                self._escalated.discard(ticket_id)
             mine = {
                 str(o["id"]): o
                 for r in ticket.get("Requestor") or []
@@ -499,6 +505,21 @@ class RtHelpDesk:
                 )
             )
         return out
+
+    def _is_escalation(self, ticket: Mapping[str, Any]) -> bool:
+        """What `escalation_query` finds, judged on one ticket as RT gives it."""
+        s = self.settings
+        values = _values(ticket)
+        if str(ticket.get("Status")) in _DONE or "escalate" in values.get(
+            s.cf("tier2.outcome"), []
+        ):
+            return False
+        if s.custom_field:
+            return (s.custom_field_value or "") in values.get(s.custom_field, [])
+        return str((ticket.get("Queue") or {}).get("id")) == self.queue_id(s.queue)
+
+    def escalated(self, session: Session, ticket_ids: Sequence[str]) -> set[str]:
+        return {str(t) for t in ticket_ids} & self._escalated
 
     def _paged(self, path: str, fields: str) -> Iterator[dict[str, Any]]:
         page = 1
@@ -541,6 +562,7 @@ class RtHelpDesk:
             json={"Subject": subject, "Content": content, "ContentType": "text/plain"},
         )
         self._known_keys(ticket_id).add(key)
+        crash_point("between_effects")
 
     def carry_out(
         self, session: Session, orders: Sequence[ActionOrder], at: datetime

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session
 
 from tier2._batch import batched
 from tier2.core.sla import StatusChange
+from tier2.faults import crash_point
 from tier2.helpdesk.base import ActionOrder, ConnectorError, NoteOrder, TicketMove, Timeline
 from tier2.helpdesk.rt import KEY_LINE, keys_in
 
@@ -462,6 +463,13 @@ class ZendeskHelpDesk:
 
     # ------------------------------------------------------------------ writing
 
+    def escalated(self, session: Session, ticket_ids: Sequence[str]) -> set[str]:
+        return {
+            str(t)
+            for t in ticket_ids
+            if str(t) in self._tickets and self.settings.escalated(self._tickets[str(t)])
+        }
+
     def take(self, session: Session, ticket_ids: Sequence[str], at: datetime) -> None:
         """Nothing to write: the ticket stays an escalation until tier2 moves it."""
 
@@ -474,6 +482,7 @@ class ZendeskHelpDesk:
         text = body.rstrip("\n") + "\n\n" + KEY_LINE + key + "\n"
         self._update(ticket_id, {"comment": {"body": text, "public": public}, **more})
         self._known_keys(ticket_id).add(key)
+        crash_point("between_effects")
 
     def carry_out(
         self, session: Session, orders: Sequence[ActionOrder], at: datetime
@@ -539,8 +548,13 @@ class ZendeskHelpDesk:
                 else "escalate" if mv.group is not None
                 else "resolve" if mv.status == "resolved" else None
             )  # fmt: skip
+            fields = []
             if s.outcome_field_id is not None and outcome is not None:
-                body["custom_fields"] = [{"id": s.outcome_field_id, "value": outcome}]
+                fields.append({"id": s.outcome_field_id, "value": outcome})
+            if mv.group == "tier1" and s.custom_field_id is not None and not s.tag:
+                fields.append({"id": s.custom_field_id, "value": None})  # as with the tag
+            if fields:
+                body["custom_fields"] = fields
             self._update(mv.ticket_id, body)
 
     # ------------------------------------------------------------------ the SLA monitor

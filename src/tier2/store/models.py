@@ -12,6 +12,9 @@ and what tier2 writes:
   actions     what tier2 carried out, each with a unique idempotency key
   notes       what tier2 wrote back to the ticket, each with a unique idempotency key
   audit_log   append-only, each entry hashing the one before
+and how runners share the work:
+  runners     each `tier2 run` or service worker alive, with the lease it renews
+  claims      which runner owns each ticket tier2 is working on (one owner at a time)
 """
 
 from __future__ import annotations
@@ -95,6 +98,9 @@ class CaseState(StrEnum):
     ESCALATED = "escalated"
     CLOSED = "closed"
     REOPENED = "reopened"
+
+
+FINAL_STATES = frozenset({CaseState.CLOSED, CaseState.RETURNED, CaseState.ESCALATED})
 
 
 # --------------------------------------------------------------------------- the help desk
@@ -242,8 +248,6 @@ class Case(Base):
     payload: Mapped[dict[str, Any]]  # the case as decided, in the contract's shape
     library: Mapped[str] = mapped_column(String(200))
     escalations: Mapped[int] = mapped_column(Integer, default=1)  # > 1: re-escalated
-    claimed_by: Mapped[str | None] = mapped_column(String(64))
-    claimed_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
 
 
@@ -337,3 +341,29 @@ class AuditEntry(Base):
     data: Mapped[dict[str, Any]]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))  # no index: the chain is walked by seq
+
+
+class RunnerEntry(Base):
+    """A runner alive: it renews `lease_until` while it works; past it, it is taken for dead
+    and its claims are taken back. Times are the database's (PostgreSQL's clock; on SQLite,
+    the one machine's)."""
+
+    __tablename__ = "runners"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    started_at: Mapped[datetime]
+    lease_until: Mapped[datetime] = mapped_column(index=True)
+    options: Mapped[dict[str, Any]]
+
+
+class Claim(Base):
+    """One runner owns a ticket from its claim until its case is final (or the ticket turns
+    out not to be an escalation any more): no other runner reads, decides or acts on it."""
+
+    __tablename__ = "claims"
+
+    ticket_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    runner_id: Mapped[str] = mapped_column(String(128), index=True)
+    claimed_at: Mapped[datetime]

@@ -163,6 +163,9 @@ class _Desk:
     def read_cases(self, ticket_ids: Sequence[str]) -> list[dict[str, Any]]:
         return [copy.deepcopy(self.cases[t]) for t in ticket_ids]
 
+    def escalated(self, _s: Any, ticket_ids: Sequence[str]) -> set[str]:
+        return {t for t in ticket_ids if t in self.cases}
+
     def take(self, *_: Any) -> None: ...
     def write_notes(self, *_: Any) -> None: ...
     def move(self, *_: Any) -> None: ...
