@@ -49,7 +49,9 @@ def run(*args: str, env: dict[str, str] | None = None) -> Ran:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        raise AssertionError(f"tier2 {' '.join(args)} ran over {TIMEOUT} s: {err[-2000:]!r}")
+        raise AssertionError(
+            f"tier2 {' '.join(args)} ran over {TIMEOUT} s: {err[-2000:]!r}"
+        ) from None
     return Ran(proc.returncode, out, err, proc.pid)
 
 
