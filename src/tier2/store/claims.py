@@ -111,12 +111,16 @@ class Claims:
             except Exception:  # the store is away for a moment: the next beat tries again
                 continue
 
-    def retire(self) -> None:
-        """Stop renewing, release every claim and leave: the open cases are free at once."""
+    def stop_renewing(self) -> None:
+        """The lease is renewed no more: past it, this runner is taken for dead."""
         self._stop.set()
         if self._beat is not None:
             self._beat.join(5)
             self._beat = None
+
+    def retire(self) -> None:
+        """Stop renewing, release every claim and leave: the open cases are free at once."""
+        self.stop_renewing()
         if not self.registered:
             return
         with Session(self.engine) as session, session.begin():
