@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import gc
 import math
+import multiprocessing
 import os
 import signal
 import sys
@@ -96,23 +97,34 @@ _loaded: dict[str, Library] = {}
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with(parent: int) -> None:
-    """This worker ends when the process that started it does, however that one ends: the
-    kernel sends SIGKILL when the parent dies (Linux), and a watch thread checks the parent
-    every second besides (elsewhere, or should the parent have died before the request)."""
+def _die_with(runner: int) -> None:
+    """This worker ends when the process it works for does, however that one ends: the
+    kernel sends SIGKILL when the worker's parent dies (Linux; the parent is the runner, or
+    the fork server, which ends with the runner), and a watch thread looks every second
+    besides (elsewhere, or should the runner have died before the request)."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         except (OSError, AttributeError):  # no prctl here: the watch thread alone
             pass
+    parent = os.getppid()
+
+    def alive() -> bool:
+        try:
+            os.kill(runner, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return os.getppid() == parent
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while alive():
             threading.Event().wait(1.0)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    threading.Thread(target=watch, name="tier2-parent-watch", daemon=True).start()
+    threading.Thread(target=watch, name="tier2-runner-watch", daemon=True).start()
 
 
 def _load(spec: str, parent: int) -> None:
@@ -212,20 +224,28 @@ def _read_cases(url: str, ticket_ids: Sequence[str]) -> list[Read]:
 class WorkerPool:
     """Decides in `workers` processes, each with the library loaded from the same spec.
 
-    A worker that dies (killed, out of memory) breaks the pool: what it had is decided in the
-    runner's own process (see `Ahead`), and the next batch goes to a new pool.
+    Each worker loads the library itself. A worker that dies (killed, out of memory) breaks
+    the pool: what it had is decided in the runner's own process (see `Ahead`), and the
+    next batch goes to a new pool.
     """
 
     def __init__(self, library: Library, spec: str, workers: int) -> None:
         self.library = library
         self.workers = workers
         self.spec = spec
-        _loaded[spec] = library
         self.pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
+        # Workers come from a fork server, not from this process: a runner has threads (its
+        # lease's heartbeat), and a fork taken while one of them holds a lock (the store's
+        # connection pool, say) leaves that lock held forever in the child.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["tier2.deciding", "tier2.loader"])
         return ProcessPoolExecutor(
-            self.workers, initializer=_load, initargs=(self.spec, os.getpid())
+            self.workers,
+            mp_context=context,
+            initializer=_load,
+            initargs=(self.spec, os.getpid()),
         )
 
     def _submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:

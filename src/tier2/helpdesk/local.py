@@ -103,8 +103,19 @@ class LocalHelpDesk:
         for name, value in _ticket_row(case, key).items():
             setattr(ticket, name, value)
         session.flush()
-        session.execute(delete(m.TicketMessage).where(m.TicketMessage.ticket_id == t.id))
-        session.add_all(m.TicketMessage(**row) for row in _messages(case))
+        # the thread is filed anew; what tier2 wrote on the ticket (keyed) stays
+        session.execute(
+            delete(m.TicketMessage).where(
+                m.TicketMessage.ticket_id == t.id, m.TicketMessage.idempotency_key.is_(None)
+            )
+        )
+        kept = session.scalar(
+            select(func.max(m.TicketMessage.seq)).where(m.TicketMessage.ticket_id == t.id)
+        )
+        start = 0 if kept is None else kept + 1
+        session.add_all(
+            m.TicketMessage(**{**row, "seq": start + row["seq"]}) for row in _messages(case)
+        )
         seq = session.scalar(select(func.max(m.Handoff.seq)).where(m.Handoff.ticket_id == t.id))
         session.add(m.Handoff(**_handoff_row(case, (seq or 0) + 1)))
         session.add(m.TicketEvent(**_escalated_event(case)))

@@ -144,8 +144,10 @@ class Claims:
         expired = select(m.RunnerEntry.id).where(m.RunnerEntry.lease_until < now)
         dead += [r for r in session.scalars(expired) if r not in dead]
         if dead:
-            session.execute(delete(m.Claim).where(m.Claim.runner_id.in_(dead)))
             session.execute(delete(m.RunnerEntry).where(m.RunnerEntry.id.in_(dead)))
+        # the claims of every runner not entered: those just reaped, and those a runner made
+        # after it was reaped itself and before it could enter again
+        session.execute(delete(m.Claim).where(m.Claim.runner_id.not_in(select(m.RunnerEntry.id))))
         return dead
 
     def claim(self, session: Session, ticket_ids: Sequence[str]) -> list[str]:
@@ -153,6 +155,7 @@ class Claims:
         ids = list(dict.fromkeys(ticket_ids))
         if not ids:
             return []
+        self.renew(session)  # entered again first, should this runner have been reaped
         now = db_now(session)
         insert = postgresql.insert if self.postgres else sqlite.insert
         session.execute(
