@@ -13,6 +13,7 @@ import gc
 import math
 import multiprocessing
 import os
+import select
 import signal
 import sys
 import threading
@@ -98,33 +99,39 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with(runner: int) -> None:
-    """This worker ends when the process it works for does, however that one ends: the
-    kernel sends SIGKILL when the worker's parent dies (Linux; the parent is the runner, or
-    the fork server, which ends with the runner), and a watch thread looks every second
-    besides (elsewhere, or should the runner have died before the request)."""
+    """This worker ends when the runner it works for does, however that one ends. The
+    kernel sends SIGKILL when the worker's parent dies (Linux; the parent is the runner's
+    fork server, which the worker itself keeps alive), so a watch thread waits for the
+    runner's end besides: on a pidfd, which is readable once the runner has exited, even
+    while it is not yet reaped (elsewhere, by looking every second)."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         except (OSError, AttributeError):  # no prctl here: the watch thread alone
             pass
-    parent = os.getppid()
-
-    def alive() -> bool:
-        try:
-            os.kill(runner, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return os.getppid() == parent
 
     def watch() -> None:
-        while alive():
-            threading.Event().wait(1.0)
+        try:
+            select.select([os.pidfd_open(runner)], [], [])
+        except ProcessLookupError:
+            pass  # gone already
+        except (AttributeError, OSError):  # no pidfd here
+            while _alive(runner):
+                threading.Event().wait(1.0)
         os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="tier2-runner-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _load(spec: str, parent: int) -> None:

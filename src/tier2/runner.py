@@ -55,7 +55,7 @@ from tier2.helpdesk.base import ActionOrder, HelpDesk, NoteOrder, TicketMove
 from tier2.store import audit
 from tier2.store import models as m
 from tier2.store.bulk import Encoded, insert_rows
-from tier2.store.claims import LEASE_SECONDS, Claims
+from tier2.store.claims import LEASE_SECONDS, Claims, db_now
 from tier2.store.models import FINAL_STATES, CaseState
 
 FINAL = {s.value for s in FINAL_STATES}
@@ -215,11 +215,12 @@ class Runner:
         with Session(self.engine) as session, session.begin():
             self.claims.reap(session)
             orphans = len(self.claims.orphans(session, self.batch * 1000))
+            listed_at = db_now(session)  # (before the listing: a ticket done since is not taken)
         listing = list(self.desk.escalations())
         total = orphans + len(listing)
         ahead = not isinstance(self.decider, InProcess)
         previous: tuple[list[str], Ahead | None] | None = None
-        for tickets, reading in self._claimed(listing):
+        for tickets, reading in self._claimed(listing, listed_at):
             case_ids = self.intake(tickets, stats, reading)
             crash_point("after_intake")
             current = (case_ids, self._ahead(case_ids) if ahead and case_ids else None)
@@ -243,30 +244,36 @@ class Runner:
         if on_progress is not None:
             on_progress(len(case_ids), total, stats)
 
-    def _rounds(self, listing: Sequence[str]) -> Iterator[list[str]]:
-        """Tickets to claim, a round at a time: open cases no one holds, then the listing."""
+    def _rounds(
+        self, listing: Sequence[str], listed_at: datetime
+    ) -> Iterator[tuple[list[str], datetime]]:
+        """Tickets to claim, a round at a time, each with when it was listed: open cases no
+        one holds, then the help desk's listing."""
         while not self.stopping.is_set():
             with Session(self.engine) as session, session.begin():
+                found_at = db_now(session)
                 orphans = self.claims.orphans(session, self.batch)
             if not orphans:
                 break
-            yield orphans
+            yield orphans, found_at
             with Session(self.engine) as session:  # none claimed: others have them now
                 if not self.claims.held(session, orphans):
                     break
         for tickets in batched(listing, self.batch):
-            yield list(tickets)
+            yield list(tickets), listed_at
 
-    def _claimed(self, listing: Sequence[str]) -> Iterator[tuple[list[str], Reading | None]]:
+    def _claimed(
+        self, listing: Sequence[str], listed_at: datetime
+    ) -> Iterator[tuple[list[str], Reading | None]]:
         """Each round's tickets now this runner's, with their reading begun; the next round
         is claimed and its reading begun before this one is handed over."""
         read = self._reader()
         held: tuple[list[str], Reading | None] | None = None
-        for tickets in self._rounds(listing):
+        for tickets, at in self._rounds(listing, listed_at):
             if self.stopping.is_set():
                 break
             with Session(self.engine) as session, session.begin():
-                mine = self.claims.claim(session, tickets)
+                mine = self.claims.claim(session, tickets, at)
             crash_point("after_claim")
             if not mine:
                 continue

@@ -194,6 +194,15 @@ class Chaos:
         assert role.proc is not None
         return any(r.get("pid") == role.proc.pid for r in status(self.engine))
 
+    def kill_all(self) -> None:
+        """Whatever the test's end, no process of it outlives it."""
+        for role in self.roles:
+            for group in role.groups:
+                try:
+                    os.killpg(group, signal.SIGKILL)
+                except ProcessLookupError:
+                    continue
+
     def stop(self) -> None:
         for role in self.roles:
             if role.ended() is None:
@@ -213,21 +222,24 @@ def test_runners_killed_at_random_and_at_every_crash_point_do_everything_once(
     engine = make_engine(database_url)
     desk = LocalHelpDesk(engine)
     chaos = Chaos(database_url, tmp_path, seed=2026)
-    for role in chaos.roles:
-        chaos.start(role, armed=False)
-    started, filed = time.monotonic(), 0
-    # escalations keep arriving until there were CASES and every crash point was reached
-    while filed < CASES or (
-        set(chaos.hits()) != set(POINTS) and time.monotonic() - started < DEADLINE
-    ):
-        wave = generated[filed : filed + WAVE]
-        desk.import_cases(CaseIn.model_validate(c) for c in wave)
-        filed += len(wave)
-        if filed % (CASES // 4) == 0:  # tier-1 sends some back (or their customers reopen them)
-            desk.import_cases(_finished(engine, generated, REESCALATED))
-        chaos.step()
-        time.sleep(chaos.rng.uniform(0.1, 0.4))
-    chaos.stop()
+    try:
+        for role in chaos.roles:
+            chaos.start(role, armed=False)
+        started, filed = time.monotonic(), 0
+        # escalations keep arriving until there were CASES and every crash point was reached
+        while filed < CASES or (
+            set(chaos.hits()) != set(POINTS) and time.monotonic() - started < DEADLINE
+        ):
+            wave = generated[filed : filed + WAVE]
+            desk.import_cases(CaseIn.model_validate(c) for c in wave)
+            filed += len(wave)
+            if filed % (CASES // 4) == 0:  # tier-1 sends some back (or their customers reopen them)
+                desk.import_cases(_finished(engine, generated, REESCALATED))
+            chaos.step()
+            time.sleep(chaos.rng.uniform(0.1, 0.4))
+        chaos.stop()
+    finally:
+        chaos.kill_all()
     final = run("run", "--once", "--db", database_url, "--no-sla-scan")
     assert final.returncode == 0, final.stderr.decode()[-2000:]
     no_processes([g for role in chaos.roles for g in role.groups])

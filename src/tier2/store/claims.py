@@ -124,7 +124,7 @@ class Claims:
         if not self.registered:
             return
         with Session(self.engine) as session, session.begin():
-            session.execute(delete(m.Claim).where(m.Claim.runner_id == self.id))
+            session.execute(_free(m.Claim.runner_id == self.id))
             session.execute(delete(m.RunnerEntry).where(m.RunnerEntry.id == self.id))
         self.registered = False
 
@@ -132,7 +132,8 @@ class Claims:
 
     def reap(self, session: Session) -> list[str]:
         """Runners whose lease ran out, and runners of this machine whose process is gone
-        (no need to wait for their lease): their claims and entries go. Returns their ids."""
+        (no need to wait for their lease): their entries go and their claims are free.
+        Returns their ids."""
         now = db_now(session)
         dead = [
             r.id
@@ -147,19 +148,27 @@ class Claims:
             session.execute(delete(m.RunnerEntry).where(m.RunnerEntry.id.in_(dead)))
         # the claims of every runner not entered: those just reaped, and those a runner made
         # after it was reaped itself and before it could enter again
-        session.execute(delete(m.Claim).where(m.Claim.runner_id.not_in(select(m.RunnerEntry.id))))
+        session.execute(_free(m.Claim.runner_id.not_in(select(m.RunnerEntry.id))))
         return dead
 
-    def claim(self, session: Session, ticket_ids: Sequence[str]) -> list[str]:
-        """Claim these tickets where no one has; the ones now this runner's, in order."""
+    def claim(self, session: Session, ticket_ids: Sequence[str], listed_at: datetime) -> list[str]:
+        """Claim these tickets, listed as escalations at `listed_at`, where no one holds
+        them and no case of theirs ended since (a listing older than that is stale for
+        them); the ones now this runner's, in order."""
         ids = list(dict.fromkeys(ticket_ids))
         if not ids:
             return []
         self.renew(session)  # entered again first, should this runner have been reaped
         now = db_now(session)
-        insert = postgresql.insert if self.postgres else sqlite.insert
+        claims = m.table(m.Claim)
+        insert = (postgresql.insert if self.postgres else sqlite.insert)(claims)
         session.execute(
-            insert(m.table(m.Claim)).on_conflict_do_nothing(index_elements=["ticket_id"]),
+            insert.on_conflict_do_update(
+                index_elements=["ticket_id"],
+                set_={"runner_id": self.id, "claimed_at": now},
+                where=claims.c.runner_id.is_(None)
+                & (claims.c.released_at.is_(None) | (claims.c.released_at < listed_at)),
+            ),
             [{"ticket_id": t, "runner_id": self.id, "claimed_at": now} for t in ids],
         )
         mine = self.held(session, ids)
@@ -176,31 +185,39 @@ class Claims:
         return set(session.scalars(query))
 
     def release(self, session: Session, ticket_ids: Sequence[str]) -> None:
+        """Done with these tickets (their cases final, or no escalation): a listing taken
+        before now no longer claims them."""
         if ticket_ids:
             session.execute(
-                delete(m.Claim).where(
-                    m.Claim.ticket_id.in_(list(ticket_ids)), m.Claim.runner_id == self.id
-                )
+                update(m.Claim)
+                .where(m.Claim.ticket_id.in_(list(ticket_ids)), m.Claim.runner_id == self.id)
+                .values(runner_id=None, released_at=db_now(session))
             )
 
     def release_all(self) -> None:
+        """Let go of every ticket still held, unfinished: free for any runner at once."""
         with Session(self.engine) as session, session.begin():
-            session.execute(delete(m.Claim).where(m.Claim.runner_id == self.id))
+            session.execute(_free(m.Claim.runner_id == self.id))
 
     def orphans(self, session: Session, limit: int) -> list[str]:
-        """Tickets of open cases that no runner claims (their runner died, or let them go),
+        """Tickets of open cases that no runner holds (their runner died, or let them go),
         oldest first."""
         claims = m.table(m.Claim)
         cases = m.table(m.Case)
         rows = session.execute(
             select(cases.c.ticket_id, func.min(cases.c.received_at).label("first"))
             .select_from(cases.outerjoin(claims, claims.c.ticket_id == cases.c.ticket_id))
-            .where(cases.c.state.in_(OPEN), claims.c.ticket_id.is_(None))
+            .where(cases.c.state.in_(OPEN), claims.c.runner_id.is_(None))
             .group_by(cases.c.ticket_id)
             .order_by("first", cases.c.ticket_id)
             .limit(limit)
         )
         return [r.ticket_id for r in rows]
+
+
+def _free(which: Any) -> Any:
+    """The claims matched, held by no one and claimable from any listing."""
+    return update(m.Claim).where(which).values(runner_id=None, released_at=None)
 
 
 def _host() -> str:
@@ -232,7 +249,9 @@ def status(engine: Engine) -> list[dict[str, Any]]:
         now = db_now(session)
         held = dict(
             session.execute(
-                select(m.Claim.runner_id, func.count()).group_by(m.Claim.runner_id)
+                select(m.Claim.runner_id, func.count())
+                .where(m.Claim.runner_id.is_not(None))
+                .group_by(m.Claim.runner_id)
             ).all()
         )
         out = []

@@ -360,10 +360,13 @@ class RunnerEntry(Base):
 
 class Claim(Base):
     """One runner owns a ticket from its claim until its case is final (or the ticket turns
-    out not to be an escalation any more): no other runner reads, decides or acts on it."""
+    out not to be an escalation any more): no other runner reads, decides or acts on it.
+    Released, the row stays with no runner and the time its work ended, so a listing of
+    escalations taken before then does not claim the ticket again."""
 
     __tablename__ = "claims"
 
     ticket_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    runner_id: Mapped[str] = mapped_column(String(128), index=True)
+    runner_id: Mapped[str | None] = mapped_column(String(128), index=True)
     claimed_at: Mapped[datetime]
+    released_at: Mapped[datetime | None]

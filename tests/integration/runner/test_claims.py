@@ -84,7 +84,7 @@ def test_a_claimed_ticket_is_left_to_its_owner(database_url: str) -> None:
     a.claims.register()
     held = desk.escalations()[:10]
     with Session(engine) as session, session.begin():
-        assert a.claims.claim(session, held) == list(held)
+        assert a.claims.claim(session, held, datetime.now(UTC)) == list(held)
     assert b.run_once().finished == CASES - 10
     assert [r["claims"] for r in status(engine) if r["id"] == a.claims.id] == [10]
     assert a.run_once().finished == 10
@@ -103,7 +103,7 @@ def test_the_cases_of_a_runner_past_its_lease_go_to_another_and_it_is_fenced_off
     a.claims.register()
     a.claims.stop_renewing()
     with Session(engine) as session, session.begin():
-        mine = a.claims.claim(session, desk.escalations()[:10])
+        mine = a.claims.claim(session, desk.escalations()[:10], datetime.now(UTC))
     taken = a.intake(mine, stats := RunStats())
     assert len(taken) == 10 and stats.received == 10
     with Session(engine) as session, session.begin():  # A's lease runs out

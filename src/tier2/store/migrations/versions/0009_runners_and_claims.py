@@ -45,8 +45,9 @@ def upgrade() -> None:
     op.create_table(
         "claims",
         sa.Column("ticket_id", sa.String(length=64), nullable=False),
-        sa.Column("runner_id", sa.String(length=128), nullable=False),
+        sa.Column("runner_id", sa.String(length=128), nullable=True),
         sa.Column("claimed_at", _TIME, nullable=False),
+        sa.Column("released_at", _TIME, nullable=True),
         sa.PrimaryKeyConstraint("ticket_id", name=op.f("pk_claims")),
     )
     with op.batch_alter_table("claims", schema=None) as batch_op:
