@@ -793,6 +793,48 @@ def audit_verify(db: DbOption = None) -> None:
     raise typer.Exit(1)
 
 
+@app.command()
+def status(
+    db: DbOption = None,
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
+) -> None:
+    """The runners sharing the store: each one's lease and the tickets it holds, and the
+    cases still open. A runner past its lease is dead; the next pass of any runner takes
+    its cases up."""
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from tier2.store import models as m
+    from tier2.store.claims import OPEN
+    from tier2.store.claims import status as runners
+
+    engine = _engine(db)
+    found = runners(engine)
+    with Session(engine) as session:
+        open_cases = dict(
+            session.execute(
+                select(m.Case.state, func.count())
+                .where(m.Case.state.in_(OPEN))
+                .group_by(m.Case.state)
+            ).all()
+        )
+    engine.dispose()
+    if format is Format.json:
+        sys.stdout.write(orjson.dumps({"runners": found, "open_cases": open_cases}).decode() + "\n")
+        return
+    for r in found:
+        state = "alive" if r["alive"] else "dead (its claims go at the next pass of any runner)"
+        where = f"{r.get('host', '?').split(' ')[0]} pid {r.get('pid', '?')}"
+        sys.stdout.write(
+            f"runner {r['id']} on {where}: {state}, lease until {r.get('lease_until', '-')}, "
+            f"holds {r['claims']} ticket(s)\n"
+        )
+    if not found:
+        sys.stdout.write("no runner is working on this store\n")
+    listed = ", ".join(f"{k} {v}" for k, v in sorted(open_cases.items())) or "none"
+    sys.stdout.write(f"open cases: {listed}\n")
+
+
 case_app = typer.Typer(help="Cases in the store.")
 app.add_typer(case_app, name="case")
 

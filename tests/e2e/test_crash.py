@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.e2e.exactly_once import assert_exactly_once, idle_in_transaction, no_processes, run
@@ -44,6 +45,9 @@ def test_a_runner_killed_at_a_crash_point_loses_nothing_and_repeats_nothing(
     else:
         assert killed.returncode == -9, killed.stderr.decode()[-2000:]
     no_processes([killed.pgid])  # its deciding worker died with it
+    shown = orjson.loads(run("status", "--db", database_url, "--format", "json").stdout)
+    dead = [r for r in shown["runners"] if not r["alive"]]
+    assert len(dead) == (point != "worker_mid_batch"), shown  # `tier2 status` names the dead
     after = run("run", "--once", "--db", database_url, "--no-sla-scan")
     assert after.returncode == 0, after.stderr.decode()[-2000:]
     assert_exactly_once(engine, CASES)

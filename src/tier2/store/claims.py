@@ -244,7 +244,9 @@ OPEN = [s.value for s in m.CaseState if s not in m.FINAL_STATES]
 
 def status(engine: Engine) -> list[dict[str, Any]]:
     """Every runner entered, with its lease and how many tickets it holds (for `tier2
-    status`); a runner past its lease is shown as such until someone reaps it."""
+    status`); one past its lease, or of this machine and gone, is shown dead until a
+    runner's next pass reaps it."""
+    here = _host()
     with Session(engine) as session:
         now = db_now(session)
         held = dict(
@@ -263,7 +265,7 @@ def status(engine: Engine) -> list[dict[str, Any]]:
                     "pid": r.pid,
                     "started_at": r.started_at.isoformat(),
                     "lease_until": r.lease_until.isoformat(),
-                    "alive": r.lease_until >= now,
+                    "alive": r.lease_until >= now and (r.host != here or _alive(r.pid)),
                     "claims": held.pop(r.id, 0),
                     "options": r.options,
                 }
