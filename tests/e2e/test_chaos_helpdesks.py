@@ -5,8 +5,10 @@ has one decision, the store's record agrees with the help desk."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import uuid
 from collections import Counter
@@ -72,8 +74,13 @@ def _race(config: Path, env: dict[str, str], log: Path) -> list[int]:
         )
         for point in POINTS
     ]
-    for p in procs:
-        p.wait(TIMEOUT)
+    try:
+        for p in procs:
+            p.wait(TIMEOUT)
+    finally:  # whatever the test's end, no process of it outlives it
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, signal.SIGKILL)
     return [p.pid for p in procs]
 
 

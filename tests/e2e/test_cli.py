@@ -25,6 +25,7 @@ def tier2(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess
         capture_output=True,
         check=False,
         cwd=ROOT,
+        timeout=300,
     )
 
 
@@ -182,6 +183,7 @@ def test_db_upgrade_creates_the_store(tmp_path: Path) -> None:
             capture_output=True,
             env=env,
             check=False,
+            timeout=300,
         )
         assert r.returncode == 0, r.stderr
         assert r.stdout.decode().endswith(f"schema at {head_revision(database_url(str(db)))}\n")

@@ -159,6 +159,10 @@ class Claims:
         if not ids:
             return []
         self.renew(session)  # entered again first, should this runner have been reaped
+        if self.postgres:
+            ids = self._not_busy(session, ids)
+            if not ids:
+                return []
         now = db_now(session)
         claims = m.table(m.Claim)
         insert = (postgresql.insert if self.postgres else sqlite.insert)(claims)
@@ -173,6 +177,20 @@ class Claims:
         )
         mine = self.held(session, ids)
         return [t for t in ids if t in mine]
+
+    def _not_busy(self, session: Session, ids: list[str]) -> list[str]:
+        """PostgreSQL: the tickets whose claim row no step of another runner has locked
+        (`SKIP LOCKED`), and those with no row yet: a claim never waits for another
+        runner's step, which may be waiting on a remote help desk."""
+        free = set(
+            session.scalars(
+                select(m.Claim.ticket_id)
+                .where(m.Claim.ticket_id.in_(ids))
+                .with_for_update(skip_locked=True)
+            )
+        )
+        known = set(session.scalars(select(m.Claim.ticket_id).where(m.Claim.ticket_id.in_(ids))))
+        return [t for t in ids if t in free or t not in known]
 
     def held(self, session: Session, ticket_ids: Sequence[str]) -> set[str]:
         """Which of these tickets this runner holds; on PostgreSQL their claim rows stay
