@@ -801,37 +801,24 @@ def status(
     """The runners sharing the store: each one's lease and the tickets it holds, and the
     cases still open. A runner past its lease is dead; the next pass of any runner takes
     its cases up."""
-    from sqlalchemy import func, select
-    from sqlalchemy.orm import Session
-
-    from tier2.store import models as m
-    from tier2.store.claims import OPEN
-    from tier2.store.claims import status as runners
+    from tier2.store.claims import status as store_status
 
     engine = _engine(db)
-    found = runners(engine)
-    with Session(engine) as session:
-        open_cases = dict(
-            session.execute(
-                select(m.Case.state, func.count())
-                .where(m.Case.state.in_(OPEN))
-                .group_by(m.Case.state)
-            ).all()
-        )
+    found = store_status(engine)
     engine.dispose()
     if format is Format.json:
-        sys.stdout.write(orjson.dumps({"runners": found, "open_cases": open_cases}).decode() + "\n")
+        sys.stdout.write(orjson.dumps(found).decode() + "\n")
         return
-    for r in found:
+    for r in found["runners"]:
         state = "alive" if r["alive"] else "dead (its claims go at the next pass of any runner)"
         where = f"{r.get('host', '?').split(' ')[0]} pid {r.get('pid', '?')}"
         sys.stdout.write(
             f"runner {r['id']} on {where}: {state}, lease until {r.get('lease_until', '-')}, "
             f"holds {r['claims']} ticket(s)\n"
         )
-    if not found:
+    if not found["runners"]:
         sys.stdout.write("no runner is working on this store\n")
-    listed = ", ".join(f"{k} {v}" for k, v in sorted(open_cases.items())) or "none"
+    listed = ", ".join(f"{k} {v}" for k, v in sorted(found["open_cases"].items())) or "none"
     sys.stdout.write(f"open cases: {listed}\n")
 
 

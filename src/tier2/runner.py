@@ -186,7 +186,8 @@ class Runner:
     # ------------------------------------------------------------------ a pass
 
     def run_once(self, on_progress: Progress | None = None) -> RunStats:
-        """Take in every escalation, then advance every open case to its final state; the
+        """Take every open case no runner holds and every escalation the help desk lists to
+        its final state, a round at a time; then let go of what could not be finished. The
         webhook deliveries queued before the pass began are then taken (the pass saw them)."""
         if not self.claims.registered:
             self.claims.register()

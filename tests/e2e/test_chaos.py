@@ -192,7 +192,7 @@ class Chaos:
     def registered(self, role: Role) -> bool:
         """The runner is past its start-up: its SIGTERM handler is in place."""
         assert role.proc is not None
-        return any(r.get("pid") == role.proc.pid for r in status(self.engine))
+        return any(r.get("pid") == role.proc.pid for r in status(self.engine)["runners"])
 
     def kill_all(self) -> None:
         """Whatever the test's end, no process of it outlives it."""

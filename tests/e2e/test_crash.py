@@ -3,12 +3,20 @@ finishes every case, and nothing is decided, paid or written twice."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.e2e.exactly_once import assert_exactly_once, idle_in_transaction, no_processes, run
+from tests.e2e.exactly_once import (
+    TIMEOUT,
+    assert_exactly_once,
+    idle_in_transaction,
+    no_processes,
+    run,
+    tier2,
+)
 from tier2.contract import CaseIn
 from tier2.faults import POINTS
 from tier2.generate import CaseGenerator
@@ -52,4 +60,28 @@ def test_a_runner_killed_at_a_crash_point_loses_nothing_and_repeats_nothing(
     assert after.returncode == 0, after.stderr.decode()[-2000:]
     assert_exactly_once(engine, CASES)
     assert idle_in_transaction(engine) == 0
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_two_runners_started_together_decide_and_pay_once(
+    database_url: str,
+) -> None:
+    """`--batch 1 --workers 0` and `--batch 7 --workers 1` on the same escalations at once:
+    every case is decided once, every refund and credit paid once, both exit 0."""
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    cases = CaseGenerator(load_library("saas"), 23).cases(300)
+    LocalHelpDesk(engine).import_cases(CaseIn.model_validate(c) for c in cases)
+    first = subprocess.Popen(
+        tier2("run", "--once", "--db", database_url, "--batch", "1", "--workers", "0",
+              "--no-sla-scan"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    second = run(
+        "run", "--once", "--db", database_url, "--batch", "7", "--workers", "1", "--no-sla-scan"
+    )
+    _, err = first.communicate(timeout=TIMEOUT)
+    assert first.returncode == 0 and second.returncode == 0, (err + second.stderr)[-2000:]
+    assert_exactly_once(engine, 300)
     engine.dispose()

@@ -260,10 +260,10 @@ def _alive(pid: int) -> bool:
 OPEN = [s.value for s in m.CaseState if s not in m.FINAL_STATES]
 
 
-def status(engine: Engine) -> list[dict[str, Any]]:
-    """Every runner entered, with its lease and how many tickets it holds (for `tier2
-    status`); one past its lease, or of this machine and gone, is shown dead until a
-    runner's next pass reaps it."""
+def status(engine: Engine) -> dict[str, Any]:
+    """Every runner entered, with its lease and how many tickets it holds, and the open
+    cases by state (for `tier2 status`). A runner past its lease, or of this machine and
+    gone, is shown dead until a runner's next pass reaps it."""
     here = _host()
     with Session(engine) as session:
         now = db_now(session)
@@ -290,4 +290,11 @@ def status(engine: Engine) -> list[dict[str, Any]]:
             )
         for runner_id, n in held.items():  # claims of a runner already gone (reaped next)
             out.append({"id": runner_id, "alive": False, "claims": n})
-        return out
+        open_cases = dict(
+            session.execute(
+                select(m.Case.state, func.count())
+                .where(m.Case.state.in_(OPEN))
+                .group_by(m.Case.state)
+            ).all()
+        )
+        return {"runners": out, "open_cases": open_cases}

@@ -86,7 +86,7 @@ def test_a_claimed_ticket_is_left_to_its_owner(database_url: str) -> None:
     with Session(engine) as session, session.begin():
         assert a.claims.claim(session, held, datetime.now(UTC)) == list(held)
     assert b.run_once().finished == CASES - 10
-    assert [r["claims"] for r in status(engine) if r["id"] == a.claims.id] == [10]
+    assert [r["claims"] for r in status(engine)["runners"] if r["id"] == a.claims.id] == [10]
     assert a.run_once().finished == 10
     assert_exactly_once(engine, CASES)
     a.close(), b.close()
