@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
+from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from tier2._batch import batched
@@ -38,6 +39,7 @@ from tier2.store.models import CaseState
 
 OWNED = [s.value for s in CaseState if s.value not in ("closed", "returned")]
 MANAGER = "support_manager"
+_MONITOR_LOCK = 7_272_003  # the advisory lock monitors take turns at on PostgreSQL
 REASON = "sla_breach"
 
 
@@ -124,6 +126,9 @@ class SlaMonitor:
 
     def _escalate(self, found: Sequence[_Found], now: datetime, stats: ScanStats) -> None:
         with Session(self.engine) as session, session.begin():
+            if session.get_bind().dialect.name == "postgresql":  # monitors take turns here (on
+                # SQLite the transaction's write lock does it): a case escalated once
+                session.execute(sql("SELECT pg_advisory_xact_lock(:k)"), {"k": _MONITOR_LOCK})
             done = {
                 (r.case_id, r.escalation, r.target, r.kind)
                 for r in session.execute(
@@ -143,7 +148,7 @@ class SlaMonitor:
             if not new:
                 return
             rows, notes, moves = [], [], []
-            chain = audit.Chain(session)
+            entries: list[tuple[str, dict[str, Any]]] = []
             for f in new:
                 clock = f.clock
                 rows.append(
@@ -175,19 +180,19 @@ class SlaMonitor:
                 )
                 notes.append(NoteOrder(f.ticket_id, key, "sla", text))
                 moves.append(TicketMove(f.ticket_id, None, MANAGER, (f"tier2:{REASON}",)))
-                chain.add(
-                    at=now,
-                    case_id=f.case_id,
-                    event=REASON,
-                    data={
-                        "kind": f.kind.value,
-                        "target": clock.target,
-                        "severity": clock.severity,
-                        "elapsed_seconds": round(clock.elapsed_seconds, 3),
-                        "target_seconds": clock.target_seconds,
-                        "due": None if clock.due is None else clock.due.isoformat(),
-                        "escalate_to": MANAGER,
-                    },
+                entries.append(
+                    (
+                        f.case_id,
+                        {
+                            "kind": f.kind.value,
+                            "target": clock.target,
+                            "severity": clock.severity,
+                            "elapsed_seconds": round(clock.elapsed_seconds, 3),
+                            "target_seconds": clock.target_seconds,
+                            "due": None if clock.due is None else clock.due.isoformat(),
+                            "escalate_to": MANAGER,
+                        },
+                    )
                 )
                 stats.escalated[f.kind.value] += 1
             session.execute(insert(m.table(m.SlaEscalation)), rows)
@@ -207,4 +212,7 @@ class SlaMonitor:
                     for f, n in zip(new, notes, strict=True)
                 ],
             )
+            chain = audit.Chain(session)  # (after the help desk's calls: it locks the chain)
+            for case_id, data in entries:
+                chain.add(at=now, case_id=case_id, event=REASON, data=data)
             chain.flush()

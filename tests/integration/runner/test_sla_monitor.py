@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -130,3 +131,21 @@ def test_at_risk_escalates_only_without_a_recent_owner_action(database_url: str)
         stats = monitor.scan(datetime.fromtimestamp(when).astimezone())
         assert kind_of(case_id) == expected, stats
     engine.dispose()
+
+
+def test_monitors_scanning_at_once_escalate_each_case_once(database_url: str) -> None:
+    """Three monitors (of three runners) scan the same store at the same time: every breached
+    case is escalated once in all, and none of them fails."""
+    engine, library, runner = make_store(database_url, 30)
+    runner.run_once()
+    open_cases = escalated(engine)
+    later = max(e for _, _, e, _ in open_cases) + timedelta(days=30)
+    monitors = [
+        SlaMonitor(engine, library, LocalHelpDesk(engine), clock=runner.clock) for _ in range(3)
+    ]
+    with ThreadPoolExecutor(3) as pool:
+        scans = list(pool.map(lambda monitor: monitor.scan(later), monitors))
+    assert sum(s.escalated["breached"] for s in scans) == len(open_cases)
+    with Session(engine) as session:
+        assert len(session.scalars(select(m.SlaEscalation)).all()) == len(open_cases)
+        assert audit.verify(session).intact
