@@ -29,8 +29,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from run import fresh_postgres  # benchmarks/run.py, beside this script
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tier2.contract import CaseIn
@@ -90,15 +90,6 @@ def runner_main(url: str, delay: float, batch: int) -> None:
     sys.stdout.write(orjson.dumps(line).decode() + "\n")
 
 
-def fresh(url: str) -> None:
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
-    admin.dispose()
-
-
 def check(url: str, cases: int) -> str:
     """Nothing done twice, nothing left: or an AssertionError naming what."""
     engine = make_engine(url)
@@ -123,7 +114,7 @@ def check(url: str, cases: int) -> str:
 
 
 def measure(n: int, jsonl: list[dict[str, Any]], args: argparse.Namespace) -> float:
-    fresh(args.postgres)
+    fresh_postgres(args.postgres)
     upgrade(args.postgres)
     engine = make_engine(args.postgres)
     LocalHelpDesk(engine).import_cases(CaseIn.model_validate(c) for c in jsonl)
