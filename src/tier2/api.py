@@ -30,6 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from tier2 import __version__
 from tier2.contract import CaseError, decision_json, parse_case
@@ -201,7 +202,7 @@ def create_app(  # noqa: PLR0915 (the routes are closures over the service's set
         ticket_id = _ticket_of(body)
         if ticket_id is None:
             return JSONResponse({"error": "no ticket_id (or detail.id) in the body"}, 422)
-        return _queue("zendesk", f"zendesk:{signature}", ticket_id, body)
+        return await run_in_threadpool(_queue, "zendesk", f"zendesk:{signature}", ticket_id, body)
 
     @app.post("/webhooks/rt", tags=["webhooks"], status_code=202)
     async def rt_webhook(
@@ -223,6 +224,6 @@ def create_app(  # noqa: PLR0915 (the routes are closures over the service's set
         delivery = body.get("transaction_id") or body.get("delivery_id")
         if delivery is None:
             return JSONResponse({"error": "no transaction_id (or delivery_id) in the body"}, 422)
-        return _queue("rt", f"rt:{ticket_id}:{delivery}", ticket_id, body)
+        return await run_in_threadpool(_queue, "rt", f"rt:{ticket_id}:{delivery}", ticket_id, body)
 
     return app

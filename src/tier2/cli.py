@@ -576,30 +576,52 @@ def sla_due(
 @sla_app.command("scan")
 def sla_scan(
     library: Annotated[
-        str, typer.Option("--library", "-l", help="Built-in library or folder.")
-    ] = "saas",
+        str | None,
+        typer.Option("--library", "-l", help="Built-in library or folder (default: saas)."),
+    ] = None,
     db: DbOption = None,
     now: Annotated[
         str | None, typer.Option(help="The time to scan at (ISO-8601; default: now).")
     ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Configuration file (default: ./tier2.toml if present).")
+    ] = None,
+    connector: Annotated[
+        str | None,
+        typer.Option(help="Help desk: local, rt or zendesk (default: tier2.toml's, else local)."),
+    ] = None,
 ) -> None:
-    """Compute every open case's SLA clocks; escalate breached (and neglected at-risk) cases
-    to support_manager, once per breach (handbook A5)."""
-    from tier2.helpdesk.local import LocalHelpDesk
+    """Compute every open case's SLA clocks from the help desk's ticket history; escalate
+    breached (and neglected at-risk) cases to support_manager there, once per breach
+    (handbook A5)."""
+    from tier2.config import ConfigError, load_config
+    from tier2.connectors import open_desk
+    from tier2.helpdesk.base import ConnectorError
     from tier2.monitor import SlaMonitor
 
     at = _parse_now(now)
     try:
-        lib = load_library(library)
+        settings = load_config(config)
+        lib = load_library(library or settings.library)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
     except LibraryError as exc:
         raise _fail(str(exc)) from None
-    engine = _engine(db)
+    engine = _engine(settings.store(db))
     try:
-        stats = SlaMonitor(
-            engine, lib, LocalHelpDesk(engine), clock=partial(datetime.now, UTC)
-        ).scan(at)
+        desk = open_desk(settings, engine, connector)
+    except ConfigError as exc:
+        engine.dispose()
+        raise _fail(str(exc)) from None
+    try:
+        stats = SlaMonitor(engine, lib, desk, clock=partial(datetime.now, UTC)).scan(at)
+    except ConnectorError as exc:
+        raise _fail(f"help desk: {exc}") from None
     finally:
         engine.dispose()
+        close = getattr(desk, "close", None)
+        if close is not None:
+            close()
     _report_scan(stats)
 
 

@@ -45,6 +45,20 @@ def _examples(copies: int) -> list[dict[str, Any]]:
     return out
 
 
+def zendesk_config(tmp: Path, db: str, fake: FakeZendesk, url: str) -> Path:
+    """A tier2.toml for the fake Zendesk served at url."""
+    config = tmp / "tier2.toml"
+    config.write_text(
+        f'database = "{db}"\n[connector]\nkind = "zendesk"\n[connector.zendesk]\n'
+        f'subdomain = "acme"\nemail = "{fake.email}"\ntoken_env = "ZD_TOKEN"\n'
+        f'base_url = "{url}/api/v2/"\ntag = "tier2"\nreturn_group_id = 100\n'
+        "groups = { senior_support = 300, support_manager = 400 }\n"
+        "actions_field_id = 520\noutcome_field_id = 521\n"
+        f"fields = {json.dumps(FIELDS).replace(':', ' =')}\n"
+    )
+    return config
+
+
 def _race(config: Path, env: dict[str, str], log: Path) -> list[int]:
     """Runners side by side, each armed with a crash point around the help desk's writes;
     returns their process groups once all have ended."""
@@ -124,15 +138,7 @@ def test_runners_killed_around_zendesk_writes_write_each_comment_once(tmp_path: 
     tickets = [fake.add_case(c, FIELDS, "tier2") for c in cases]
     db = f"sqlite:///{tmp_path / 'tier2.db'}"
     with Served(fake.handle, "acme.zendesk.com") as served:
-        config = tmp_path / "tier2.toml"
-        config.write_text(
-            f'database = "{db}"\n[connector]\nkind = "zendesk"\n[connector.zendesk]\n'
-            f'subdomain = "acme"\nemail = "{fake.email}"\ntoken_env = "ZD_TOKEN"\n'
-            f'base_url = "{served.url}/api/v2/"\ntag = "tier2"\nreturn_group_id = 100\n'
-            "groups = { senior_support = 300, support_manager = 400 }\n"
-            "actions_field_id = 520\noutcome_field_id = 521\n"
-            f"fields = {json.dumps(FIELDS).replace(':', ' =')}\n"
-        )
+        config = zendesk_config(tmp_path, db, fake, served.url)
         _race_and_finish(config, {"ZD_TOKEN": fake.token}, tmp_path)
     counts = _store_once(db, len(cases))
     on_tickets = Counter(
