@@ -245,6 +245,13 @@ DbOption = Annotated[
     str | None,
     typer.Option(help="Database URL or SQLite path (default: TIER2_DB, else ./tier2.db)."),
 ]
+ConfigOption = Annotated[
+    Path | None, typer.Option(help="Configuration file (default: ./tier2.toml if present).")
+]
+ConnectorOption = Annotated[
+    str | None,
+    typer.Option(help="Help desk: local, rt or zendesk (default: tier2.toml's, else local)."),
+]
 
 
 def _engine(db: str | None) -> Engine:
@@ -286,13 +293,8 @@ def run(  # noqa: PLR0917, PLR0915 (Typer: each option is a parameter; its impor
     sla_scan: Annotated[
         bool | None, typer.Option(help="Run the SLA monitor after each pass (tier2 sla scan).")
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="Configuration file (default: ./tier2.toml if present).")
-    ] = None,
-    connector: Annotated[
-        str | None,
-        typer.Option(help="Help desk: local, rt or zendesk (default: tier2.toml's, else local)."),
-    ] = None,
+    config: ConfigOption = None,
+    connector: ConnectorOption = None,
     backfill_since: Annotated[
         str | None,
         typer.Option(
@@ -443,9 +445,7 @@ def _run_pass(runner: Runner) -> RunStats:
 def serve(  # noqa: PLR0917 (Typer: each option is a parameter)
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    config: Annotated[
-        Path | None, typer.Option(help="Configuration file (default: ./tier2.toml if present).")
-    ] = None,
+    config: ConfigOption = None,
     library: Annotated[
         str | None, typer.Option("--library", "-l", help="Built-in library or folder.")
     ] = None,
@@ -583,13 +583,8 @@ def sla_scan(
     now: Annotated[
         str | None, typer.Option(help="The time to scan at (ISO-8601; default: now).")
     ] = None,
-    config: Annotated[
-        Path | None, typer.Option(help="Configuration file (default: ./tier2.toml if present).")
-    ] = None,
-    connector: Annotated[
-        str | None,
-        typer.Option(help="Help desk: local, rt or zendesk (default: tier2.toml's, else local)."),
-    ] = None,
+    config: ConfigOption = None,
+    connector: ConnectorOption = None,
 ) -> None:
     """Compute every open case's SLA clocks from the help desk's ticket history; escalate
     breached (and neglected at-risk) cases to support_manager there, once per breach
