@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from tier2._process import alive
 from tier2.contract import (
     CaseError,
     Unit,
@@ -117,21 +118,11 @@ def _die_with(runner: int) -> None:
         except ProcessLookupError:
             pass  # gone already
         except (AttributeError, OSError):  # no pidfd here
-            while _alive(runner):
+            while alive(runner):
                 threading.Event().wait(1.0)
         os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="tier2-runner-watch", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _load(spec: str, parent: int) -> None:

@@ -31,6 +31,7 @@ from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from tier2._process import alive
 from tier2.store import models as m
 
 LEASE_SECONDS = 30.0
@@ -140,7 +141,7 @@ class Claims:
             for r in session.execute(
                 select(m.RunnerEntry.id, m.RunnerEntry.host, m.RunnerEntry.pid)
             )
-            if r.id != self.id and r.host == self.host and not _alive(r.pid)
+            if r.id != self.id and r.host == self.host and not alive(r.pid)
         ]
         expired = select(m.RunnerEntry.id).where(m.RunnerEntry.lease_until < now)
         dead += [r for r in session.scalars(expired) if r not in dead]
@@ -247,16 +248,6 @@ def _host() -> str:
         return socket.gethostname()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
 OPEN = [s.value for s in m.CaseState if s not in m.FINAL_STATES]
 
 
@@ -283,7 +274,7 @@ def status(engine: Engine) -> dict[str, Any]:
                     "pid": r.pid,
                     "started_at": r.started_at.isoformat(),
                     "lease_until": r.lease_until.isoformat(),
-                    "alive": r.lease_until >= now and (r.host != here or _alive(r.pid)),
+                    "alive": r.lease_until >= now and (r.host != here or alive(r.pid)),
                     "claims": held.pop(r.id, 0),
                     "options": r.options,
                 }
