@@ -34,9 +34,9 @@ import orjson
 
 from tier2.contract import CaseError, decision_to_dict, parse_case
 from tier2.core import decide
-from tier2.generate import CaseGenerator
 from tier2.helpdesk.rt import KEY_LINE, RtClient, RtSettings, file_case
-from tier2.loader import load_library
+from tier2.library.loader import load_library
+from tier2.library.samples import CaseGenerator
 
 TARGETS = ("senior_support", "support_manager")
 

@@ -30,8 +30,8 @@ from tier2.core import decide
 from tier2.core.documents import document
 from tier2.core.expressions import Scope
 from tier2.core.stages import apply_policy, gather_context, receive, resolve_or_escalate
-from tier2.generate import CaseGenerator
-from tier2.loader import load_library
+from tier2.library.loader import load_library
+from tier2.library.samples import CaseGenerator
 
 
 def pipeline_rate(library_name: str, raws: list[dict[str, object]]) -> tuple[float, dict[str, int]]:

@@ -28,9 +28,9 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from tier2.generate import CaseGenerator
-from tier2.loader import load_library
-from tier2.runner import FINAL
+from tier2.app.runner import FINAL
+from tier2.library.loader import load_library
+from tier2.library.samples import CaseGenerator
 from tier2.store import audit
 from tier2.store import models as m
 from tier2.store.db import make_engine

@@ -33,11 +33,11 @@ from run import fresh_postgres  # benchmarks/run.py, beside this script
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tier2.app.runner import FINAL, Runner
 from tier2.contract import CaseIn
-from tier2.generate import CaseGenerator
 from tier2.helpdesk.local import LocalHelpDesk
-from tier2.loader import load_library
-from tier2.runner import FINAL, Runner
+from tier2.library.loader import load_library
+from tier2.library.samples import CaseGenerator
 from tier2.store import models as m
 from tier2.store.db import make_engine, upgrade
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from tier2.contract import CaseError, decision_to_dict, parse_case
 from tier2.core import decide
 from tier2.core.library import Library
-from tier2.loader import load_library
+from tier2.library.loader import load_library
 
 DELETE = object()  # a patch value that removes the field
 

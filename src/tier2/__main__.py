@@ -1,3 +1,3 @@
-from tier2.cli import main
+from tier2.entrypoints.cli import main
 
 main()

@@ -157,7 +157,7 @@ def test_text_format_for_a_person() -> None:
 
 def test_library_folder(tmp_path: Path) -> None:
     """--library takes a folder."""
-    folder = ROOT / "src" / "tier2" / "libraries" / "ecommerce"
+    folder = ROOT / "src" / "tier2" / "library" / "builtin" / "ecommerce"
     r = tier2("decide", "examples/ecommerce/cases.jsonl", "--library", str(folder))
     assert r.returncode == 0 and len(lines(r.stdout)) == 8
 

@@ -19,9 +19,9 @@ from tests.e2e.exactly_once import (
 )
 from tier2.contract import CaseIn
 from tier2.faults import POINTS
-from tier2.generate import CaseGenerator
 from tier2.helpdesk.local import LocalHelpDesk
-from tier2.loader import load_library
+from tier2.library.loader import load_library
+from tier2.library.samples import CaseGenerator
 from tier2.store.db import make_engine, upgrade
 
 CASES = 40

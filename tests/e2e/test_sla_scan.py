@@ -12,7 +12,7 @@ from tests.e2e.test_chaos_helpdesks import _examples, zendesk_config
 from tests.fakes.served import Served
 from tests.fakes.zendesk import FakeZendesk
 from tests.integration.helpdesk.test_zendesk import FIELDS
-from tier2.helpdesk.rt import keys_in
+from tier2.helpdesk._marks import keys_in
 from tier2.store import models as m
 from tier2.store.db import make_engine
 

@@ -15,13 +15,13 @@ from sqlalchemy.orm import Session
 
 from tests.conftest import SAAS_BASE
 from tests.integration.runner.test_runner import make_store
-from tier2.api import EXAMPLE_CASE, WebhookSecrets, create_app, zendesk_signature
+from tier2.app.worker import Worker
 from tier2.contract import decision_json, parse_case
 from tier2.core import decide
-from tier2.loader import load_library
+from tier2.entrypoints.http import EXAMPLE_CASE, WebhookSecrets, create_app, zendesk_signature
+from tier2.library.loader import load_library
 from tier2.store import models as m
 from tier2.store.db import make_engine, upgrade
-from tier2.worker import Worker
 
 TOKEN = {"Authorization": "Bearer s3cret"}
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tier2.demo import run_company
+from tier2.app.sla_monitor import SlaMonitor
+from tier2.devtools.demo import run_company
 from tier2.helpdesk.local import LocalHelpDesk
-from tier2.loader import load_library
-from tier2.monitor import SlaMonitor
+from tier2.library.loader import load_library
 from tier2.store import audit
 from tier2.store import models as m
 from tier2.store.db import database_url, make_engine

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SAAS_BASE, run
-from tier2.loader import LibraryError, load_library, resolve_library_path
+from tier2.library.loader import LibraryError, load_library, resolve_library_path
 
 
 def _library(tmp_path: Path, **templates: str) -> Path:

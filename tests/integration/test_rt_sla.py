@@ -18,7 +18,7 @@ import pytest
 
 from tests.integration.rt_perl import create_tickets
 from tier2.core.sla import SlaClocks
-from tier2.loader import load_library
+from tier2.library.loader import load_library
 
 SAAS = SlaClocks(load_library("saas").sla)
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import httpx
 
-from tier2.checks import check_database, check_rt, check_zendesk, run_checks
-from tier2.config import Config, RtConfig, ZendeskConfig
+from tier2.entrypoints.checks import check_database, check_rt, check_zendesk, run_checks
+from tier2.entrypoints.config import Config, RtConfig, ZendeskConfig
 from tier2.helpdesk.rt import custom_field_types
 from tier2.store.db import upgrade
 

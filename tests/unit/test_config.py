@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tier2.config import ConfigError, load_config, secret
+from tier2.entrypoints.config import ConfigError, load_config, secret
 
 FULL = """
 library = "ecommerce"

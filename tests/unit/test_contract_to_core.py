@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from tests.conftest import DELETE, ECOMMERCE_BASE, SAAS_BASE, patched
 from tier2.contract import CaseError, CaseIn, parse_case, parse_model
 from tier2.core import model as m
-from tier2.generate import CaseGenerator
-from tier2.loader import load_library
+from tier2.library.loader import load_library
+from tier2.library.samples import CaseGenerator
 
 _SEVERITY = {s.value: s for s in m.Severity}
 

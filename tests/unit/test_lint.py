@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tier2.analysis import field_paths, path_tree
-from tier2.lint import lint_library, report_text
-from tier2.loader import load_library, resolve_library_path
+from tier2.library.analysis import field_paths, path_tree
+from tier2.library.lint import lint_library, report_text
+from tier2.library.loader import load_library, resolve_library_path
 
 
 @pytest.fixture(scope="module")

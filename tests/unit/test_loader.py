@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tier2.loader import LibraryError, load_library, resolve_library_path
+from tier2.library.loader import LibraryError, load_library, resolve_library_path
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tier2.loader import load_sla
-from tier2.replay import LogError, parse_levels, replay
+from tier2.devtools.log_replay import LogError, parse_levels, replay
+from tier2.library.loader import load_sla
 
 ROOT = Path(__file__).resolve().parents[2]
-MATRIX = ROOT / "src" / "tier2" / "sla_matrices" / "italian_helpdesk.yaml"
+MATRIX = ROOT / "src" / "tier2" / "devtools" / "sla_matrices" / "italian_helpdesk.yaml"
 HEADER = "Case ID,Activity,Resource,Complete Timestamp,seriousness_2\n"
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from tier2.core.library import Calendar, Sla, SlaTarget
-from tier2.helpdesk.rt_sla import rt_site_config
-from tier2.loader import load_library
+from tier2.helpdesk.rt._sla import rt_site_config
+from tier2.library.loader import load_library
 
 
 def test_saas_levels_and_calendar() -> None:

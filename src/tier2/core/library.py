@@ -1,6 +1,6 @@
 """A policy library as the core sees it: settings and policies, expressions already compiled.
 
-The on-disk format (a folder of YAML files) is read by `tier2.loader`; this module holds
+The on-disk format (a folder of YAML files) is read by `tier2.library.loader`; this module holds
 only the loaded, validated, frozen result.
 """
 

@@ -10,9 +10,9 @@ import pytest
 
 from tier2.contract import CaseIn, decision_json, parse_case
 from tier2.core import decide
-from tier2.generate import CaseGenerator
 from tier2.helpdesk.local import LocalHelpDesk
-from tier2.loader import load_library
+from tier2.library.loader import load_library
+from tier2.library.samples import CaseGenerator
 from tier2.store.db import make_engine, upgrade
 
 

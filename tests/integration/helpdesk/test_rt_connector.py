@@ -26,8 +26,9 @@ from sqlalchemy import create_engine, select, update
 from tests.integration.rt_perl import backdate
 from tier2.contract import CaseError, decision_to_dict, parse_case
 from tier2.core import decide
-from tier2.helpdesk.rt import DEFAULT_FIELDS, RtClient, RtSettings, file_case, keys_in
-from tier2.loader import load_library
+from tier2.helpdesk._marks import keys_in
+from tier2.helpdesk.rt import DEFAULT_FIELDS, RtClient, RtSettings, file_case
+from tier2.library.loader import load_library
 from tier2.store import models as m
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -14,16 +14,16 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tests.fakes.zendesk import FakeZendesk
-from tier2.checks import check_zendesk
-from tier2.config import Config, ConnectorConfig, ZendeskConfig
-from tier2.connectors import open_desk
+from tier2.app.ports import ActionOrder
+from tier2.app.runner import Runner
 from tier2.contract import CaseError, decision_to_dict, parse_case
 from tier2.core import decide
-from tier2.helpdesk.base import ActionOrder
-from tier2.helpdesk.rt import keys_in
+from tier2.entrypoints.bootstrap import open_desk
+from tier2.entrypoints.checks import check_zendesk
+from tier2.entrypoints.config import Config, ConnectorConfig, ZendeskConfig
+from tier2.helpdesk._marks import keys_in
 from tier2.helpdesk.zendesk import ZendeskClient, ZendeskError
-from tier2.loader import load_library
-from tier2.runner import Runner
+from tier2.library.loader import load_library
 from tier2.store import models as m
 from tier2.store.db import make_engine, upgrade
 

@@ -11,11 +11,11 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from tests.e2e.exactly_once import assert_exactly_once
+from tier2.app.runner import Runner, RunStats
 from tier2.contract import CaseIn
-from tier2.generate import CaseGenerator
 from tier2.helpdesk.local import LocalHelpDesk
-from tier2.loader import load_library
-from tier2.runner import Runner, RunStats
+from tier2.library.loader import load_library
+from tier2.library.samples import CaseGenerator
 from tier2.store import models as m
 from tier2.store.claims import status
 from tier2.store.db import make_engine, upgrade

@@ -12,12 +12,12 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tests.conftest import SAAS_BASE
+from tier2.app.runner import Runner
 from tier2.contract import CaseIn, decision_json, parse_case
 from tier2.core import decide
-from tier2.generate import CaseGenerator
 from tier2.helpdesk.local import LocalHelpDesk
-from tier2.loader import load_library
-from tier2.runner import Runner
+from tier2.library.loader import load_library
+from tier2.library.samples import CaseGenerator
 from tier2.store import audit
 from tier2.store import models as m
 from tier2.store.db import make_engine, upgrade

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.integration.runner.test_runner import make_store
+from tier2.app.sla_monitor import SlaMonitor
 from tier2.helpdesk.local import LocalHelpDesk
-from tier2.monitor import SlaMonitor
 from tier2.store import audit
 from tier2.store import models as m
 

@@ -13,8 +13,15 @@ from tier2.contract import CaseError, decision_json, parse_case
 from tier2.core import decide
 from tier2.core.library import Library
 from tier2.core.model import STAGE_NAMES
-from tier2.generate import CATEGORIES, CHANNELS, REQUESTS, SEGMENTS, SEVERITIES, CaseGenerator
-from tier2.loader import load_library
+from tier2.library.loader import load_library
+from tier2.library.samples import (
+    CATEGORIES,
+    CHANNELS,
+    REQUESTS,
+    SEGMENTS,
+    SEVERITIES,
+    CaseGenerator,
+)
 
 LIBRARIES = {name: load_library(name) for name in ("saas", "ecommerce")}
 AGAIN = {name: load_library(name) for name in LIBRARIES}  # loaded apart: memos of their own

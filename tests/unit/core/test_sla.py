@@ -21,7 +21,7 @@ from tier2.core.sla import (
     clock_states_many,
     columns_of,
 )
-from tier2.loader import load_library
+from tier2.library.loader import load_library
 
 WEEK = ("monday", "tuesday", "wednesday", "thursday", "friday")
 

@@ -9,16 +9,17 @@ from typing import Any
 import httpx
 import pytest
 
+from tier2.app.ports import CASE_FIELDS, ActionOrder, NoteOrder, TicketMove
 from tier2.contract import CaseError, parse_case
-from tier2.helpdesk.base import ActionOrder, NoteOrder, TicketMove
+from tier2.helpdesk._marks import keys_in
 from tier2.helpdesk.rt import (
+    DEFAULT_FIELDS,
     RtClient,
     RtError,
     RtHelpDesk,
     RtSettings,
     case_fields,
     custom_field_types,
-    keys_in,
     rt_case,
 )
 
@@ -289,3 +290,8 @@ def test_every_request_names_rt_itself_as_referer() -> None:
         ("/rt/NoAuth/Login.html", "https://rt.example.com/rt/"),
         ("/rt/REST/2.0/ticket", "https://rt.example.com/rt/"),
     ]
+
+
+def test_rt_maps_every_case_field_a_deployment_may_name() -> None:
+    """RT's default custom fields cover exactly the case fields tier2.toml may map."""
+    assert tuple(DEFAULT_FIELDS) == CASE_FIELDS

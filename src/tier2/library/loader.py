@@ -51,8 +51,8 @@ from tier2.core.library import (
     Window,
 )
 from tier2.core.model import Outcome
-from tier2.generate import CaseGenerator
-from tier2.render import JinjaTemplates, TemplateLoadError
+from tier2.library.render import JinjaTemplates, TemplateLoadError
+from tier2.library.samples import CaseGenerator
 
 BUILT_IN = ("saas", "ecommerce")
 FILES = ("library.yaml", "sla.yaml", "policies.yaml")
@@ -246,7 +246,7 @@ class PoliciesY(_Y):
 def resolve_library_path(name_or_path: str) -> Path:
     """A built-in name (`saas`, `ecommerce`) or a folder."""
     if name_or_path in BUILT_IN:
-        return Path(str(resources.files("tier2") / "libraries" / name_or_path))
+        return Path(str(resources.files("tier2.library") / "builtin" / name_or_path))
     path = Path(name_or_path)
     if not path.is_dir():
         raise LibraryError(

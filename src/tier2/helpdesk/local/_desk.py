@@ -9,19 +9,22 @@ kept as given.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tier2._batch import batched
+from tier2.app.ports import ActionOrder, NoteOrder, Read, TicketMove, Timeline
 from tier2.contract import CaseIn
 from tier2.core.sla import StatusChange
-from tier2.helpdesk.base import ActionOrder, NoteOrder, TicketMove, Timeline
 from tier2.store import models as m
 from tier2.store.bulk import insert_rows, update_rows
+from tier2.store.db import make_engine
 
 ESCALATED = "escalated"  # a ticket tier-1 has handed to tier-2
 NOT_OWNERS = frozenset({"customer", "tier1", "tier2"})  # whose actions are not the owner's
@@ -35,6 +38,21 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
+_worker_desks: dict[str, LocalHelpDesk] = {}
+
+
+def read_in_worker(url: str, ticket_ids: Sequence[str]) -> list[Read]:
+    """The local help desk's tickets as cases, read in a worker process from the store at
+    `url` (one engine per worker): payloads as JSON text, stored as they are."""
+    desk = _worker_desks.get(url)
+    if desk is None:
+        desk = _worker_desks[url] = LocalHelpDesk(make_engine(url, immediate=False))
+    return [
+        (str(p["case_id"]), str(p["ticket"]["id"]), p["received_at"], orjson.dumps(p).decode())
+        for p in desk.read_cases(ticket_ids)
+    ]
+
+
 class LocalHelpDesk:
     """The HelpDesk port over the case store's help-desk and CRM tables."""
 
@@ -43,6 +61,10 @@ class LocalHelpDesk:
     def __init__(self, engine: Engine, batch: int = 500) -> None:
         self.engine = engine
         self.batch = batch
+
+    def reader(self) -> Callable[[Sequence[str]], list[Read]]:
+        """Read in a deciding worker: a reader beside the store's one writer."""
+        return partial(read_in_worker, self.engine.url.render_as_string(hide_password=False))
 
     # ------------------------------------------------------------------ filing escalations
 

@@ -52,7 +52,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from tier2.helpdesk.rt import DEFAULT_FIELDS
+from tier2.app.ports import CASE_FIELDS
 
 DEFAULT_FILE = "tier2.toml"
 
@@ -100,10 +100,10 @@ class RtConfig(_C):
             raise ValueError("give password_env or token_env (the name of a variable)")
         if bool(self.custom_field) != bool(self.custom_field_value):
             raise ValueError("custom_field and custom_field_value go together")
-        unknown = sorted(set(self.fields) - set(DEFAULT_FIELDS))
+        unknown = sorted(set(self.fields) - set(CASE_FIELDS))
         if unknown:
             raise ValueError(
-                f"fields: no case field {unknown[0]!r} (known: {', '.join(DEFAULT_FIELDS)})"
+                f"fields: no case field {unknown[0]!r} (known: {', '.join(CASE_FIELDS)})"
             )
         if self.return_queue == self.queue and not self.custom_field:
             raise ValueError("return_queue must differ from queue (a return would come back)")
@@ -135,7 +135,7 @@ class ZendeskConfig(_C):
             raise ValueError("say how escalations are found: view_id, tag or custom_field_id")
         if self.custom_field_id and self.custom_field_value is None:
             raise ValueError("custom_field_id needs custom_field_value")
-        unknown = sorted(set(self.fields) - set(DEFAULT_FIELDS))
+        unknown = sorted(set(self.fields) - set(CASE_FIELDS))
         if unknown:
             raise ValueError(f"fields: no case field {unknown[0]!r}")
         return self

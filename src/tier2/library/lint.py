@@ -15,12 +15,12 @@ from typing import Any
 
 import orjson
 
-from tier2.analysis import case_schema, expression_sources, field_paths, unknown_prefix
 from tier2.contract import CaseError, parse_case
 from tier2.core.library import Library
 from tier2.core.model import Outcome
 from tier2.core.stages import PolicyMatch, apply_policy, gather_context, receive
-from tier2.generate import CaseGenerator
+from tier2.library.analysis import case_schema, expression_sources, field_paths, unknown_prefix
+from tier2.library.samples import CaseGenerator
 
 
 @dataclass(frozen=True, slots=True)

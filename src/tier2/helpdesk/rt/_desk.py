@@ -34,9 +34,10 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session
 
+from tier2.app.ports import ActionOrder, ConnectorError, NoteOrder, TicketMove, Timeline
 from tier2.core.sla import StatusChange
 from tier2.faults import crash_point
-from tier2.helpdesk.base import ActionOrder, ConnectorError, NoteOrder, TicketMove, Timeline
+from tier2.helpdesk._marks import KEY_LINE, keys_in, marked
 
 # case field -> the RT ticket custom field it is read from (or tier2 writes)
 DEFAULT_FIELDS: dict[str, str] = {
@@ -70,8 +71,6 @@ DEFAULT_FIELDS: dict[str, str] = {
 MULTIPLE = frozenset({"ticket.tags", "handoff.steps_taken", "customer.flags", "tier2.actions"})
 TEXT = frozenset({"customer.plan", "facts"})  # JSON in a text area
 
-KEY_LINE = "tier2-key: "
-_KEY = re.compile(r"^tier2-key: (\S+)\s*$", re.MULTILINE)
 _SYSTEM = frozenset({"RT_System", "Nobody"})
 _DONE = {"resolved": "resolved", "rejected": "resolved", "deleted": "resolved"}
 _WAITING = {"stalled": "pending"}
@@ -285,11 +284,6 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
-def keys_in(attachments: Sequence[Mapping[str, Any]]) -> set[str]:
-    """The tier2 keys already written on a ticket."""
-    return {k for a in attachments for k in _KEY.findall(str(a.get("Content") or ""))}
-
-
 def rt_case(
     ticket: Mapping[str, Any],
     transactions: Sequence[Mapping[str, Any]],
@@ -322,7 +316,7 @@ def rt_case(
         if str(a.get("ContentType", "")).split(";")[0] != "text/plain" or txn["id"] in seen:
             continue
         body = str(a.get("Content") or "")
-        if _KEY.search(body):
+        if marked(body):
             continue  # tier2's own reply
         seen.add(txn["id"])
         creator = str((txn.get("Creator") or {}).get("id", ""))
@@ -425,6 +419,10 @@ class RtHelpDesk:
     """The HelpDesk port over a Request Tracker 5."""
 
     in_store = False
+
+    def reader(self) -> None:
+        """Read here: a worker process would open a connection of its own to the help desk."""
+        return
 
     def __init__(self, client: RtClient, settings: RtSettings) -> None:
         self.rt = client

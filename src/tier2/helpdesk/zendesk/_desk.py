@@ -31,10 +31,10 @@ import httpx
 from sqlalchemy.orm import Session
 
 from tier2._batch import batched
+from tier2.app.ports import ActionOrder, ConnectorError, NoteOrder, TicketMove, Timeline
 from tier2.core.sla import StatusChange
 from tier2.faults import crash_point
-from tier2.helpdesk.base import ActionOrder, ConnectorError, NoteOrder, TicketMove, Timeline
-from tier2.helpdesk.rt import KEY_LINE, keys_in
+from tier2.helpdesk._marks import KEY_LINE, keys_in
 
 ESCALATED_TAG = "tier2_escalated"  # tier2 escalated it in place: not an escalation any more
 SEVERITY_OF_PRIORITY = {"urgent": "critical", "high": "high", "normal": "medium", "low": "low"}
@@ -378,6 +378,10 @@ class ZendeskHelpDesk:
     """The HelpDesk port over Zendesk Support."""
 
     in_store = False
+
+    def reader(self) -> None:
+        """Read here: a worker process would open a connection of its own to the help desk."""
+        return
 
     def __init__(
         self, client: ZendeskClient, settings: ZendeskSettings, since: datetime | None = None

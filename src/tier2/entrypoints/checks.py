@@ -14,9 +14,9 @@ import httpx
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from tier2.config import Config, ConfigError, RtConfig, ZendeskConfig, secret
+from tier2.entrypoints.config import Config, ConfigError, RtConfig, ZendeskConfig, secret
 from tier2.helpdesk.rt import custom_field_types
-from tier2.loader import LibraryError, load_library
+from tier2.library.loader import LibraryError, load_library
 from tier2.store.db import DEFAULT_DB, current_revision, database_url, head_revision, make_engine
 
 

@@ -10,7 +10,7 @@ changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,6 +18,10 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session
 
 from tier2.core.sla import StatusChange
+
+Read = tuple[str, str, str, dict[str, Any] | str]
+"""A ticket read as a case: case id, ticket id, received_at (ISO), and the payload, decoded or
+as JSON text (encoded as the store encodes it)."""
 
 
 class ConnectorError(RuntimeError):
@@ -70,6 +74,11 @@ class HelpDesk(Protocol):
     """True when the help desk lives in the case store and writes in the runner's
     transaction: the runner then takes a batch through every step in one transaction."""
 
+    def reader(self) -> Callable[[Sequence[str]], list[Read]] | None:
+        """A picklable function that reads tickets as cases in another process (a deciding
+        worker reads the next round while this one is taken in), or None: read here."""
+        ...
+
     def escalations(self) -> Sequence[str]:
         """Ids of tickets tier-1 has escalated and tier-2 has not yet taken, oldest first."""
         ...
@@ -106,3 +115,17 @@ class HelpDesk(Protocol):
     def timelines(self, ticket_ids: Sequence[str]) -> dict[str, Timeline]:
         """Each ticket's history of changes and its owner's last action."""
         ...
+
+
+# The case fields a connector reads from (or, for `tier2.*`, writes to) fields of its own:
+# what a deployment may map to its help desk's field names (`fields` in tier2.toml).
+CASE_FIELDS: tuple[str, ...] = (
+    "ticket.severity", "ticket.category", "ticket.channel", "ticket.tags",
+    "handoff.reason", "handoff.customer_expectation", "handoff.sentiment",
+    "handoff.steps_taken", "handoff.request.type", "handoff.request.amount",
+    "handoff.request.currency", "handoff.escalated_at",
+    "customer.id", "customer.name", "customer.company", "customer.segment", "customer.vip",
+    "customer.arr", "customer.currency", "customer.plan", "customer.flags",
+    "history.complaint", "facts",
+    "tier2.outcome", "tier2.escalated_to", "tier2.actions",
+)  # fmt: skip

@@ -49,7 +49,7 @@ class JinjaTemplates:
         loaders: list[jinja2.BaseLoader] = []
         if override is not None and override.is_dir():
             loaders.append(jinja2.FileSystemLoader(str(override)))
-        loaders.append(jinja2.PackageLoader("tier2", "templates"))
+        loaders.append(jinja2.PackageLoader("tier2.library", "templates"))
         env = _Environment(
             loader=jinja2.ChoiceLoader(loaders),
             undefined=jinja2.StrictUndefined,
@@ -104,7 +104,7 @@ class SlaNotes:
 
     def __init__(self) -> None:
         env = jinja2.Environment(
-            loader=jinja2.PackageLoader("tier2", "templates"),
+            loader=jinja2.PackageLoader("tier2.library", "templates"),
             undefined=jinja2.StrictUndefined,
             autoescape=False,
             trim_blocks=True,

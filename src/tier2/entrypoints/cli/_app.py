@@ -17,7 +17,7 @@ import orjson
 import typer
 
 from tier2.contract import CaseError, Unit, read_models, read_units
-from tier2.loader import LibraryError, load_library
+from tier2.library.loader import LibraryError, load_library
 
 # Each command imports what only it needs (the store, the connectors, Rich, the server), so
 # `tier2 decide` starts without loading SQLAlchemy, Alembic or the help desks.
@@ -26,10 +26,10 @@ if TYPE_CHECKING:
     from rich.table import Table
     from sqlalchemy import Engine
 
+    from tier2.app.runner import Runner, RunStats
+    from tier2.app.sla_monitor import ScanStats
     from tier2.contract import CaseIn
-    from tier2.demo import CompanySummary
-    from tier2.monitor import ScanStats
-    from tier2.runner import Runner, RunStats
+    from tier2.devtools.demo import CompanySummary
 
 app = typer.Typer(
     name="tier2",
@@ -95,7 +95,7 @@ def decide(
     ] = None,
 ) -> None:
     """Decide escalated cases: one decision per case, in order."""
-    from tier2.deciding import BAD_INPUT, DECIDED, NOT_DECIDED, decide_all
+    from tier2.app.deciding import BAD_INPUT, DECIDED, NOT_DECIDED, decide_all
 
     clock = _parse_now(now)
     try:
@@ -149,7 +149,7 @@ def lint(
     strict: Annotated[bool, typer.Option(help="Exit 1 when there is any finding.")] = False,
 ) -> None:
     """Check a library before any case: likely conflicts, unknown fields, unreachable policies."""
-    from tier2.lint import lint_library, report_json, report_text
+    from tier2.library.lint import lint_library, report_json, report_text
 
     try:
         lib = load_library(library)
@@ -316,12 +316,12 @@ def run(  # noqa: PLR0917, PLR0915 (Typer: each option is a parameter; its impor
     Any number of runners may share a store: each ticket has one owner at a time. SIGTERM
     finishes the batch in hand, lets go of the rest and exits. Options given here win over
     tier2.toml, which wins over the defaults."""
-    from tier2.config import ConfigError, load_config
-    from tier2.connectors import open_desk
-    from tier2.deciding import InProcess, WorkerPool
-    from tier2.helpdesk.base import ConnectorError
-    from tier2.monitor import SlaMonitor
-    from tier2.runner import Runner
+    from tier2.app.deciding import InProcess, WorkerPool
+    from tier2.app.ports import ConnectorError
+    from tier2.app.runner import Runner
+    from tier2.app.sla_monitor import SlaMonitor
+    from tier2.entrypoints.bootstrap import open_desk
+    from tier2.entrypoints.config import ConfigError, load_config
 
     try:
         settings = load_config(config)
@@ -467,12 +467,12 @@ def serve(  # noqa: PLR0917 (Typer: each option is a parameter)
     TIER2_API_TOKENS), comma-separated."""
     import uvicorn
 
-    from tier2.api import WebhookSecrets, create_app
-    from tier2.config import ConfigError, load_config, secret
-    from tier2.connectors import open_desk
-    from tier2.monitor import SlaMonitor
-    from tier2.runner import Runner
-    from tier2.worker import Worker
+    from tier2.app.runner import Runner
+    from tier2.app.sla_monitor import SlaMonitor
+    from tier2.app.worker import Worker
+    from tier2.entrypoints.bootstrap import open_desk
+    from tier2.entrypoints.config import ConfigError, load_config, secret
+    from tier2.entrypoints.http import WebhookSecrets, create_app
 
     try:
         settings = load_config(config)
@@ -528,8 +528,8 @@ def check(
     ] = None,
 ) -> None:
     """Validate the configuration and try each connection (database, help desk, secrets)."""
-    from tier2.checks import run_checks
-    from tier2.config import ConfigError, load_config
+    from tier2.entrypoints.checks import run_checks
+    from tier2.entrypoints.config import ConfigError, load_config
 
     try:
         settings = load_config(config)
@@ -589,10 +589,10 @@ def sla_scan(
     """Compute every open case's SLA clocks from the help desk's ticket history; escalate
     breached (and neglected at-risk) cases to support_manager there, once per breach
     (handbook A5)."""
-    from tier2.config import ConfigError, load_config
-    from tier2.connectors import open_desk
-    from tier2.helpdesk.base import ConnectorError
-    from tier2.monitor import SlaMonitor
+    from tier2.app.ports import ConnectorError
+    from tier2.app.sla_monitor import SlaMonitor
+    from tier2.entrypoints.bootstrap import open_desk
+    from tier2.entrypoints.config import ConfigError, load_config
 
     at = _parse_now(now)
     try:
@@ -629,7 +629,7 @@ def sla_rt_config(
 ) -> None:
     """Print Request Tracker's %ServiceAgreements and %ServiceBusinessHours for the library's
     SLA (an RT_SiteConfig.d file), so RT and tier2 compute the same due times."""
-    from tier2.helpdesk.rt_sla import rt_site_config
+    from tier2.helpdesk.rt._sla import rt_site_config
 
     first, _, last = years.partition("-")
     if not (first.isdigit() and last.isdigit() and int(first) <= int(last)):
@@ -662,10 +662,12 @@ def sla_replay(
     from rich.console import Console
     from rich.table import Table
 
-    from tier2.loader import load_sla
-    from tier2.replay import LogError, parse_levels, replay, rows
+    from tier2.devtools.log_replay import LogError, parse_levels, replay, rows
+    from tier2.library.loader import load_sla
 
-    matrix = sla or Path(str(resources.files("tier2") / "sla_matrices" / "italian_helpdesk.yaml"))
+    matrix = sla or Path(
+        str(resources.files("tier2.devtools") / "sla_matrices" / "italian_helpdesk.yaml")
+    )
     try:
         result = replay(log, load_sla(matrix), parse_levels(levels), level_column)
     except (LibraryError, LogError) as exc:
@@ -742,7 +744,7 @@ def rt_custom_fields(
     config: Annotated[Path | None, typer.Option(help="Configuration file.")] = None,
 ) -> None:
     """Print the ticket custom fields tier2 reads and writes: name, then RT type."""
-    from tier2.config import ConfigError, load_config
+    from tier2.entrypoints.config import ConfigError, load_config
     from tier2.helpdesk.rt import custom_field_types
 
     try:
@@ -762,9 +764,9 @@ def rt_load(
     """File contract cases in RT as tier-1 would leave them (for trials and benchmarks):
     the requestor's earlier tickets, then the ticket in the escalation queue with the handoff
     form's custom fields filled. Prints each case id and its RT ticket."""
-    from tier2.config import ConfigError, load_config
-    from tier2.connectors import rt_client, rt_settings
-    from tier2.helpdesk.base import ConnectorError
+    from tier2.app.ports import ConnectorError
+    from tier2.entrypoints.bootstrap import rt_client, rt_settings
+    from tier2.entrypoints.config import ConfigError, load_config
     from tier2.helpdesk.rt import file_case
 
     try:
@@ -871,7 +873,7 @@ def demo(
     """A month of escalations for Northwind Cloud and Harbor & Pine, owned by tier2."""
     from rich.console import Console
 
-    from tier2.demo import COMPANIES, run_company
+    from tier2.devtools.demo import COMPANIES, run_company
 
     folder.mkdir(parents=True, exist_ok=True)
     console = Console()

@@ -14,8 +14,8 @@ from collections.abc import Callable
 
 import orjson
 
-from tier2.monitor import SlaMonitor
-from tier2.runner import Runner, RunStats
+from tier2.app.runner import Runner, RunStats
+from tier2.app.sla_monitor import SlaMonitor
 
 
 class Worker:

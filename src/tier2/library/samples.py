@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from tier2.analysis import expression_sources, tested_values
 from tier2.core.library import Library
+from tier2.library.analysis import expression_sources, tested_values
 
 CATEGORIES = ("billing", "refund", "access", "technical", "account", "contract", "order",
               "shipping", "product", "legal", "security", "compliance", "other")  # fmt: skip

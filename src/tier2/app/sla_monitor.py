@@ -22,6 +22,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from tier2._batch import batched
+from tier2.app.ports import HelpDesk, NoteOrder, TicketMove
 from tier2.core.library import Library
 from tier2.core.sla import (
     Clock,
@@ -31,8 +32,7 @@ from tier2.core.sla import (
     case_clock_events,
     monitor_verdict,
 )
-from tier2.helpdesk.base import HelpDesk, NoteOrder, TicketMove
-from tier2.render import SlaNotes
+from tier2.library.render import SlaNotes
 from tier2.store import audit
 from tier2.store import models as m
 from tier2.store.models import CaseState

@@ -9,8 +9,8 @@ from datetime import datetime
 import httpx
 from sqlalchemy import Engine
 
-from tier2.config import Config, ConfigError, RtConfig, ZendeskConfig, secret
-from tier2.helpdesk.base import HelpDesk
+from tier2.app.ports import HelpDesk
+from tier2.entrypoints.config import Config, ConfigError, RtConfig, ZendeskConfig, secret
 from tier2.helpdesk.local import LocalHelpDesk
 from tier2.helpdesk.rt import DEFAULT_FIELDS, RtClient, RtHelpDesk, RtSettings
 from tier2.helpdesk.zendesk import (

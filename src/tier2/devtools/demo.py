@@ -26,14 +26,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from tier2.app.runner import Runner
+from tier2.app.sla_monitor import SlaMonitor
 from tier2.contract import CaseIn
 from tier2.core.library import Library
 from tier2.core.sla import SlaClocks
-from tier2.generate import BASE, CaseGenerator
 from tier2.helpdesk.local import LocalHelpDesk
-from tier2.loader import load_library
-from tier2.monitor import SlaMonitor
-from tier2.runner import Runner
+from tier2.library.loader import load_library
+from tier2.library.samples import BASE, CaseGenerator
 from tier2.store import models as m
 from tier2.store.db import database_url, make_engine, upgrade
 

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import orjson
 
 from tier2._process import alive
+from tier2.app.ports import Read
 from tier2.contract import (
     CaseError,
     Unit,
@@ -126,7 +127,7 @@ def _die_with(runner: int) -> None:
 
 
 def _load(spec: str, parent: int) -> None:
-    from tier2.loader import load_library  # noqa: PLC0415 (in the worker only)
+    from tier2.library.loader import load_library  # noqa: PLC0415 (in the worker only)
 
     _die_with(parent)
     global _worker_library  # noqa: PLW0603 (one library per worker process)
@@ -200,25 +201,6 @@ def decide_all(
         yield from pool.map(_decide_units, chunks, repeat(now), repeat(text))
 
 
-Read = tuple[str, str, str, dict[str, Any] | str]  # case id, ticket id, received_at (ISO),
-# and the payload: decoded, or as JSON text (encoded as the store encodes it)
-_worker_desks: dict[str, Any] = {}
-
-
-def _read_cases(url: str, ticket_ids: Sequence[str]) -> list[Read]:
-    """The local help desk's tickets as cases, read in a worker from the store at `url`."""
-    from tier2.helpdesk.local import LocalHelpDesk  # noqa: PLC0415 (in the worker only)
-    from tier2.store.db import make_engine  # noqa: PLC0415
-
-    desk = _worker_desks.get(url)
-    if desk is None:
-        desk = _worker_desks[url] = LocalHelpDesk(make_engine(url, immediate=False))
-    return [
-        (str(p["case_id"]), str(p["ticket"]["id"]), p["received_at"], orjson.dumps(p).decode())
-        for p in desk.read_cases(ticket_ids)
-    ]
-
-
 class WorkerPool:
     """Decides in `workers` processes, each with the library loaded from the same spec.
 
@@ -238,7 +220,7 @@ class WorkerPool:
         # lease's heartbeat), and a fork taken while one of them holds a lock (the store's
         # connection pool, say) leaves that lock held forever in the child.
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["tier2.deciding", "tier2.loader"])
+        context.set_forkserver_preload(["tier2.app.deciding", "tier2.library.loader"])
         return ProcessPoolExecutor(
             self.workers,
             mp_context=context,
@@ -268,9 +250,12 @@ class WorkerPool:
 
         return result
 
-    def read_cases(self, url: str, ticket_ids: Sequence[str]) -> Callable[[], list[Read]]:
-        """Begin reading these tickets of the local help desk in a worker; the callable waits."""
-        return self._submit(_read_cases, url, list(ticket_ids)).result
+    def read_cases(
+        self, reader: Callable[[Sequence[str]], list[Read]], ticket_ids: Sequence[str]
+    ) -> Callable[[], list[Read]]:
+        """Begin reading these tickets in a worker (with the help desk's picklable reader);
+        the callable waits."""
+        return self._submit(reader, list(ticket_ids)).result
 
     def close(self) -> None:
         self.pool.shutdown(cancel_futures=True)

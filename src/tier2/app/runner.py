@@ -40,18 +40,17 @@ from sqlalchemy import Engine, Text, cast, func, select, update
 from sqlalchemy.orm import Session
 
 from tier2._batch import batched
-from tier2.core.library import Library
-from tier2.deciding import (
+from tier2.app.deciding import (
     Decided,
     Decider,
     InProcess,
-    Read,
     Summary,
     WorkerPool,
     decide_payloads,
 )
+from tier2.app.ports import ActionOrder, HelpDesk, NoteOrder, Read, TicketMove
+from tier2.core.library import Library
 from tier2.faults import crash_point
-from tier2.helpdesk.base import ActionOrder, HelpDesk, NoteOrder, TicketMove
 from tier2.store import audit
 from tier2.store import models as m
 from tier2.store.bulk import Encoded, insert_rows
@@ -286,13 +285,15 @@ class Runner:
             yield held
 
     def _reader(self) -> Callable[[Sequence[str]], Reading] | None:
-        """With the local help desk and deciding workers, a worker reads the next batch of
-        escalations from the store (a reader beside the writer) while intake writes this one."""
-        if not (self.desk.in_store and isinstance(self.decider, WorkerPool)):
+        """With deciding workers and a help desk that can be read from another process (the
+        local one), a worker reads the next batch of escalations from the store (a reader
+        beside the writer) while intake writes this one."""
+        reader = self.desk.reader() if isinstance(self.decider, WorkerPool) else None
+        if reader is None:
             return None
-        url = self.engine.url.render_as_string(hide_password=False)
         pool = self.decider
-        return lambda ticket_ids: pool.read_cases(url, ticket_ids)
+        assert isinstance(pool, WorkerPool)
+        return lambda ticket_ids: pool.read_cases(reader, ticket_ids)
 
     def _ahead(self, case_ids: Sequence[str]) -> Ahead:
         """Start deciding a batch's decidable cases in the workers."""

@@ -1,0 +1,23 @@
+from tier2.helpdesk.zendesk._desk import (
+    CHANNEL_OF_VIA,
+    DEFAULT_USER_FIELDS,
+    ESCALATED_TAG,
+    SEVERITY_OF_PRIORITY,
+    ZendeskClient,
+    ZendeskError,
+    ZendeskHelpDesk,
+    ZendeskSettings,
+    zendesk_case,
+)
+
+__all__ = [
+    "CHANNEL_OF_VIA",
+    "DEFAULT_USER_FIELDS",
+    "ESCALATED_TAG",
+    "SEVERITY_OF_PRIORITY",
+    "ZendeskClient",
+    "ZendeskError",
+    "ZendeskHelpDesk",
+    "ZendeskSettings",
+    "zendesk_case",
+]
