@@ -1,0 +1,1 @@
+"""Use cases (tier2 run, the SLA monitor, deciding) and the ports they need."""

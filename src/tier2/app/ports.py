@@ -1,4 +1,5 @@
-"""The port every help-desk connector implements (the local store now; RT and Zendesk next).
+"""The ports of tier2's use cases: the help desk every connector implements (local,
+Request Tracker, Zendesk).
 
 Reading: escalated tickets, and each as a case in the contract's shape. Writing: what
 `tier2 run` does to a ticket, as orders, each with an idempotency key where repeating it

@@ -126,6 +126,36 @@ def _earlier_decisions(
 Result = tuple[Summary, str] | str  # a decision (its summary, all of it encoded) or why not
 
 
+def _refreshed(
+    case: m.Case, ticket_id: str, given: dict[str, Any] | str, *, escalated: bool,
+    earlier: dict[str, list[dict[str, Any]]], now: datetime,
+) -> tuple[str, str, dict[str, Any]] | None:  # fmt: skip
+    """A known case given what its ticket holds now: a final case escalated again is
+    reopened (with what it was decided before in its facts); a case not decided yet (or
+    the library failed on it) takes the ticket's current payload, e.g. a handoff fixed by
+    tier-1. Returns its audit event, if any."""
+    if case.state in FINAL and not escalated:
+        return None  # finished, and its ticket was not escalated again
+    payload = given if isinstance(given, dict) else orjson.loads(given)
+    if case.state in FINAL:
+        facts = {**payload.get("facts", {}), "earlier_decisions": earlier[case.id]}
+        case.state, case.payload, case.updated_at = (
+            CaseState.REOPENED.value, {**payload, "facts": facts}, now,
+        )  # fmt: skip
+        case.escalations += 1
+        return (case.id, "reopened", {"ticket": ticket_id, "escalation": case.escalations})
+    if case.state not in DECIDABLE:
+        return None
+    fresh = payload
+    if case.state == CaseState.REOPENED.value:
+        kept = (case.payload.get("facts") or {}).get("earlier_decisions", [])
+        fresh = {**payload, "facts": {**payload.get("facts", {}), "earlier_decisions": kept}}
+    if fresh == case.payload:
+        return None
+    case.payload, case.updated_at = fresh, now
+    return (case.id, "updated", {"ticket": ticket_id})
+
+
 class Ahead:
     """A batch being decided ahead, in worker processes, while the store works on another.
 
@@ -445,57 +475,9 @@ class Runner:
             }
             back = [c for c, x in known.items() if x.state in FINAL and x.ticket_id in escalated]
             earlier = _earlier_decisions(session, back)
-            new: list[dict[str, Any]] = []
-            events: list[tuple[str, str, dict[str, Any]]] = []
-            seen: set[str] = set()
-            for case_id, ticket_id, received_at, given in read:
-                if case_id in seen:  # the same case twice in one batch
-                    continue
-                seen.add(case_id)
-                case = known.get(case_id)
-                if case is None:
-                    if ticket_id not in escalated:  # finished by another runner meanwhile
-                        continue
-                    new.append(
-                        {
-                            "id": case_id,
-                            "ticket_id": ticket_id,
-                            "state": CaseState.RECEIVED.value,
-                            "received_at": datetime.fromisoformat(received_at),
-                            "payload": given if isinstance(given, dict) else Encoded(given),
-                            "library": f"{self.library.name} {self.library.version}",
-                            "escalations": 1,
-                            "updated_at": now,
-                        }
-                    )
-                    events.append((case_id, "received", {"ticket": ticket_id}))
-                    stats.received += 1
-                    continue
-                if case.state in FINAL and ticket_id not in escalated:
-                    continue  # finished, and its ticket was not escalated again
-                payload = given if isinstance(given, dict) else orjson.loads(given)
-                if case.state in FINAL:
-                    facts = {**payload.get("facts", {}), "earlier_decisions": earlier[case_id]}
-                    case.state, case.payload, case.updated_at = (
-                        CaseState.REOPENED.value,
-                        {**payload, "facts": facts},
-                        now,
-                    )
-                    case.escalations += 1
-                    events.append(
-                        (case_id, "reopened", {"ticket": ticket_id, "escalation": case.escalations})
-                    )
-                    stats.reopened += 1
-                elif case.state in DECIDABLE:  # not decided yet (or the library failed on
-                    # it): decide what the help desk holds now, e.g. a handoff fixed by tier-1
-                    fresh = payload
-                    if case.state == CaseState.REOPENED.value:
-                        kept = (case.payload.get("facts") or {}).get("earlier_decisions", [])
-                        facts = {**payload.get("facts", {}), "earlier_decisions": kept}
-                        fresh = {**payload, "facts": facts}
-                    if fresh != case.payload:
-                        case.payload, case.updated_at = fresh, now
-                        events.append((case_id, "updated", {"ticket": ticket_id}))
+            new, events = self._taken_in(
+                read, known, escalated, earlier=earlier, stats=stats, now=now
+            )
             if new:
                 insert_rows(session, m.table(m.Case), new)
             session.flush()
@@ -504,6 +486,48 @@ class Runner:
                 chain.add(at=now, case_id=case_id, event=event, data=data)
             chain.flush()
             return self._take(session, ticket_ids, mine, now)
+
+    def _taken_in(
+        self, read: Sequence[Read], known: dict[str, m.Case], escalated: set[str], *,
+        earlier: dict[str, list[dict[str, Any]]], stats: RunStats, now: datetime,
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str, dict[str, Any]]]]:  # fmt: skip
+        """The new cases' rows, and each case's audit event: received, reopened, updated."""
+        new: list[dict[str, Any]] = []
+        events: list[tuple[str, str, dict[str, Any]]] = []
+        seen: set[str] = set()
+        for case_id, ticket_id, received_at, given in read:
+            if case_id in seen:  # the same case twice in one batch
+                continue
+            seen.add(case_id)
+            case = known.get(case_id)
+            if case is None:
+                if ticket_id in escalated:  # (else finished by another runner meanwhile)
+                    new.append(self._new_case(case_id, ticket_id, received_at, given, now=now))
+                    events.append((case_id, "received", {"ticket": ticket_id}))
+                    stats.received += 1
+                continue
+            event = _refreshed(
+                case, ticket_id, given, escalated=ticket_id in escalated, earlier=earlier, now=now
+            )
+            if event is not None:
+                events.append(event)
+                stats.reopened += event[1] == "reopened"
+        return new, events
+
+    def _new_case(
+        self, case_id: str, ticket_id: str, received_at: str, given: dict[str, Any] | str, *,
+        now: datetime,
+    ) -> dict[str, Any]:  # fmt: skip
+        return {
+            "id": case_id,
+            "ticket_id": ticket_id,
+            "state": CaseState.RECEIVED.value,
+            "received_at": datetime.fromisoformat(received_at),
+            "payload": given if isinstance(given, dict) else Encoded(given),
+            "library": f"{self.library.name} {self.library.version}",
+            "escalations": 1,
+            "updated_at": now,
+        }
 
     def _take(
         self, session: Session, ticket_ids: Sequence[str], mine: set[str], now: datetime

@@ -1,0 +1,1 @@
+"""Entry points: the composition root, the command line, the HTTP service."""

@@ -1,29 +1,190 @@
-"""The help desk a deployment runs on, made from its configuration (the shell's only
-place that knows every connector)."""
+"""The composition root: every command and the service build what they run here.
+
+From a deployment's configuration (tier2.toml, the command's options over it) this module
+makes the store's engine, the policy library, the help desk (the only place that knows every
+connector), the decider and the use cases on top of them: `Runner` (`tier2 run`, and the
+worker inside `tier2 serve`) and `SlaMonitor` (`tier2 sla scan`). Whatever cannot be built
+raises `StartError` with one line for the user; nothing here prints or exits.
+
+Heavy modules (SQLAlchemy, httpx, the help desks) are imported where they are first needed,
+so `tier2 decide` starts without them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import httpx
-from sqlalchemy import Engine
-
-from tier2.app.ports import HelpDesk
-from tier2.entrypoints.config import Config, ConfigError, RtConfig, ZendeskConfig, secret
-from tier2.helpdesk.local import LocalHelpDesk
-from tier2.helpdesk.rt import DEFAULT_FIELDS, RtClient, RtHelpDesk, RtSettings
-from tier2.helpdesk.zendesk import (
-    DEFAULT_USER_FIELDS,
-    ZendeskClient,
-    ZendeskHelpDesk,
-    ZendeskSettings,
+from tier2.entrypoints.config import (
+    Config,
+    ConfigError,
+    RtConfig,
+    ZendeskConfig,
+    load_config,
+    secret,
 )
+from tier2.library.loader import LibraryError, load_library
+
+if TYPE_CHECKING:
+    import httpx
+    from sqlalchemy import Engine
+
+    from tier2.app.deciding import Decider
+    from tier2.app.ports import HelpDesk
+    from tier2.app.runner import Runner
+    from tier2.app.sla_monitor import SlaMonitor
+    from tier2.core.library import Library
+    from tier2.entrypoints.http import WebhookSecrets
+    from tier2.helpdesk.rt import RtClient, RtSettings
+    from tier2.helpdesk.zendesk import ZendeskSettings
 
 KINDS = ("local", "rt", "zendesk")
 
 
+class StartError(RuntimeError):
+    """What tier2 could not build from the configuration and options: one line for the user."""
+
+
+def settings(path: Path | None = None) -> Config:
+    """The deployment's configuration (./tier2.toml when present, else the defaults)."""
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise StartError(str(exc)) from None
+
+
+def library(spec: str) -> Library:
+    """A built-in library by name, or a library folder."""
+    try:
+        return load_library(spec)
+    except LibraryError as exc:
+        raise StartError(str(exc)) from None
+
+
+def store(db: str | None) -> Engine:
+    """The case store at this URL or SQLite path (TIER2_DB, else ./tier2.db), brought to the
+    newest schema."""
+    from sqlalchemy.engine import make_url  # noqa: PLC0415 (not for tier2 decide)
+
+    from tier2.store.db import database_url, make_engine, upgrade  # noqa: PLC0415
+
+    url = database_url(db)
+    try:
+        upgrade(url)
+    except Exception as exc:  # connection refused, permission denied: one clear line
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        where = make_url(url).render_as_string()
+        raise StartError(f"cannot open {where}: {reason}") from None
+    return make_engine(url)
+
+
+def decider(lib: Library, spec: str, workers: int) -> Decider:
+    """Deciding in `workers` processes beside this one (each loads the library from `spec`),
+    or in this process when 0."""
+    from tier2.app.deciding import InProcess, WorkerPool  # noqa: PLC0415
+
+    return WorkerPool(lib, spec, workers) if workers >= 1 else InProcess(lib)
+
+
+@dataclass
+class Deployment:
+    """What a long-running command works with: settings, library, store, help desk."""
+
+    settings: Config
+    library_spec: str
+    library: Library
+    engine: Engine
+    desk: HelpDesk
+    _closing: list[Any] = field(default_factory=list)
+
+    def runner(
+        self, *, workers: int, batch: int, lease_seconds: float, options: dict[str, Any]
+    ) -> Runner:
+        """`tier2 run`'s use case over this deployment, deciding in `workers` processes."""
+        from tier2.app.runner import Runner  # noqa: PLC0415
+
+        deciding = decider(self.library, self.library_spec, workers)
+        self._closing.append(deciding)
+        made = Runner(
+            self.engine, self.library, self.desk, clock=partial(datetime.now, UTC),
+            batch=batch, decider=deciding, lease_seconds=lease_seconds,
+            options={"workers": workers, **options},
+        )  # fmt: skip
+        self._closing.insert(0, made)  # the runner lets go of its claims before the rest
+        return made
+
+    def monitor(self) -> SlaMonitor:
+        """The SLA monitor over this deployment's help desk."""
+        from tier2.app.sla_monitor import SlaMonitor  # noqa: PLC0415
+
+        return SlaMonitor(self.engine, self.library, self.desk, clock=partial(datetime.now, UTC))
+
+    def close(self) -> None:
+        for part in (*self._closing, self.desk):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
+        self.engine.dispose()
+
+
+@contextmanager
+def deployment(
+    config: Config,
+    *,
+    library_spec: str | None = None,
+    db: str | None = None,
+    connector: str | None = None,
+    since: datetime | None = None,
+) -> Iterator[Deployment]:
+    """The deployment as configured, with the command's options over tier2.toml; closed
+    (runner retired, workers stopped, help desk and store released) on the way out."""
+    spec = library_spec or config.library
+    lib = library(spec)
+    engine = store(config.store(db))
+    try:
+        if since is not None and (connector or config.connector.kind) != "zendesk":
+            raise StartError("--backfill-since works on the Zendesk connector")
+        desk = open_desk(config, engine, connector, since=since)
+    except (ConfigError, StartError) as exc:
+        engine.dispose()
+        raise StartError(str(exc)) from None
+    made = Deployment(config, spec, lib, engine, desk)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def api_secrets(config: Config) -> tuple[list[str], WebhookSecrets]:
+    """`tier2 serve`'s bearer tokens and webhook secrets, from the variables tier2.toml names."""
+    from tier2.entrypoints.http import WebhookSecrets  # noqa: PLC0415
+
+    hooks = config.webhooks
+    try:
+        tokens = secret(config.api.tokens_env or "TIER2_API_TOKENS", "API tokens")
+        secrets = WebhookSecrets(
+            zendesk=secret(hooks.zendesk_secret_env, "Zendesk webhook secret")
+            if hooks.zendesk_secret_env
+            else None,
+            rt=secret(hooks.rt_secret_env, "RT webhook secret") if hooks.rt_secret_env else None,
+            tolerance_seconds=hooks.tolerance_seconds,
+        )
+    except ConfigError as exc:
+        raise StartError(str(exc)) from None
+    return [t.strip() for t in tokens.split(",") if t.strip()], secrets
+
+
+# ---------------------------------------------------------------------- help desks
+
+
 def rt_settings(rt: RtConfig) -> RtSettings:
+    from tier2.helpdesk.rt import DEFAULT_FIELDS, RtSettings  # noqa: PLC0415
+
     return RtSettings(
         queue=rt.queue,
         custom_field=rt.custom_field,
@@ -38,6 +199,8 @@ def rt_settings(rt: RtConfig) -> RtSettings:
 
 
 def zendesk_settings(zd: ZendeskConfig) -> ZendeskSettings:
+    from tier2.helpdesk.zendesk import DEFAULT_USER_FIELDS, ZendeskSettings  # noqa: PLC0415
+
     return ZendeskSettings(
         view_id=zd.view_id,
         tag=zd.tag,
@@ -60,6 +223,8 @@ def rt_client(
     environ: Mapping[str, str] | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> RtClient:
+    from tier2.helpdesk.rt import RtClient  # noqa: PLC0415
+
     if rt.token_env:
         return RtClient(rt.url, user=rt.user, token=secret(rt.token_env, "RT token", environ),
                         transport=transport)  # fmt: skip
@@ -78,6 +243,10 @@ def open_desk(
 ) -> HelpDesk:
     """The configured help desk (or the kind asked for, which must be configured); `since`:
     a Zendesk backfill, finding escalations in the incremental export from then on."""
+    from tier2.helpdesk.local import LocalHelpDesk  # noqa: PLC0415
+    from tier2.helpdesk.rt import RtHelpDesk  # noqa: PLC0415
+    from tier2.helpdesk.zendesk import ZendeskClient, ZendeskHelpDesk  # noqa: PLC0415
+
     kind = kind or config.connector.kind
     if kind == "local":
         return LocalHelpDesk(engine)

@@ -1,1 +1,1 @@
-"""Help-desk connectors: the port (base) and its adapters (local store; RT and Zendesk next)."""
+"""Help-desk adapters of the HelpDesk port (tier2.app.ports): local, Request Tracker, Zendesk."""

@@ -1,0 +1,1 @@
+"""Policy libraries: the on-disk format, its loader, templates, lint and sample cases."""

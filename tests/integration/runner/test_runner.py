@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import count
 from typing import Any
 
+import orjson
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -50,11 +51,7 @@ def test_run_decides_as_decide_does_and_writes_back(database_url: str) -> None:
             ).one()
             core = parse_case(case.payload, case.id)
             again = decide(core, library, decision.decided_at)  # type: ignore[arg-type]
-            assert decision_json(again) == decision_json(again)  # deterministic
-            assert decision.body["outcome"] == again.outcome.value
-            assert decision.body["reasons"] == [
-                {"code": r.code.value, "detail": r.detail, "rule": r.rule} for r in again.reasons
-            ]
+            assert decision.body == orjson.loads(decision_json(again))  # the stored decision
             ticket = session.get(m.Ticket, case.ticket_id)
             assert ticket is not None and f"tier2:{decision.outcome}" in ticket.tags
             if decision.outcome == "escalate":

@@ -1,3 +1,5 @@
+"""Request Tracker 5 over its REST2 API: the HelpDesk port, and RT's SLA configuration."""
+
 from tier2.helpdesk.rt._desk import (
     DEFAULT_FIELDS,
     MULTIPLE,
@@ -12,6 +14,7 @@ from tier2.helpdesk.rt._desk import (
     requestor_of,
     rt_case,
 )
+from tier2.helpdesk.rt._sla import rt_site_config
 
 __all__ = [
     "DEFAULT_FIELDS",
@@ -26,4 +29,5 @@ __all__ = [
     "file_case",
     "requestor_of",
     "rt_case",
+    "rt_site_config",
 ]

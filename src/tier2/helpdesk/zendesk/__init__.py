@@ -1,3 +1,5 @@
+"""Zendesk Support over its REST API: the HelpDesk port."""
+
 from tier2.helpdesk.zendesk._desk import (
     CHANNEL_OF_VIA,
     DEFAULT_USER_FIELDS,
