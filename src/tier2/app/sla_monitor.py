@@ -22,10 +22,11 @@ from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from tier2._batch import batched
-from tier2.app.ports import HelpDesk, NoteOrder, TicketMove
+from tier2.app.ports import HelpDesk, NoteOrder, TicketMove, Timeline
 from tier2.core.library import Library
 from tier2.core.sla import (
     Clock,
+    ClockVocabulary,
     Escalate,
     EventKind,
     SlaClocks,
@@ -41,6 +42,12 @@ OWNED = [s.value for s in CaseState if s.value not in ("closed", "returned")]
 MANAGER = "support_manager"
 _MONITOR_LOCK = 7_272_003  # the advisory lock monitors take turns at on PostgreSQL
 REASON = "sla_breach"
+# what the help desks' statuses and groups (as the adapters name them) mean to a case's clock
+CLOCK_WORDS = ClockVocabulary(
+    waiting=frozenset({"pending", "waiting_on_customer", "on_hold"}),
+    done=frozenset({"resolved", "closed", "solved"}),
+    returned=frozenset({"tier1"}),
+)
 
 
 @dataclass
@@ -49,6 +56,44 @@ class ScanStats:
     states: Counter[str] = field(default_factory=Counter)
     escalated: Counter[str] = field(default_factory=Counter)  # kind -> count (new this scan)
     failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CaseClocks:
+    """One case's SLA clocks at a moment: whether its clock has stopped (then nothing more to
+    watch), each open clock with the escalation A5 calls for, and the targets that failed."""
+
+    stopped: bool
+    open: tuple[tuple[Clock, Escalate | None], ...] = ()
+    failed: tuple[str, ...] = ()  # why, for each target its severity has none of
+
+
+def case_clocks(
+    clocks: SlaClocks, payload: dict[str, Any], timeline: Timeline, now: datetime
+) -> CaseClocks:
+    """What a scan computes for one owned case, from its payload and its ticket's timeline:
+    the clock events, each target's clock at `now`, and each open clock's verdict."""
+    started = datetime.fromisoformat(
+        payload["handoff"].get("escalated_at") or payload["received_at"]
+    )
+    events = case_clock_events(
+        started, payload["ticket"]["severity"], timeline.changes, CLOCK_WORDS
+    )
+    if events[-1].kind is EventKind.STOP and events[-1].at <= now:
+        return CaseClocks(stopped=True)
+    found: list[tuple[Clock, Escalate | None]] = []
+    failed: list[str] = []
+    for name in clocks.sla.targets:
+        try:
+            clock = clocks.state(events, now, name)
+        except KeyError as exc:  # a severity the library has no target for
+            failed.append(str(exc.args[0]))
+            continue
+        if clock is None or clock.stopped is not None:
+            continue
+        verdict = monitor_verdict(clock, clocks.business, timeline.last_owner_action, now)
+        found.append((clock, verdict))
+    return CaseClocks(stopped=False, open=tuple(found), failed=tuple(failed))
 
 
 @dataclass(frozen=True)
@@ -100,26 +145,14 @@ class SlaMonitor:
         timelines = self.desk.timelines([c.ticket_id for c in cases])
         found = []
         for c in cases:
-            payload = c.payload
-            started = datetime.fromisoformat(
-                payload["handoff"].get("escalated_at") or payload["received_at"]
-            )
-            timeline = timelines[c.ticket_id]
-            events = case_clock_events(started, payload["ticket"]["severity"], timeline.changes)
-            if events[-1].kind is EventKind.STOP and events[-1].at <= now:
+            result = case_clocks(self.clocks, c.payload, timelines[c.ticket_id], now)
+            if result.stopped:
                 self._stopped.add((c.id, c.escalations))  # stays stopped: not read again
                 continue
-            for name in self.library.sla.targets:
-                try:
-                    clock = self.clocks.state(events, now, name)
-                except KeyError as exc:  # a severity the library has no target for
-                    stats.failed.append((c.id, str(exc.args[0])))
-                    continue
-                if clock is None or clock.stopped is not None:
-                    continue
+            stats.failed.extend((c.id, why) for why in result.failed)
+            for clock, kind in result.open:
                 stats.open_clocks += 1
                 stats.states[clock.state.value] += 1
-                kind = monitor_verdict(clock, self.clocks.business, timeline.last_owner_action, now)
                 if kind is not None:
                     found.append(_Found(c.id, c.ticket_id, c.escalations, clock, kind))
         return found
@@ -129,73 +162,15 @@ class SlaMonitor:
             if session.get_bind().dialect.name == "postgresql":  # monitors take turns here (on
                 # SQLite the transaction's write lock does it): a case escalated once
                 session.execute(sql("SELECT pg_advisory_xact_lock(:k)"), {"k": _MONITOR_LOCK})
-            done = {
-                (r.case_id, r.escalation, r.target, r.kind)
-                for r in session.execute(
-                    select(
-                        m.SlaEscalation.case_id,
-                        m.SlaEscalation.escalation,
-                        m.SlaEscalation.target,
-                        m.SlaEscalation.kind,
-                    ).where(m.SlaEscalation.case_id.in_({f.case_id for f in found}))
-                )
-            }
-            new = [
-                f
-                for f in found
-                if (f.case_id, f.escalation, f.clock.target, f.kind.value) not in done
-            ]
+            new = _not_yet_escalated(session, found)
             if not new:
                 return
-            rows, notes, moves = [], [], []
-            entries: list[tuple[str, dict[str, Any]]] = []
-            for f in new:
-                clock = f.clock
-                rows.append(
-                    {
-                        "case_id": f.case_id,
-                        "escalation": f.escalation,
-                        "target": clock.target,
-                        "kind": f.kind.value,
-                        "at": now,
-                        "severity": clock.severity,
-                        "elapsed_seconds": clock.elapsed_seconds,
-                        "target_seconds": clock.target_seconds,
-                        "due": clock.due,
-                        "escalate_to": MANAGER,
-                    }
-                )
-                key = f"{f.case_id}:{f.escalation}:sla:{clock.target}:{f.kind.value}"
-                text = self.notes.render(
-                    case_id=f.case_id,
-                    kind=f.kind.value,
-                    target=clock.target,
-                    severity=clock.severity,
-                    used=clock.used,
-                    elapsed_hours=clock.elapsed_seconds / 3600,
-                    target_hours=clock.target_seconds / 3600,
-                    due=None if clock.due is None else self.clocks.local(clock.due.timestamp()),
-                    now=self.clocks.local(now.timestamp()),
-                    escalate_to=MANAGER,
-                )
-                notes.append(NoteOrder(f.ticket_id, key, "sla", text))
-                moves.append(TicketMove(f.ticket_id, None, MANAGER, (f"tier2:{REASON}",)))
-                entries.append(
-                    (
-                        f.case_id,
-                        {
-                            "kind": f.kind.value,
-                            "target": clock.target,
-                            "severity": clock.severity,
-                            "elapsed_seconds": round(clock.elapsed_seconds, 3),
-                            "target_seconds": clock.target_seconds,
-                            "due": None if clock.due is None else clock.due.isoformat(),
-                            "escalate_to": MANAGER,
-                        },
-                    )
-                )
-                stats.escalated[f.kind.value] += 1
-            session.execute(insert(m.table(m.SlaEscalation)), rows)
+            notes = [self._note(f, now) for f in new]
+            moves = [TicketMove(f.ticket_id, None, MANAGER, (f"tier2:{REASON}",)) for f in new]
+            stats.escalated.update(f.kind.value for f in new)
+            session.execute(
+                insert(m.table(m.SlaEscalation)), [_escalation_row(f, now) for f in new]
+            )
             self.desk.write_notes(session, notes, now)
             self.desk.move(session, moves, now)
             session.execute(
@@ -213,6 +188,71 @@ class SlaMonitor:
                 ],
             )
             chain = audit.Chain(session)  # (after the help desk's calls: it locks the chain)
-            for case_id, data in entries:
-                chain.add(at=now, case_id=case_id, event=REASON, data=data)
+            for f in new:
+                chain.add(at=now, case_id=f.case_id, event=REASON, data=_audit_data(f))
             chain.flush()
+
+    def _note(self, f: _Found, now: datetime) -> NoteOrder:
+        """The note on the ticket that tells why the case goes to the manager."""
+        clock = f.clock
+        text = self.notes.render(
+            case_id=f.case_id,
+            kind=f.kind.value,
+            target=clock.target,
+            severity=clock.severity,
+            used=clock.used,
+            elapsed_hours=clock.elapsed_seconds / 3600,
+            target_hours=clock.target_seconds / 3600,
+            due=None if clock.due is None else self.clocks.local(clock.due.timestamp()),
+            now=self.clocks.local(now.timestamp()),
+            escalate_to=MANAGER,
+        )
+        key = f"{f.case_id}:{f.escalation}:sla:{clock.target}:{f.kind.value}"
+        return NoteOrder(f.ticket_id, key, "sla", text)
+
+
+def _not_yet_escalated(session: Session, found: Sequence[_Found]) -> list[_Found]:
+    """The found clocks with no escalation row yet for their case, escalation, target and kind."""
+    done = {
+        (r.case_id, r.escalation, r.target, r.kind)
+        for r in session.execute(
+            select(
+                m.SlaEscalation.case_id,
+                m.SlaEscalation.escalation,
+                m.SlaEscalation.target,
+                m.SlaEscalation.kind,
+            ).where(m.SlaEscalation.case_id.in_({f.case_id for f in found}))
+        )
+    }
+    return [f for f in found if (f.case_id, f.escalation, f.clock.target, f.kind.value) not in done]
+
+
+def _escalation_row(f: _Found, now: datetime) -> dict[str, Any]:
+    """The row that records an escalation once per case, escalation, target and kind."""
+    clock = f.clock
+    return {
+        "case_id": f.case_id,
+        "escalation": f.escalation,
+        "target": clock.target,
+        "kind": f.kind.value,
+        "at": now,
+        "severity": clock.severity,
+        "elapsed_seconds": clock.elapsed_seconds,
+        "target_seconds": clock.target_seconds,
+        "due": clock.due,
+        "escalate_to": MANAGER,
+    }
+
+
+def _audit_data(f: _Found) -> dict[str, Any]:
+    """What the audit entry of an escalation records."""
+    clock = f.clock
+    return {
+        "kind": f.kind.value,
+        "target": clock.target,
+        "severity": clock.severity,
+        "elapsed_seconds": round(clock.elapsed_seconds, 3),
+        "target_seconds": clock.target_seconds,
+        "due": None if clock.due is None else clock.due.isoformat(),
+        "escalate_to": MANAGER,
+    }

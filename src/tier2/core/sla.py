@@ -15,8 +15,9 @@ not the next opening. `around the clock` is real elapsed time.
 
 Clocks (`clock_state`) replay a case's events (start, pause, resume, stop, severity) under
 the target of the severity that holds now, so a severity or library change recomputes from
-the whole history, and paused time stays excluded. The vectorised forms (`*_many`) do the
-same on NumPy arrays, for the SLA monitor over many open cases.
+the whole history, and paused time stays excluded. `case_clock_events` derives a case's
+events from its ticket's changes; what the ticket's statuses and groups mean (waiting,
+done, handed back) is the caller's `ClockVocabulary`, not the core's.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 import holidays as holiday_calendars
-import numpy as np
-import numpy.typing as npt
 
 from tier2.core.library import Calendar, Sla
 
@@ -72,7 +71,8 @@ class BusinessHours:
         self.ends: list[float] = []
         self.before: list[float] = []  # working seconds before each interval
         self.through: list[float] = []  # working seconds up to each interval's end
-        self._arrays: tuple[npt.NDArray[np.float64], ...] | None = None
+        # UTC seconds of the years `_cover` needs nothing more for: [first + 1, last - 1]
+        self._inner = (math.inf, -math.inf)
 
     # ------------------------------------------------------------------ laying out
 
@@ -114,14 +114,19 @@ class BusinessHours:
             through.append(total)
         self.starts, self.ends, self.before, self.through = starts, ends, before, through
         self._first_year, self._last_year = first, last
-        self._arrays = None
+        if starts:
+            self._inner = (
+                _local_instant(date(first + 1, 1, 1), 0, self.zone),
+                _local_instant(date(last, 1, 1), 0, self.zone),
+            )
 
     def _year(self, t: float) -> int:
         return datetime.fromtimestamp(t, self.zone).year
 
     def _covering(self, *ts: float) -> None:
         for t in ts:
-            self._cover(self._year(t))
+            if not self._inner[0] <= t < self._inner[1]:
+                self._cover(self._year(t))
 
     # ------------------------------------------------------------------ one at a time
 
@@ -151,37 +156,6 @@ class BusinessHours:
         j = bisect_left(self.through, goal)
         return self.starts[j] + (goal - self.before[j])
 
-    # ------------------------------------------------------------------ many at once
-
-    def _np(self) -> tuple[npt.NDArray[np.float64], ...]:
-        if self._arrays is None:
-            self._arrays = tuple(
-                np.asarray(x, dtype=np.float64)
-                for x in (self.starts, self.ends, self.before, self.through)
-            )
-        return self._arrays
-
-    def cover_range(self, lo: float, hi: float) -> None:
-        """Lay out every year from lo's to hi's (for the vectorised forms)."""
-        self._cover(self._year(lo))
-        while self._last_year <= self._year(hi):
-            self._cover(self._last_year + 1)
-
-    def worked_many(self, t: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        starts, ends, before, _ = self._np()
-        i = np.searchsorted(starts, t, side="right") - 1
-        j = np.maximum(i, 0)
-        value = before[j] + np.minimum(t, ends[j]) - starts[j]
-        return np.where(i < 0, 0.0, value)
-
-    def add_many(
-        self, a: npt.NDArray[np.float64], seconds: npt.NDArray[np.float64]
-    ) -> npt.NDArray[np.float64]:
-        starts, _, before, through = self._np()
-        goal = self.worked_many(a) + np.maximum(seconds, 0.0)
-        j = np.minimum(np.searchsorted(through, goal, side="left"), len(through) - 1)
-        return np.where(seconds <= 0, a, starts[j] + (goal - before[j]))
-
 
 class AroundTheClock:
     """Real elapsed time: the calendar of an around-the-clock target."""
@@ -191,17 +165,6 @@ class AroundTheClock:
 
     def add(self, a: float, seconds: float) -> float:
         return a + max(0.0, seconds)
-
-    def cover_range(self, lo: float, hi: float) -> None:
-        pass
-
-    def worked_many(self, t: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        return t
-
-    def add_many(
-        self, a: npt.NDArray[np.float64], seconds: npt.NDArray[np.float64]
-    ) -> npt.NDArray[np.float64]:
-        return a + np.maximum(seconds, 0.0)
 
 
 Hours = BusinessHours | AroundTheClock
@@ -314,24 +277,29 @@ def clock_state(
             due_at = _when_reached(hours, segments, target.seconds)
         elapsed += hours.elapsed(since, now.timestamp())
         due = datetime.fromtimestamp(due_at, UTC)
-    if stopped is not None:
-        state = ClockState.MET if elapsed <= target.seconds else ClockState.BREACHED
-    elif elapsed > target.seconds:
-        state = ClockState.BREACHED
-    elif elapsed >= at_risk * target.seconds:
-        state = ClockState.AT_RISK
-    else:
-        state = ClockState.RUNNING if since is not None else ClockState.PAUSED
     return Clock(
         target=target.name,
         severity=severity,
-        state=state,
+        state=_state(elapsed, target.seconds, at_risk, since is not None, stopped is not None),
         elapsed_seconds=elapsed,
         target_seconds=target.seconds,
         due=due,
         started=started,
         stopped=stopped,
     )
+
+
+def _state(
+    elapsed: float, target: float, at_risk: float, running: bool, stopped: bool
+) -> ClockState:
+    """A clock's state from the working time it has used of its target."""
+    if stopped:
+        return ClockState.MET if elapsed <= target else ClockState.BREACHED
+    if elapsed > target:
+        return ClockState.BREACHED
+    if elapsed >= at_risk * target:
+        return ClockState.AT_RISK
+    return ClockState.RUNNING if running else ClockState.PAUSED
 
 
 def _when_reached(hours: Hours, segments: Sequence[tuple[float, float]], goal: float) -> float:
@@ -403,17 +371,22 @@ class StatusChange:
     actor: str = ""
 
 
-WAITING = frozenset({"pending", "waiting_on_customer", "on_hold"})
-DONE = frozenset({"resolved", "closed", "solved"})
-RETURNED_GROUP = "tier1"
+@dataclass(frozen=True, slots=True)
+class ClockVocabulary:
+    """What a ticket's statuses and groups mean to a case's clock (the caller's words)."""
+
+    waiting: frozenset[str]  # statuses that pause it: the ticket waits on the customer
+    done: frozenset[str]  # statuses that stop it: the ticket is finished
+    returned: frozenset[str]  # groups that stop it: the ticket went back to an earlier tier
 
 
 def case_clock_events(
-    started: datetime, severity: str, changes: Sequence[StatusChange]
+    started: datetime, severity: str, changes: Sequence[StatusChange], words: ClockVocabulary
 ) -> list[ClockEvent]:
     """A tier-2 case's clock events from its ticket's history (A5): it starts at the tier-1
     escalation, pauses while the ticket waits on the customer, and stops when the ticket is
-    resolved or goes back to tier-1. Changes before the start belong to an earlier escalation."""
+    done or goes back to a group it was escalated from. Changes before the start belong to an
+    earlier escalation."""
     out = [ClockEvent(started, EventKind.START, severity)]
     waiting = False
     for change in sorted(changes, key=lambda c: c.at):
@@ -422,15 +395,15 @@ def case_clock_events(
         if change.severity is not None and change.severity != severity:
             severity = change.severity
             out.append(ClockEvent(change.at, EventKind.SEVERITY, severity))
-        if change.status in DONE or change.group == RETURNED_GROUP:
+        if change.status in words.done or change.group in words.returned:
             out.append(ClockEvent(change.at, EventKind.STOP))
             break
         if change.status is None:
             continue
-        if change.status in WAITING and not waiting:
+        if change.status in words.waiting and not waiting:
             waiting = True
             out.append(ClockEvent(change.at, EventKind.PAUSE))
-        elif change.status not in WAITING and waiting:
+        elif change.status not in words.waiting and waiting:
             waiting = False
             out.append(ClockEvent(change.at, EventKind.RESUME))
     return out
@@ -453,111 +426,3 @@ def monitor_verdict(
         if hours.elapsed(since.timestamp(), now.timestamp()) >= 3600:
             return Escalate.AT_RISK
     return None
-
-
-# --------------------------------------------------------------------------- many clocks at once
-
-STATE_CODES = (ClockState.RUNNING, ClockState.PAUSED, ClockState.AT_RISK, ClockState.BREACHED)
-
-
-@dataclass(frozen=True)
-class ClockColumns:
-    """Many open clocks of one calendar as columns: what `clock_state` reads, flattened.
-
-    `segment_case[k]` is the clock the finished running stretch [segment_from[k],
-    segment_to[k]) belongs to; `running_since[i]` is NaN while clock i is paused.
-    """
-
-    target_seconds: npt.NDArray[np.float64]
-    running_since: npt.NDArray[np.float64]
-    segment_case: npt.NDArray[np.intp]
-    segment_from: npt.NDArray[np.float64]
-    segment_to: npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class ClockStates:
-    state: npt.NDArray[np.int8]  # index into STATE_CODES
-    elapsed_seconds: npt.NDArray[np.float64]
-    due: npt.NDArray[np.float64]  # UTC seconds; NaN while paused
-
-
-def columns_of(
-    histories: Sequence[Sequence[ClockEvent]], targets: Sequence[float], now: datetime
-) -> ClockColumns:
-    """Flatten event histories (as `clock_state` reads them) into columns."""
-    running = np.full(len(histories), np.nan)
-    cases: list[int] = []
-    froms: list[float] = []
-    tos: list[float] = []
-    for i, events in enumerate(histories):
-        segments, since, _, _, _ = running_segments(events, now)
-        if since is not None:
-            running[i] = since
-        for a, b in segments:
-            cases.append(i)
-            froms.append(a)
-            tos.append(b)
-    return ClockColumns(
-        np.asarray(targets, dtype=np.float64),
-        running,
-        np.asarray(cases, dtype=np.intp),
-        np.asarray(froms, dtype=np.float64),
-        np.asarray(tos, dtype=np.float64),
-    )
-
-
-def _due_in_segments(
-    hours: Hours, clocks: ClockColumns, which: npt.NDArray[np.bool_]
-) -> npt.NDArray[np.float64]:
-    """For the chosen clocks, the instant inside their finished stretches when the worked
-    time reached the target (what `_when_reached` finds one by one)."""
-    pick = which[clocks.segment_case]
-    case = clocks.segment_case[pick]
-    a, b = clocks.segment_from[pick], clocks.segment_to[pick]
-    order = np.lexsort((a, case))
-    case, a, b = case[order], a[order], b[order]
-    worked = hours.worked_many(b) - hours.worked_many(a)
-    total = np.cumsum(worked)
-    first = np.r_[True, case[1:] != case[:-1]]
-    offset = np.maximum.accumulate(np.where(first, np.r_[0.0, total[:-1]], 0.0))
-    through = total - offset  # worked up to each stretch's end, per clock
-    before = through - worked
-    goal = clocks.target_seconds[case]
-    reached = (through >= goal) & (before < goal)
-    out = np.full(int(which.sum()), np.nan)
-    slot = np.cumsum(which) - 1  # clock index -> position among the chosen
-    hit = np.flatnonzero(reached)
-    out[slot[case[hit]]] = hours.add_many(a[hit], goal[hit] - before[hit])
-    return out
-
-
-def clock_states_many(
-    hours: Hours, clocks: ClockColumns, now: datetime, at_risk: float = 0.75
-) -> ClockStates:
-    """`clock_state` for many open clocks of one calendar at once (vectorised)."""
-    t_now = now.timestamp()
-    n = len(clocks.target_seconds)
-    lo = np.nanmin(np.concatenate([clocks.segment_from, clocks.running_since, [t_now]]))
-    hours.cover_range(float(lo), t_now + 400 * 86_400)
-    closed = np.bincount(
-        clocks.segment_case,
-        weights=hours.worked_many(clocks.segment_to) - hours.worked_many(clocks.segment_from),
-        minlength=n,
-    ).astype(np.float64)
-    running = ~np.isnan(clocks.running_since)
-    since = np.where(running, clocks.running_since, t_now)
-    at_since = hours.worked_many(since)
-    elapsed = closed + np.where(running, hours.worked_many(np.full(n, t_now)) - at_since, 0.0)
-    left = clocks.target_seconds - closed
-    due = np.where(running, hours.add_many(since, left), np.nan)
-    late = running & (left <= 0)
-    if late.any():  # past due before this stretch: due inside an earlier one
-        due[late] = _due_in_segments(hours, clocks, late)
-    target = clocks.target_seconds
-    state = np.where(
-        elapsed > target,
-        3,
-        np.where(elapsed >= at_risk * target, 2, np.where(running, 0, 1)),
-    ).astype(np.int8)
-    return ClockStates(state, elapsed, due)

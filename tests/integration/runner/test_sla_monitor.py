@@ -9,8 +9,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tests.integration.runner.test_runner import make_store
-from tier2.app.sla_monitor import SlaMonitor
+from tier2.app.ports import Timeline
+from tier2.app.sla_monitor import CLOCK_WORDS, SlaMonitor, case_clocks
+from tier2.core.sla import Escalate, EventKind, SlaClocks, StatusChange, case_clock_events
 from tier2.helpdesk.local import LocalHelpDesk
+from tier2.library.loader import load_library
 from tier2.store import audit
 from tier2.store import models as m
 
@@ -134,8 +137,7 @@ def test_at_risk_escalates_only_without_a_recent_owner_action(database_url: str)
 
 
 def test_monitors_scanning_at_once_escalate_each_case_once(database_url: str) -> None:
-    """Three monitors (of three runners) scan the same store at the same time: every breached
-    case is escalated once in all, and none of them fails."""
+    """Three monitors scanning one store at once escalate each breached case once, none failing."""
     engine, library, runner = make_store(database_url, 30)
     runner.run_once()
     open_cases = escalated(engine)
@@ -149,3 +151,52 @@ def test_monitors_scanning_at_once_escalate_each_case_once(database_url: str) ->
     with Session(engine) as session:
         assert len(session.scalars(select(m.SlaEscalation)).all()) == len(open_cases)
         assert audit.verify(session).intact
+
+
+def test_the_help_desks_words_pause_and_stop_the_clock() -> None:
+    """The help desks' waiting statuses pause the clock; done statuses and a move to tier1 stop it."""
+    start = datetime.fromisoformat("2026-03-04T09:00:00+01:00")
+
+    def kinds(*changes: StatusChange) -> list[EventKind]:
+        return [e.kind for e in case_clock_events(start, "high", changes, CLOCK_WORDS)]
+
+    for status in ("pending", "waiting_on_customer", "on_hold"):
+        assert kinds(StatusChange(start + timedelta(hours=1), status=status)) == [
+            EventKind.START,
+            EventKind.PAUSE,
+        ], status
+    for status in ("resolved", "closed", "solved"):
+        assert kinds(StatusChange(start + timedelta(hours=1), status=status)) == [
+            EventKind.START,
+            EventKind.STOP,
+        ], status
+    assert kinds(StatusChange(start + timedelta(hours=1), group="tier1")) == [
+        EventKind.START,
+        EventKind.STOP,
+    ]
+    assert kinds(StatusChange(start + timedelta(hours=1), status="open", group="tier2")) == [
+        EventKind.START
+    ]
+
+
+def test_case_clocks_per_case() -> None:
+    """Per case: a stopped clock says so, an open one has its verdict, an unknown severity fails."""
+    clocks = SlaClocks(load_library("saas").sla)
+    start = datetime.fromisoformat("2026-03-04T09:00:00+01:00")
+    now = start + timedelta(days=7)
+
+    def payload(severity: str) -> dict[str, object]:
+        return {
+            "handoff": {"escalated_at": start.isoformat()},
+            "received_at": (start - timedelta(hours=1)).isoformat(),
+            "ticket": {"severity": severity},
+        }
+
+    solved = Timeline((StatusChange(start + timedelta(hours=1), status="solved"),), None)
+    assert case_clocks(clocks, payload("high"), solved, now).stopped
+    late = case_clocks(clocks, payload("high"), Timeline((), None), now)
+    assert not late.stopped and not late.failed
+    [(clock, verdict)] = late.open
+    assert verdict is Escalate.BREACHED and clock.started == start
+    unknown = case_clocks(clocks, payload("urgent"), Timeline((), None), now)
+    assert unknown.open == () and unknown.failed == ("no resolution target for severity urgent",)
