@@ -53,6 +53,7 @@ def test_one_case_one_decision(case_file: Path) -> None:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_array_jsonl_and_stdin(tmp_path: Path) -> None:
     """A JSON array, a .jsonl file and standard input are decided case by case, in order."""
     cases = [patched(SAAS_BASE, {"case_id": f"NW-{i}"}) for i in range(3)]
@@ -87,6 +88,7 @@ def test_bad_case_in_a_batch(tmp_path: Path) -> None:
     assert len(err) == 2 and b"Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_workers_write_the_same_bytes(tmp_path: Path) -> None:
     """Deciding in two processes writes what one process writes: every decision and every
     error line, in input order, with the same exit code."""
@@ -134,6 +136,7 @@ def test_same_input_same_bytes() -> None:
     assert first.returncode == 0 and first.stdout == second.stdout
 
 
+@pytest.mark.slow
 def test_now_defaults_to_received_at(case_file: Path) -> None:
     """--now sets the clock; without it the clock is the case's received_at."""
     default = lines(tier2("decide", str(case_file)).stdout)[0]
@@ -162,6 +165,7 @@ def test_library_folder(tmp_path: Path) -> None:
     assert r.returncode == 0 and len(lines(r.stdout)) == 8
 
 
+@pytest.mark.slow
 def test_lint_reports_the_handbook_conflicts() -> None:
     """tier2 lint on the built-in library names the handbook's conflicts."""
     r = tier2("lint", "ecommerce", "--samples", "4000")
@@ -173,6 +177,7 @@ def test_lint_reports_the_handbook_conflicts() -> None:
     assert strict.returncode == 1
 
 
+@pytest.mark.slow
 def test_db_upgrade_creates_the_store(tmp_path: Path) -> None:
     """tier2 db upgrade creates the SQLite store named by TIER2_DB, and can run again."""
     db = tmp_path / "cases.db"
@@ -218,6 +223,7 @@ def test_import_files_good_cases_and_names_bad_ones(tmp_path: Path) -> None:
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_sla_due_prints_the_due_time_in_the_library_zone() -> None:
     """`tier2 sla due` gives the handbook's A5 due time, to the minute, in the calendar's zone."""
     done = tier2(
@@ -272,6 +278,7 @@ def test_sla_due_bad_input_is_a_clear_error(args: list[str], message: bytes) -> 
     assert done.returncode == 2 and message in done.stderr and b"Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_sla_replay_reports_per_level() -> None:
     """`tier2 sla replay` on the repository's copy of the real log prints a row per level."""
     done = tier2("sla", "replay", "data/helpdesk_log.csv.gz")
@@ -287,6 +294,7 @@ def test_sla_replay_reports_per_level() -> None:
     )
 
 
+@pytest.mark.slow
 def test_check_reports_each_part_and_fails_plainly(tmp_path: Path) -> None:
     """`tier2 check` prints a line per check; a broken config file is one clear line, exit 2."""
     db = tmp_path / "t.db"

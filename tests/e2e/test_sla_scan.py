@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -17,6 +18,7 @@ from tier2.store import models as m
 from tier2.store.db import make_engine
 
 
+@pytest.mark.slow
 def test_sla_scan_reads_and_writes_the_configured_help_desk(tmp_path: Path) -> None:
     """On a Zendesk store, a scan months later escalates every case tier2 escalated: its
     note lands on the Zendesk ticket (the local help desk's tables stay empty)."""

@@ -18,6 +18,7 @@ from tests.integration.runner.test_runner import make_store
 from tier2.app.worker import Worker
 from tier2.contract import decision_json, parse_case
 from tier2.core import decide
+from tier2.core.library import Library
 from tier2.entrypoints.http import EXAMPLE_CASE, WebhookSecrets, create_app, zendesk_signature
 from tier2.library.loader import load_library
 from tier2.store import models as m
@@ -27,10 +28,10 @@ TOKEN = {"Authorization": "Bearer s3cret"}
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> TestClient:
+def client(tmp_path: Path, saas: Library) -> TestClient:
     url = f"sqlite:///{tmp_path / 'api.db'}"
     upgrade(url)
-    return TestClient(create_app(load_library("saas"), make_engine(url), ["s3cret", "other"]))
+    return TestClient(create_app(saas, make_engine(url), ["s3cret", "other"]))
 
 
 def test_decide_gives_the_contracts_decision_byte_for_byte(client: TestClient) -> None:
@@ -38,7 +39,8 @@ def test_decide_gives_the_contracts_decision_byte_for_byte(client: TestClient) -
     response = client.post("/decide", json=SAAS_BASE, headers=TOKEN)
     assert response.status_code == 200
     case = parse_case(SAAS_BASE, "x")
-    assert response.content == decision_json(decide(case, load_library("saas")))  # type: ignore[arg-type]
+    apart = load_library("saas")  # as `tier2 decide` loads it, in a process of its own
+    assert response.content == decision_json(decide(case, apart))  # type: ignore[arg-type]
     example = client.post("/decide", json=EXAMPLE_CASE, headers=TOKEN)
     assert example.status_code == 200 and orjson.loads(example.content)["outcome"] == "resolve"
 
@@ -62,10 +64,10 @@ def test_tokens_are_required_except_for_health(client: TestClient) -> None:
     assert client.get("/health").json()["status"] == "ok"
 
 
-def test_the_service_refuses_to_run_open(tmp_path: Path) -> None:
+def test_the_service_refuses_to_run_open(tmp_path: Path, saas: Library) -> None:
     """Without any token the app is not created."""
     with pytest.raises(ValueError, match="no API tokens"):
-        create_app(load_library("saas"), make_engine(f"sqlite:///{tmp_path / 'x.db'}"), [])
+        create_app(saas, make_engine(f"sqlite:///{tmp_path / 'x.db'}"), [])
 
 
 def test_a_case_path_after_a_run(database_url: str) -> None:
@@ -93,12 +95,12 @@ HOOK_SECRET = "dGhpcyBpcyBhIHNpZ25pbmcgc2VjcmV0"
 
 
 @pytest.fixture
-def hooked(tmp_path: Path) -> tuple[TestClient, Any]:
+def hooked(tmp_path: Path, saas: Library) -> tuple[TestClient, Any]:
     url = f"sqlite:///{tmp_path / 'hooks.db'}"
     upgrade(url)
     engine = make_engine(url)
     app = create_app(
-        load_library("saas"), engine, ["s3cret"],
+        saas, engine, ["s3cret"],
         webhooks=WebhookSecrets(zendesk=HOOK_SECRET, rt="rt-shared"), clock=lambda: NOW,
     )  # fmt: skip
     return TestClient(app), engine

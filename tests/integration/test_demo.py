@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,7 @@ from tier2.store.db import database_url, make_engine
 LATER = datetime(2026, 6, 1, tzinfo=UTC)
 
 
+@pytest.mark.slow
 def test_a_month_is_owned_to_outcomes_and_reproducible(tmp_path: Path) -> None:
     """Every case gets an outcome within the hour it arrived; a second run gives the same summary."""
     (tmp_path / "a").mkdir()
@@ -29,13 +31,19 @@ def test_a_month_is_owned_to_outcomes_and_reproducible(tmp_path: Path) -> None:
     assert first.outcomes == second.outcomes and first.money == second.money
     assert first.cycle_minutes == second.cycle_minutes
     assert all(0 <= minutes <= 60 + 10 for minutes in first.cycle_minutes)  # hourly, + tier-1 lag
-    assert first.percentile(50) <= first.percentile(90)
+    # the median and 90th percentile the demo prints: the inclusive percentiles of the 60
+    # cycle times (the 90th lies a tenth of the way from the 54th to the 55th)
+    minutes = sorted(first.cycle_minutes)
+    assert len(minutes) == 60
+    assert first.percentile(50) == pytest.approx((minutes[29] + minutes[30]) / 2)
+    assert first.percentile(90) == pytest.approx(minutes[53] + 0.1 * (minutes[54] - minutes[53]))
     engine = make_engine(database_url(str(tmp_path / "a" / "ecommerce.db")))
     with Session(engine) as session:
         assert audit.verify(session).intact
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_the_month_has_sla_breaches_and_a_later_scan_escalates_the_open_ones(
     tmp_path: Path,
 ) -> None:

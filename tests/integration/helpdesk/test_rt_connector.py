@@ -11,6 +11,7 @@ tier-1 escalates again is decided again.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 import subprocess
@@ -26,6 +27,7 @@ from sqlalchemy import create_engine, select, update
 from tests.integration.rt_perl import backdate
 from tier2.contract import CaseError, decision_to_dict, parse_case
 from tier2.core import decide
+from tier2.core.library import Library
 from tier2.helpdesk._marks import keys_in
 from tier2.helpdesk.rt import DEFAULT_FIELDS, RtClient, RtSettings, file_case
 from tier2.library.loader import load_library
@@ -65,13 +67,19 @@ def _cases(library: str, tag: str) -> list[dict[str, Any]]:
     return [*cases, pattern]
 
 
+@functools.cache
+def _reference(library: str) -> Library:
+    """The library the expected decisions are taken from: loaded once, apart from tier2's."""
+    return load_library(library)
+
+
 def _expected(case: dict[str, Any], library: str) -> dict[str, Any]:
     """tier2 decide on the case as RT gives it back: received when tier-1 escalated it."""
     as_read = copy.deepcopy(case)
     as_read["received_at"] = case["handoff"].get("escalated_at") or case["received_at"]
     parsed = parse_case(as_read, "expected")
     assert not isinstance(parsed, CaseError), parsed
-    return decision_to_dict(decide(parsed, load_library(library)))
+    return decision_to_dict(decide(parsed, _reference(library)))
 
 
 def _ticket(client: RtClient, ticket_id: str) -> dict[str, Any]:
@@ -144,6 +152,7 @@ def _sla_scan_goes_to_managers(
     assert "escalated to support_manager: none" in again.stdout, again.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("library", ["saas", "ecommerce"])
 def test_tier2_runs_on_request_tracker(rt_url: str, tmp_path: Path, library: str) -> None:
     """Every outcome of the library lands in RT as comments, status, queue and custom fields;

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from tier2.app.ports import ActionOrder
 from tier2.app.runner import Runner
 from tier2.contract import CaseError, decision_to_dict, parse_case
 from tier2.core import decide
+from tier2.core.library import Library
 from tier2.entrypoints.bootstrap import open_desk
 from tier2.entrypoints.checks import check_zendesk
 from tier2.entrypoints.config import Config, ConnectorConfig, ZendeskConfig
@@ -56,12 +58,18 @@ def _examples(library: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
+@functools.cache
+def _reference(library: str) -> Library:
+    """The library the expected decisions are taken from: loaded once, apart from tier2's."""
+    return load_library(library)
+
+
 def _expected(case: dict[str, Any], library: str) -> dict[str, Any]:
     as_read = copy.deepcopy(case)
     as_read["received_at"] = case["handoff"].get("escalated_at") or case["received_at"]
     parsed = parse_case(as_read, "expected")
     assert not isinstance(parsed, CaseError)
-    return decision_to_dict(decide(parsed, load_library(library)))
+    return decision_to_dict(decide(parsed, _reference(library)))
 
 
 def _runner(tmp_path: Path, fake: FakeZendesk, library: str, config: Config | None = None,

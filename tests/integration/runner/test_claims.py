@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
@@ -62,6 +63,7 @@ def _paid(engine: Engine) -> tuple[int, float]:
     return int(n), float(total)
 
 
+@pytest.mark.slow
 def test_a_runner_working_on_a_stale_listing_takes_nothing_twice(database_url: str) -> None:
     """Runner A lists the escalations, B's whole pass runs, then A works through its list:
     A takes no case, and every case is decided and paid once."""
