@@ -82,78 +82,27 @@ def _example(raw: dict[str, Any], a: PolicyMatch, b: PolicyMatch) -> dict[str, A
     return {"case_id": raw["case_id"], "received_at": raw["received_at"], **shown}
 
 
+Pairs = dict[tuple[str, str], tuple[int, dict[str, Any], str, str]]
+
+
 def lint_library(library: Library, samples: int = 20000, seed: int = 7) -> LintReport:
-    findings: list[LintFinding] = []
-
-    schema = case_schema(library)
-    seen: set[tuple[str, str]] = set()
-    for owner, source in expression_sources(library):
-        for path in sorted(field_paths(source)):
-            bad = unknown_prefix(path, schema)
-            if bad is not None and (owner, path) not in seen:
-                seen.add((owner, path))
-                findings.append(
-                    LintFinding(
-                        "unknown_field",
-                        (owner,),
-                        f"{owner} reads {path}, which no case has ({bad} is not a known field; "
-                        "declare open records under `facts:` or `plan:` in library.yaml)",
-                    )
-                )
-
-    generator = CaseGenerator(library, seed, exhaustive=True)
-    matches: Counter[str] = Counter()
-    pairs: dict[tuple[str, str], tuple[int, dict[str, Any], str, str]] = {}
-    for i in range(samples):
-        raw = generator.case(i)
-        case = parse_case(raw, f"generated {i}")
-        if isinstance(case, CaseError):  # the generator only makes valid cases
-            raise AssertionError("; ".join(case.lines()))
-        received = receive(case, library)
-        gathered = gather_context(case, library, case.received_at)
-        applied = apply_policy(case, library, received, gathered)
-        matched = applied.matched
-        for m in matched:
-            matches[m.policy.id] += 1
-        for x, a in enumerate(matched):
-            for b in matched[x + 1 :]:
-                if a.policy.precedence != b.policy.precedence:
-                    continue
-                if a.prescription() == b.prescription():
-                    continue
-                key = (a.policy.id, b.policy.id)
-                if key in pairs:
-                    n, ex, pa, pb = pairs[key]
-                    pairs[key] = (n + 1, ex, pa, pb)
-                else:
-                    pairs[key] = (1, _example(raw, a, b), _prescription(a), _prescription(b))
-
-    order = {p.id: i for i, p in enumerate(library.policies)}
-    citation = {p.id: p.citation for p in library.policies}
-    precedence = {p.id: p.precedence for p in library.policies}
-    for (a_id, b_id), (n, example, pa, pb) in sorted(
-        pairs.items(), key=lambda kv: (order[kv[0][0]], order[kv[0][1]])
-    ):
-        findings.append(
+    """Unknown fields, likely conflicts and unreachable policies, over `samples` generated
+    cases (seeded)."""
+    matches, pairs = _matches(library, samples, seed)
+    findings = [
+        *_unknown_fields(library),
+        *_conflicts(library, pairs),
+        *(
             LintFinding(
-                "conflict",
-                (a_id, b_id),
-                f"{a_id} ({citation[a_id]}) and {b_id} ({citation[b_id]}), precedence "
-                f"{precedence[a_id]}: both hold, and {a_id} says {pa!r} while {b_id} says {pb!r}",
-                count=n,
-                example=example,
+                "unreachable",
+                (p.id,),
+                f"{p.id} ({p.citation}) matched none of {samples} generated cases: its "
+                "conditions may contradict each other or read fields no case has",
             )
-        )
-    for p in library.policies:
-        if matches[p.id] == 0:
-            findings.append(
-                LintFinding(
-                    "unreachable",
-                    (p.id,),
-                    f"{p.id} ({p.citation}) matched none of {samples} generated cases: its "
-                    "conditions may contradict each other or read fields no case has",
-                )
-            )
+            for p in library.policies
+            if matches[p.id] == 0
+        ),
+    ]
     return LintReport(
         library=library.name,
         version=library.version,
@@ -164,6 +113,81 @@ def lint_library(library: Library, samples: int = 20000, seed: int = 7) -> LintR
         findings=tuple(findings),
         matches={p.id: matches[p.id] for p in library.policies},
     )
+
+
+def _unknown_fields(library: Library) -> list[LintFinding]:
+    """Each field an expression reads that no case has, once per policy and field."""
+    schema = case_schema(library)
+    findings: list[LintFinding] = []
+    seen: set[tuple[str, str]] = set()
+    for owner, source in expression_sources(library):
+        for path in sorted(field_paths(source)):
+            bad = unknown_prefix(path, schema)
+            if bad is None or (owner, path) in seen:
+                continue
+            seen.add((owner, path))
+            findings.append(
+                LintFinding(
+                    "unknown_field",
+                    (owner,),
+                    f"{owner} reads {path}, which no case has ({bad} is not a known field; "
+                    "declare open records under `facts:` or `plan:` in library.yaml)",
+                )
+            )
+    return findings
+
+
+def _matches(library: Library, samples: int, seed: int) -> tuple[Counter[str], Pairs]:
+    """How many generated cases each policy matched, and the pairs of equal precedence
+    that matched together and prescribe differently (count, first example, prescriptions)."""
+    generator = CaseGenerator(library, seed, exhaustive=True)
+    matches: Counter[str] = Counter()
+    pairs: Pairs = {}
+    for i in range(samples):
+        raw = generator.case(i)
+        case = parse_case(raw, f"generated {i}")
+        if isinstance(case, CaseError):  # the generator only makes valid cases
+            raise AssertionError("; ".join(case.lines()))
+        received = receive(case, library)
+        gathered = gather_context(case, library, case.received_at)
+        matched = apply_policy(case, library, received, gathered).matched
+        matches.update(m.policy.id for m in matched)
+        for x, a in enumerate(matched):
+            for b in matched[x + 1 :]:
+                if a.policy.precedence == b.policy.precedence and (
+                    a.prescription() != b.prescription()
+                ):
+                    _count_pair(pairs, raw, a, b)
+    return matches, pairs
+
+
+def _count_pair(pairs: Pairs, raw: dict[str, Any], a: PolicyMatch, b: PolicyMatch) -> None:
+    key = (a.policy.id, b.policy.id)
+    if key in pairs:
+        n, ex, pa, pb = pairs[key]
+        pairs[key] = (n + 1, ex, pa, pb)
+    else:
+        pairs[key] = (1, _example(raw, a, b), _prescription(a), _prescription(b))
+
+
+def _conflicts(library: Library, pairs: Pairs) -> list[LintFinding]:
+    """The likely conflicts, in the library's order of policies."""
+    order = {p.id: i for i, p in enumerate(library.policies)}
+    citation = {p.id: p.citation for p in library.policies}
+    precedence = {p.id: p.precedence for p in library.policies}
+    return [
+        LintFinding(
+            "conflict",
+            (a_id, b_id),
+            f"{a_id} ({citation[a_id]}) and {b_id} ({citation[b_id]}), precedence "
+            f"{precedence[a_id]}: both hold, and {a_id} says {pa!r} while {b_id} says {pb!r}",
+            count=n,
+            example=example,
+        )
+        for (a_id, b_id), (n, example, pa, pb) in sorted(
+            pairs.items(), key=lambda kv: (order[kv[0][0]], order[kv[0][1]])
+        )
+    ]
 
 
 def report_text(report: LintReport) -> str:

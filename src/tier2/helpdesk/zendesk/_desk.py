@@ -531,35 +531,45 @@ class ZendeskHelpDesk:
 
     def move(self, session: Session, moves: Sequence[TicketMove], at: datetime) -> None:
         """Status, group and tags in one update per ticket (repeating it changes nothing)."""
-        s = self.settings
         for mv in moves:
-            body: dict[str, Any] = {}
-            if mv.status is not None:
-                body["status"] = "solved" if mv.status == "resolved" else mv.status
-            tags = [t.replace(":", "_") for t in mv.tags]
-            if mv.group == "tier1":
-                if s.return_group_id is not None:
-                    body["group_id"] = s.return_group_id
-                if s.tag:
-                    body["remove_tags"] = [s.tag]  # tier-1 tags it again to escalate again
-            elif mv.group is not None:
-                if mv.group in s.groups:
-                    body["group_id"] = s.groups[mv.group]
-                tags.append(ESCALATED_TAG)
-            body["additional_tags"] = tags
-            outcome = (
-                "return_to_tier1" if mv.group == "tier1"
-                else "escalate" if mv.group is not None
-                else "resolve" if mv.status == "resolved" else None
-            )  # fmt: skip
-            fields = []
-            if s.outcome_field_id is not None and outcome is not None:
-                fields.append({"id": s.outcome_field_id, "value": outcome})
-            if mv.group == "tier1" and s.custom_field_id is not None and not s.tag:
-                fields.append({"id": s.custom_field_id, "value": None})  # as with the tag
-            if fields:
-                body["custom_fields"] = fields
-            self._update(mv.ticket_id, body)
+            self._update(mv.ticket_id, self._moved(mv))
+
+    def _moved(self, mv: TicketMove) -> dict[str, Any]:
+        """The ticket update that makes a move: status, group, tags, tier2's fields."""
+        s = self.settings
+        body: dict[str, Any] = {}
+        if mv.status is not None:
+            body["status"] = "solved" if mv.status == "resolved" else mv.status
+        tags = [t.replace(":", "_") for t in mv.tags]
+        if mv.group == "tier1":
+            if s.return_group_id is not None:
+                body["group_id"] = s.return_group_id
+            if s.tag:
+                body["remove_tags"] = [s.tag]  # tier-1 tags it again to escalate again
+        elif mv.group is not None:
+            if mv.group in s.groups:
+                body["group_id"] = s.groups[mv.group]
+            tags.append(ESCALATED_TAG)
+        body["additional_tags"] = tags
+        fields = self._outcome_fields(mv)
+        if fields:
+            body["custom_fields"] = fields
+        return body
+
+    def _outcome_fields(self, mv: TicketMove) -> list[dict[str, Any]]:
+        """tier2's outcome field, and the escalation field cleared on a return."""
+        s = self.settings
+        outcome = (
+            "return_to_tier1" if mv.group == "tier1"
+            else "escalate" if mv.group is not None
+            else "resolve" if mv.status == "resolved" else None
+        )  # fmt: skip
+        fields = []
+        if s.outcome_field_id is not None and outcome is not None:
+            fields.append({"id": s.outcome_field_id, "value": outcome})
+        if mv.group == "tier1" and s.custom_field_id is not None and not s.tag:
+            fields.append({"id": s.custom_field_id, "value": None})  # as with the tag
+        return fields
 
     # ------------------------------------------------------------------ the SLA monitor
 
