@@ -51,13 +51,36 @@ class NoteOrder:
 
 
 @dataclass(frozen=True)
-class TicketMove:
-    """Set the ticket's status (None: leave it) and assignee group, and add tags."""
+class Resolve:
+    """The case is resolved in place: the ticket is solved."""
 
     ticket_id: str
-    status: str | None
-    group: str | None
-    tags: tuple[str, ...]
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReturnToTier1:
+    """Back to tier-1 with guidance: the ticket is open in tier-1's queue and no longer an
+    escalation (tier-1 escalates it again to send it back)."""
+
+    ticket_id: str
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EscalateTo:
+    """To a senior human: the ticket is open in the queue of `target` (an escalation target
+    of the library). `reopen=False` leaves the status as it is (the SLA monitor moving a case
+    that a human already works on)."""
+
+    ticket_id: str
+    target: str
+    tags: tuple[str, ...] = ()
+    reopen: bool = True
+
+
+TicketMove = Resolve | ReturnToTier1 | EscalateTo
+"""Where a ticket goes: each help desk says it in its own words (statuses, queues, groups)."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +133,7 @@ class HelpDesk(Protocol):
         ...
 
     def move(self, session: Session, moves: Sequence[TicketMove], at: datetime) -> None:
-        """Move each ticket (status, group, tags)."""
+        """Move each ticket where the case's outcome sends it, adding the tags."""
         ...
 
     def timelines(self, ticket_ids: Sequence[str]) -> dict[str, Timeline]:

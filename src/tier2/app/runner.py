@@ -48,7 +48,16 @@ from tier2.app.deciding import (
     WorkerPool,
     decide_payloads,
 )
-from tier2.app.ports import ActionOrder, HelpDesk, NoteOrder, Read, TicketMove
+from tier2.app.ports import (
+    ActionOrder,
+    EscalateTo,
+    HelpDesk,
+    NoteOrder,
+    Read,
+    Resolve,
+    ReturnToTier1,
+    TicketMove,
+)
 from tier2.core.library import Library
 from tier2.faults import crash_point
 from tier2.store import audit
@@ -62,11 +71,6 @@ OPEN_STATES = [
     s.value for s in CaseState if s.value not in FINAL
 ]  # received, deciding, decided, acted, documented, reopened
 DECIDABLE = [CaseState.RECEIVED.value, CaseState.REOPENED.value, CaseState.DECIDING.value]
-TICKET_AFTER: dict[str, tuple[str, str | None]] = {
-    "resolve": ("resolved", None),
-    "return_to_tier1": ("open", "tier1"),
-    "escalate": ("open", None),  # to the escalation target's group
-}
 FINAL_OF = {
     "resolve": CaseState.CLOSED.value,
     "return_to_tier1": CaseState.RETURNED.value,
@@ -124,6 +128,17 @@ def _earlier_decisions(
 
 
 Result = tuple[Summary, str] | str  # a decision (its summary, all of it encoded) or why not
+
+
+def _move(ticket_id: str, outcome: str, target: str | None) -> TicketMove:
+    """Where the case's outcome sends its ticket, tagged with the outcome."""
+    tags = (f"tier2:{outcome}",)
+    if outcome == "resolve":
+        return Resolve(ticket_id, tags)
+    if outcome == "return_to_tier1":
+        return ReturnToTier1(ticket_id, tags)
+    assert target is not None, "an escalation names its target"
+    return EscalateTo(ticket_id, target, tags)
 
 
 def _refreshed(
@@ -713,16 +728,14 @@ class Runner:
                         }
                     )
                     written.append(kind)
-            status, group = TICKET_AFTER[body["outcome"]]
-            if body["outcome"] == "escalate":
-                group = body["escalate_to"]
-            moves.append(TicketMove(c.ticket_id, status, group, (f"tier2:{body['outcome']}",)))
+            move = _move(c.ticket_id, body["outcome"], body["escalate_to"])
+            moves.append(move)
             done.append(
                 (
                     c.id,
                     CaseState.DOCUMENTED.value,
                     "documented",
-                    {"written": written, "ticket_status": status, "group": group},
+                    {"written": written, "move": body["outcome"], "to": body["escalate_to"]},
                 )
             )
         self.desk.write_notes(session, orders, now)

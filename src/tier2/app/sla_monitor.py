@@ -22,7 +22,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.orm import Session
 
 from tier2._batch import batched
-from tier2.app.ports import HelpDesk, NoteOrder, TicketMove, Timeline
+from tier2.app.ports import EscalateTo, HelpDesk, NoteOrder, TicketMove, Timeline
 from tier2.core.library import Library
 from tier2.core.sla import (
     Clock,
@@ -166,7 +166,9 @@ class SlaMonitor:
             if not new:
                 return
             notes = [self._note(f, now) for f in new]
-            moves = [TicketMove(f.ticket_id, None, MANAGER, (f"tier2:{REASON}",)) for f in new]
+            moves: list[TicketMove] = [
+                EscalateTo(f.ticket_id, MANAGER, (f"tier2:{REASON}",), reopen=False) for f in new
+            ]
             stats.escalated.update(f.kind.value for f in new)
             session.execute(
                 insert(m.table(m.SlaEscalation)), [_escalation_row(f, now) for f in new]

@@ -9,7 +9,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tier2.app.ports import CASE_FIELDS, ActionOrder, NoteOrder, TicketMove
+from tier2.app.ports import (
+    CASE_FIELDS,
+    ActionOrder,
+    EscalateTo,
+    NoteOrder,
+    Resolve,
+    ReturnToTier1,
+)
 from tier2.contract import CaseError, parse_case
 from tier2.helpdesk._marks import keys_in
 from tier2.helpdesk.rt import (
@@ -244,15 +251,14 @@ def test_moves_set_status_queue_and_outcome_and_a_refusal_is_an_error() -> None:
     """A return goes to tier-1's queue; an unmapped escalation stays; RT's refusal raises."""
     fake = _FakeRt()
     desk = _desk(fake, queues={"senior_support": "Seniors", "legal": "Nowhere"})
-    desk.move(None, [TicketMove("1", "open", "tier1", ()), TicketMove("2", "open", "engineering", ()),  # type: ignore[arg-type]
-                     TicketMove("3", "resolved", None, ())], NOW)  # fmt: skip
+    desk.move(None, [ReturnToTier1("1"), EscalateTo("2", "engineering"), Resolve("3")], NOW)  # type: ignore[arg-type]
     assert fake.puts == [
         ("ticket/1", {"Status": "open", "Queue": "Tier1", "CustomFields": {"Tier2 Outcome": "return_to_tier1"}}),
         ("ticket/2", {"Status": "open", "CustomFields": {"Tier2 Outcome": "escalate", "Tier2 Escalated To": "engineering"}}),
         ("ticket/3", {"Status": "resolved", "CustomFields": {"Tier2 Outcome": "resolve"}}),
     ]  # fmt: skip
     with pytest.raises(RtError, match="Queue Nowhere does not exist"):
-        desk.move(None, [TicketMove("4", "open", "legal", ())], NOW)  # type: ignore[arg-type]
+        desk.move(None, [EscalateTo("4", "legal")], NOW)  # type: ignore[arg-type]
 
 
 def test_an_rt_that_does_not_answer_is_an_error_not_a_traceback() -> None:

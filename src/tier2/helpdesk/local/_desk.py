@@ -19,7 +19,16 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tier2._batch import batched
-from tier2.app.ports import ActionOrder, NoteOrder, Read, TicketMove, Timeline
+from tier2.app.ports import (
+    ActionOrder,
+    EscalateTo,
+    NoteOrder,
+    Read,
+    Resolve,
+    ReturnToTier1,
+    TicketMove,
+    Timeline,
+)
 from tier2.contract import CaseIn
 from tier2.core.sla import StatusChange
 from tier2.store import models as m
@@ -27,6 +36,7 @@ from tier2.store.bulk import insert_rows, update_rows
 from tier2.store.db import make_engine
 
 ESCALATED = "escalated"  # a ticket tier-1 has handed to tier-2
+TIER1 = "tier1"  # tier-1's group
 NOT_OWNERS = frozenset({"customer", "tier1", "tier2"})  # whose actions are not the owner's
 
 
@@ -36,6 +46,17 @@ def _iso(t: datetime | None) -> str | None:
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
+
+
+def _status_and_group(move: TicketMove) -> tuple[str | None, str | None]:
+    """The local help desk's words for a move: its status (None: as it is) and group."""
+    match move:
+        case Resolve():
+            return "resolved", None
+        case ReturnToTier1():
+            return "open", TIER1
+        case EscalateTo(target=target, reopen=reopen):
+            return ("open" if reopen else None), target
 
 
 _worker_desks: dict[str, LocalHelpDesk] = {}
@@ -341,6 +362,8 @@ class LocalHelpDesk:
         insert_rows(session, m.table(m.TicketMessage), rows)
 
     def move(self, session: Session, moves: Sequence[TicketMove], at: datetime) -> None:
+        """Status, assignee group and tags, and a ticket event for each move."""
+        where = {x.ticket_id: _status_and_group(x) for x in moves}
         current = {
             row.id: row
             for row in session.execute(
@@ -359,8 +382,8 @@ class LocalHelpDesk:
             [
                 {
                     "id": x.ticket_id,
-                    "status": x.status or current[x.ticket_id].status,
-                    "assignee_group": x.group,
+                    "status": where[x.ticket_id][0] or current[x.ticket_id].status,
+                    "assignee_group": where[x.ticket_id][1],
                     "updated_at": at,
                     "tags": [
                         *tags[x.ticket_id],
@@ -374,8 +397,8 @@ class LocalHelpDesk:
             session,
             m.table(m.TicketEvent),
             [
-                {"ticket_id": x.ticket_id, "at": at, "status": x.status, "group": x.group,
-                 "actor": "tier2"}
+                {"ticket_id": x.ticket_id, "at": at, "status": where[x.ticket_id][0],
+                 "group": where[x.ticket_id][1], "actor": "tier2"}
                 for x in moves
             ],
         )  # fmt: skip

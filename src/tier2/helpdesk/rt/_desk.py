@@ -34,7 +34,16 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session
 
-from tier2.app.ports import ActionOrder, ConnectorError, NoteOrder, TicketMove, Timeline
+from tier2.app.ports import (
+    ActionOrder,
+    ConnectorError,
+    EscalateTo,
+    NoteOrder,
+    Resolve,
+    ReturnToTier1,
+    TicketMove,
+    Timeline,
+)
 from tier2.core.sla import StatusChange
 from tier2.faults import crash_point
 from tier2.helpdesk._marks import KEY_LINE, keys_in, marked
@@ -606,28 +615,27 @@ class RtHelpDesk:
     def move(self, session: Session, moves: Sequence[TicketMove], at: datetime) -> None:
         """Status, queue, and `Tier2 Outcome` (and the escalation field cleared on a return),
         in one request per ticket; setting what is already set changes nothing in RT."""
-        s = self.settings
         for mv in moves:
-            body: dict[str, Any] = {}
-            fields: dict[str, Any] = {}
-            if mv.status is not None:
-                body["Status"] = mv.status
-            if mv.group == "tier1":
-                body["Queue"] = s.return_queue
-                fields[s.cf("tier2.outcome")] = "return_to_tier1"
+            self.rt.update(f"ticket/{mv.ticket_id}", self._moved(mv))
+
+    def _moved(self, mv: TicketMove) -> dict[str, Any]:
+        """RT's words for a move: the ticket update that makes it."""
+        s = self.settings
+        outcome = s.cf("tier2.outcome")
+        match mv:
+            case Resolve():
+                return {"Status": "resolved", "CustomFields": {outcome: "resolve"}}
+            case ReturnToTier1():
+                fields = {outcome: "return_to_tier1"}
                 if s.custom_field:
                     fields[s.custom_field] = ""
-            elif mv.group is not None:
-                if mv.group in s.queues:
-                    body["Queue"] = s.queues[mv.group]
-                fields[s.cf("tier2.outcome")] = "escalate"
-                fields[s.cf("tier2.escalated_to")] = mv.group
-            elif mv.status in _DONE:
-                fields[s.cf("tier2.outcome")] = "resolve"
-            if fields:
-                body["CustomFields"] = fields
-            if body:
-                self.rt.update(f"ticket/{mv.ticket_id}", body)
+                return {"Status": "open", "Queue": s.return_queue, "CustomFields": fields}
+            case EscalateTo(target=target, reopen=reopen):
+                body: dict[str, Any] = {"Status": "open"} if reopen else {}
+                if target in s.queues:
+                    body["Queue"] = s.queues[target]
+                body["CustomFields"] = {outcome: "escalate", s.cf("tier2.escalated_to"): target}
+                return body
 
     # ------------------------------------------------------------------ the SLA monitor
 

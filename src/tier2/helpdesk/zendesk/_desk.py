@@ -31,7 +31,16 @@ import httpx
 from sqlalchemy.orm import Session
 
 from tier2._batch import batched
-from tier2.app.ports import ActionOrder, ConnectorError, NoteOrder, TicketMove, Timeline
+from tier2.app.ports import (
+    ActionOrder,
+    ConnectorError,
+    EscalateTo,
+    NoteOrder,
+    Resolve,
+    ReturnToTier1,
+    TicketMove,
+    Timeline,
+)
 from tier2.core.sla import StatusChange
 from tier2.faults import crash_point
 from tier2.helpdesk._marks import KEY_LINE, keys_in
@@ -535,41 +544,36 @@ class ZendeskHelpDesk:
             self._update(mv.ticket_id, self._moved(mv))
 
     def _moved(self, mv: TicketMove) -> dict[str, Any]:
-        """The ticket update that makes a move: status, group, tags, tier2's fields."""
+        """Zendesk's words for a move: the ticket update (status, group, tags, tier2's
+        outcome field) that makes it."""
         s = self.settings
-        body: dict[str, Any] = {}
-        if mv.status is not None:
-            body["status"] = "solved" if mv.status == "resolved" else mv.status
-        tags = [t.replace(":", "_") for t in mv.tags]
-        if mv.group == "tier1":
-            if s.return_group_id is not None:
-                body["group_id"] = s.return_group_id
-            if s.tag:
-                body["remove_tags"] = [s.tag]  # tier-1 tags it again to escalate again
-        elif mv.group is not None:
-            if mv.group in s.groups:
-                body["group_id"] = s.groups[mv.group]
-            tags.append(ESCALATED_TAG)
-        body["additional_tags"] = tags
-        fields = self._outcome_fields(mv)
+        body: dict[str, Any] = {"additional_tags": [t.replace(":", "_") for t in mv.tags]}
+        fields: list[dict[str, Any]] = []
+        match mv:
+            case Resolve():
+                body["status"] = "solved"
+                outcome = "resolve"
+            case ReturnToTier1():
+                body["status"] = "open"
+                if s.return_group_id is not None:
+                    body["group_id"] = s.return_group_id
+                if s.tag:
+                    body["remove_tags"] = [s.tag]  # tier-1 tags it again to escalate again
+                elif s.custom_field_id is not None:
+                    fields.append({"id": s.custom_field_id, "value": None})  # as with the tag
+                outcome = "return_to_tier1"
+            case EscalateTo(target=target, reopen=reopen):
+                if reopen:
+                    body["status"] = "open"
+                if target in s.groups:
+                    body["group_id"] = s.groups[target]
+                body["additional_tags"].append(ESCALATED_TAG)
+                outcome = "escalate"
+        if s.outcome_field_id is not None:
+            fields.insert(0, {"id": s.outcome_field_id, "value": outcome})
         if fields:
             body["custom_fields"] = fields
         return body
-
-    def _outcome_fields(self, mv: TicketMove) -> list[dict[str, Any]]:
-        """tier2's outcome field, and the escalation field cleared on a return."""
-        s = self.settings
-        outcome = (
-            "return_to_tier1" if mv.group == "tier1"
-            else "escalate" if mv.group is not None
-            else "resolve" if mv.status == "resolved" else None
-        )  # fmt: skip
-        fields = []
-        if s.outcome_field_id is not None and outcome is not None:
-            fields.append({"id": s.outcome_field_id, "value": outcome})
-        if mv.group == "tier1" and s.custom_field_id is not None and not s.tag:
-            fields.append({"id": s.custom_field_id, "value": None})  # as with the tag
-        return fields
 
     # ------------------------------------------------------------------ the SLA monitor
 
