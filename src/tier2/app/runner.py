@@ -565,10 +565,13 @@ class Runner:
     def _decide(
         self, session: Session, case_ids: Sequence[str], stats: RunStats, ahead: Ahead | None
     ) -> None:
+        """Each decidable case decided (ahead in the workers, else here) and stored with its
+        actions (pending, for a resolution); a case the library failed on waits."""
         cases = self._cases(session, case_ids, DECIDABLE, m.Case.updated_at)
         if not cases:
             return
         ids = [c.id for c in cases]
+        ready = self._decided(session, cases, ahead)
         seqs = dict(
             session.execute(
                 select(m.Decision.case_id, func.max(m.Decision.seq))
@@ -576,15 +579,6 @@ class Runner:
                 .group_by(m.Decision.case_id)
             ).all()
         )
-        ready = ahead.usable(cases) if ahead is not None else {}
-        rest = [cid for cid in ids if cid not in ready]
-        if rest:  # not decided ahead (or changed since): decide them here
-            now = self.clock()
-            payloads = session.execute(
-                select(m.Case.id, m.Case.payload).where(m.Case.id.in_(rest))
-            ).all()
-            decided = decide_payloads(self.library, [(p.id, p.payload) for p in payloads], now)
-            ready.update((cid, (now, result)) for cid, result in decided.items())
         rows = []
         summaries: dict[str, Summary] = {}
         for cid in ids:
@@ -605,8 +599,29 @@ class Runner:
                     "body": Encoded(encoded),
                 }
             )
-        if not rows:
-            return
+        if rows:
+            self._store_decisions(session, rows, summaries)
+
+    def _decided(
+        self, session: Session, cases: Sequence[Any], ahead: Ahead | None
+    ) -> dict[str, tuple[datetime, Result]]:
+        """Each case's decision (when, what): as decided ahead if the case is unchanged since,
+        else decided here now."""
+        ready = ahead.usable(cases) if ahead is not None else {}
+        rest = [c.id for c in cases if c.id not in ready]
+        if rest:  # not decided ahead (or changed since): decide them here
+            now = self.clock()
+            payloads = session.execute(
+                select(m.Case.id, m.Case.payload).where(m.Case.id.in_(rest))
+            ).all()
+            decided = decide_payloads(self.library, [(p.id, p.payload) for p in payloads], now)
+            ready.update((cid, (now, result)) for cid, result in decided.items())
+        return ready
+
+    def _store_decisions(
+        self, session: Session, rows: list[dict[str, Any]], summaries: dict[str, Summary]
+    ) -> None:
+        """The decisions, a resolution's actions (pending), and each case decided + audit."""
         now = self.clock()
         self._documents.update(
             (row["case_id"], (row["seq"], summaries[row["case_id"]])) for row in rows
