@@ -40,6 +40,7 @@ from tier2.library.loader import load_library
 from tier2.library.samples import CaseGenerator
 from tier2.store import models as m
 from tier2.store.db import make_engine, upgrade
+from tier2.store.unit_of_work import SqlUnitOfWork
 
 
 class SlowDesk:
@@ -83,7 +84,9 @@ def runner_main(url: str, delay: float, batch: int) -> None:
     """One runner process: a pass over the slow desk; its figures as a JSON line."""
     engine = make_engine(url)
     desk = SlowDesk(LocalHelpDesk(engine), delay)
-    runner = Runner(engine, load_library("saas"), desk, lambda: datetime.now(UTC), batch=batch)
+    runner = Runner(
+        SqlUnitOfWork(engine), load_library("saas"), desk, lambda: datetime.now(UTC), batch=batch
+    )
     stats = runner.run_once()
     runner.close()
     line = {"finished": stats.finished, "received": stats.received, "requests": desk.requests}

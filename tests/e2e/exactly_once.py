@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
+from tier2.app.states import FINAL_STATES
 from tier2.store import audit
 from tier2.store import models as m
-from tier2.store.models import FINAL_STATES
 
 FINAL = {s.value for s in FINAL_STATES}
 TIMEOUT = 180  # seconds any one tier2 process of these tests may take

@@ -16,6 +16,7 @@ from tier2.library.loader import load_library
 from tier2.store import audit
 from tier2.store import models as m
 from tier2.store.db import database_url, make_engine
+from tier2.store.unit_of_work import SqlUnitOfWork
 
 LATER = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -53,7 +54,9 @@ def test_the_month_has_sla_breaches_and_a_later_scan_escalates_the_open_ones(
     assert summary.sla_escalated["breached"] > 0
     assert summary.senior_resolved + summary.still_open == summary.targets.total()
     engine = make_engine(database_url(str(tmp_path / "saas.db")))
-    monitor = SlaMonitor(engine, load_library("saas"), LocalHelpDesk(engine), clock=lambda: LATER)
+    monitor = SlaMonitor(
+        SqlUnitOfWork(engine), load_library("saas"), LocalHelpDesk(engine), clock=lambda: LATER
+    )
     first = monitor.scan()
     assert first.states["breached"] == summary.still_open  # long past due by then
     assert monitor.scan().escalated.total() == 0

@@ -1,9 +1,9 @@
 """The ports of tier2's use cases: the help desk every connector implements (local,
-Request Tracker, Zendesk).
+Request Tracker, Zendesk), and the case store (`UnitOfWork`: its transactions).
 
 Reading: escalated tickets, and each as a case in the contract's shape. Writing: what
 `tier2 run` does to a ticket, as orders, each with an idempotency key where repeating it
-would matter. The runner hands the connector its open transaction (`session`): the local
+would matter. The runner hands the connector its open transaction's handle: the local
 help desk writes in it, so what tier2 records and what the help desk does commit together;
 a remote connector makes its calls and relies on the keys, so a call repeated after a crash
 changes nothing.
@@ -11,14 +11,17 @@ changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.orm import Session
-
 from tier2.core.sla import StatusChange
+
+StoreHandle = Any
+"""The store transaction's handle (`Transaction.handle`), passed through to the help desk:
+the local help desk writes in it; a remote one ignores it."""
 
 Read = tuple[str, str, str, dict[str, Any] | str]
 """A ticket read as a case: case id, ticket id, received_at (ISO), and the payload, decoded or
@@ -111,28 +114,28 @@ class HelpDesk(Protocol):
         """Each ticket with its latest handoff, the customer and their history: contract cases."""
         ...
 
-    def escalated(self, session: Session, ticket_ids: Sequence[str]) -> set[str]:
+    def escalated(self, session: StoreHandle, ticket_ids: Sequence[str]) -> set[str]:
         """Which of these tickets are escalations now: as the store holds them (the local help
         desk, in the runner's transaction), or as `read_cases` last read them (a remote one).
         The runner claims a ticket before it reads it, so a ticket another runner finished
         meanwhile reads as no escalation, and is not taken again."""
         ...
 
-    def take(self, session: Session, ticket_ids: Sequence[str], at: datetime) -> None:
+    def take(self, session: StoreHandle, ticket_ids: Sequence[str], at: datetime) -> None:
         """Tier-2 has these tickets: they leave the escalation queue."""
         ...
 
     def carry_out(
-        self, session: Session, orders: Sequence[ActionOrder], at: datetime
+        self, session: StoreHandle, orders: Sequence[ActionOrder], at: datetime
     ) -> list[dict[str, Any]]:
         """Carry out each action once per key; what the help desk recorded for each, in order."""
         ...
 
-    def write_notes(self, session: Session, orders: Sequence[NoteOrder], at: datetime) -> None:
+    def write_notes(self, session: StoreHandle, orders: Sequence[NoteOrder], at: datetime) -> None:
         """Write each note once per key."""
         ...
 
-    def move(self, session: Session, moves: Sequence[TicketMove], at: datetime) -> None:
+    def move(self, session: StoreHandle, moves: Sequence[TicketMove], at: datetime) -> None:
         """Move each ticket where the case's outcome sends it, adding the tags."""
         ...
 
@@ -153,3 +156,176 @@ CASE_FIELDS: tuple[str, ...] = (
     "history.complaint", "facts",
     "tier2.outcome", "tier2.escalated_to", "tier2.actions",
 )  # fmt: skip
+
+
+# ---------------------------------------------------------------------- the case store
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """A case as a step reads it (the payload and escalations only where asked for)."""
+
+    id: str
+    ticket_id: str
+    state: str
+    updated_at: datetime
+    payload: dict[str, Any] | str | None = None
+    escalations: int | None = None
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    """A case's decision as stored: its number, outcome and (where asked for) body."""
+
+    case_id: str
+    seq: int
+    outcome: str
+    body: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PendingAction:
+    """An action of a resolution not yet carried out."""
+
+    id: int
+    case_id: str
+    key: str
+    type: str
+    amount: float | None
+    currency: str | None
+
+
+AuditEntry = tuple[datetime, str | None, str, dict[str, Any]]  # at, case id, event, data
+
+
+class Transaction(Protocol):
+    """One transaction of the case store: what a step of `tier2 run` reads and writes,
+    committed together. `handle` goes to the help desk (the local one writes in it)."""
+
+    handle: Any
+
+    def now(self) -> datetime:
+        """The store's clock (claims and listings are stamped with it)."""
+        ...
+
+    def reap(self) -> None:
+        """Dead runners' entries removed and their claims freed."""
+        ...
+
+    def orphans(self, limit: int) -> list[str]:
+        """Tickets of open cases no runner holds, oldest first."""
+        ...
+
+    def claim(self, ticket_ids: Sequence[str], listed_at: datetime) -> list[str]:
+        """These tickets made this runner's where no one holds them and no case of theirs
+        ended after `listed_at`; the ones now this runner's, in order."""
+        ...
+
+    def held(self, ticket_ids: Sequence[str]) -> set[str]:
+        """Which of these tickets this runner holds (held so to the end of the transaction)."""
+        ...
+
+    def release(self, ticket_ids: Sequence[str]) -> None:
+        """Done with these tickets: a listing taken before now no longer claims them."""
+        ...
+
+    def open_cases(self) -> list[str]: ...
+
+    def cases(self, case_ids: Sequence[str], *, payload: str | None = None) -> list[CaseRow]:
+        """These cases by id (with the payload as "text" or "json" if asked), ordered by id."""
+        ...
+
+    def cases_of_tickets(self, ticket_ids: Sequence[str]) -> list[CaseRow]:
+        """The cases of these tickets, oldest first."""
+        ...
+
+    def cases_to_take_in(self, case_ids: Sequence[str]) -> dict[str, CaseRow]:
+        """These cases with payload and escalations, locked to the end of the transaction."""
+        ...
+
+    def add_cases(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def update_case(self, case_id: str, now: datetime, **values: Any) -> None: ...
+
+    def enter(self, moves: Sequence[tuple[str, str]], now: datetime) -> None:
+        """Each case (id, state) moved to its state."""
+        ...
+
+    def decision_seqs(self, case_ids: Sequence[str]) -> dict[str, int]:
+        """The number of each case's latest decision."""
+        ...
+
+    def add_decisions(self, rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], int]:
+        """The decisions stored; the id of each (case id, seq) of these cases."""
+        ...
+
+    def latest_decisions(
+        self, case_ids: Sequence[str], *, body: bool = False
+    ) -> dict[str, StoredDecision]: ...
+
+    def earlier_decisions(self, case_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+        """What each case was decided before (for a reopened case's facts)."""
+        ...
+
+    def add_actions(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def pending_actions(self, case_ids: Sequence[str]) -> list[PendingAction]: ...
+
+    def actions_done(self, done: Sequence[tuple[int, datetime, dict[str, Any]]]) -> None:
+        """Each action (id, when, what the help desk recorded) carried out."""
+        ...
+
+    def recorded_notes(self, keys: Sequence[str]) -> set[str]: ...
+
+    def add_notes(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Entries appended to the audit log, in order."""
+        ...
+
+    def cases_in(self, states: Sequence[str]) -> list[CaseRow]:
+        """Every case in these states, with payload and escalations, ordered by id."""
+        ...
+
+    def monitors_take_turns(self) -> None:
+        """SLA monitors run one at a time from here to the end of the transaction."""
+        ...
+
+    def sla_escalations(self, case_ids: Sequence[str]) -> set[tuple[str, int, str, str]]:
+        """The SLA escalations recorded for these cases: (case, escalation, target, kind)."""
+        ...
+
+    def add_sla_escalations(self, rows: Sequence[Mapping[str, Any]]) -> None: ...
+
+    def waiting_deliveries(self) -> int | None:
+        """The last webhook delivery not yet taken."""
+        ...
+
+    def take_deliveries(self, upto: int, at: datetime) -> int:
+        """Deliveries up to this one taken; how many."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """The case store's transactions, and this runner's registration in it."""
+
+    @property
+    def registered(self) -> bool:
+        """Whether this runner is entered (a pass enters it first)."""
+        ...
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A transaction: committed when the block ends, rolled back when it raises."""
+        ...
+
+    def register(self) -> None:
+        """Enter this runner and keep its lease."""
+        ...
+
+    def release_all(self) -> None:
+        """Let go of every ticket still held."""
+        ...
+
+    def retire(self) -> None:
+        """Release everything and leave."""
+        ...

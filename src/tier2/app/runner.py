@@ -29,15 +29,13 @@ finish, so a case the library failed on is tried again.
 from __future__ import annotations
 
 import threading
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Text, cast, func, select, update
-from sqlalchemy.orm import Session
 
 from tier2._batch import batched
 from tier2.app.deciding import (
@@ -50,6 +48,8 @@ from tier2.app.deciding import (
 )
 from tier2.app.ports import (
     ActionOrder,
+    AuditEntry,
+    CaseRow,
     EscalateTo,
     HelpDesk,
     NoteOrder,
@@ -57,25 +57,15 @@ from tier2.app.ports import (
     Resolve,
     ReturnToTier1,
     TicketMove,
+    Transaction,
+    UnitOfWork,
 )
+from tier2.app.states import DECIDABLE, FINAL_OF, FINAL_STATES, CaseState
 from tier2.core.library import Library
 from tier2.faults import crash_point
-from tier2.store import audit
-from tier2.store import models as m
-from tier2.store.bulk import Encoded, insert_rows
-from tier2.store.claims import LEASE_SECONDS, Claims, db_now
-from tier2.store.models import FINAL_STATES, CaseState
 
 FINAL = {s.value for s in FINAL_STATES}
-OPEN_STATES = [
-    s.value for s in CaseState if s.value not in FINAL
-]  # received, deciding, decided, acted, documented, reopened
-DECIDABLE = [CaseState.RECEIVED.value, CaseState.REOPENED.value, CaseState.DECIDING.value]
-FINAL_OF = {
-    "resolve": CaseState.CLOSED.value,
-    "return_to_tier1": CaseState.RETURNED.value,
-    "escalate": CaseState.ESCALATED.value,
-}
+Move = tuple[str, str, str, dict[str, Any]]  # case id, state, audit event, its data
 
 
 Progress = Callable[[int, int, "RunStats"], None]  # (cases just done, cases in the pass, stats)
@@ -95,38 +85,6 @@ class RunStats:
             self.failed.append((case_id, problem))
 
 
-def _latest_decisions(session: Session, case_ids: Sequence[str], *columns: Any) -> dict[str, Any]:
-    """Each case's latest decision (the columns asked for), by case id."""
-    return {
-        row.case_id: row
-        for row in session.execute(
-            select(m.Decision.case_id, *columns)
-            .where(m.Decision.case_id.in_(case_ids))
-            .order_by(m.Decision.seq)
-        )
-    }
-
-
-def _earlier_decisions(
-    session: Session, case_ids: Sequence[str]
-) -> dict[str, list[dict[str, Any]]]:
-    """What a reopened case was decided before, for its facts."""
-    earlier: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for d in session.scalars(
-        select(m.Decision).where(m.Decision.case_id.in_(case_ids)).order_by(m.Decision.seq)
-    ):
-        earlier[d.case_id].append(
-            {
-                "seq": d.seq,
-                "decided_at": d.decided_at.isoformat(),
-                "outcome": d.outcome,
-                "escalate_to": d.escalate_to,
-                "reasons": [r["code"] for r in d.body["reasons"]],
-            }
-        )
-    return earlier
-
-
 Result = tuple[Summary, str] | str  # a decision (its summary, all of it encoded) or why not
 
 
@@ -142,8 +100,8 @@ def _move(ticket_id: str, outcome: str, target: str | None) -> TicketMove:
 
 
 def _refreshed(
-    case: m.Case, ticket_id: str, given: dict[str, Any] | str, *, escalated: bool,
-    earlier: dict[str, list[dict[str, Any]]], now: datetime,
+    tx: Transaction, case: CaseRow, ticket_id: str, given: dict[str, Any] | str, *,
+    escalated: bool, earlier: dict[str, list[dict[str, Any]]], now: datetime,
 ) -> tuple[str, str, dict[str, Any]] | None:  # fmt: skip
     """A known case given what its ticket holds now: a final case escalated again is
     reopened (with what it was decided before in its facts); a case not decided yet (or
@@ -154,20 +112,22 @@ def _refreshed(
     payload = given if isinstance(given, dict) else orjson.loads(given)
     if case.state in FINAL:
         facts = {**payload.get("facts", {}), "earlier_decisions": earlier[case.id]}
-        case.state, case.payload, case.updated_at = (
-            CaseState.REOPENED.value, {**payload, "facts": facts}, now,
+        escalations = (case.escalations or 1) + 1
+        tx.update_case(
+            case.id, now, state=CaseState.REOPENED.value, payload={**payload, "facts": facts},
+            escalations=escalations,
         )  # fmt: skip
-        case.escalations += 1
-        return (case.id, "reopened", {"ticket": ticket_id, "escalation": case.escalations})
+        return (case.id, "reopened", {"ticket": ticket_id, "escalation": escalations})
     if case.state not in DECIDABLE:
         return None
+    stored = case.payload if isinstance(case.payload, dict) else {}
     fresh = payload
     if case.state == CaseState.REOPENED.value:
-        kept = (case.payload.get("facts") or {}).get("earlier_decisions", [])
+        kept = (stored.get("facts") or {}).get("earlier_decisions", [])
         fresh = {**payload, "facts": {**payload.get("facts", {}), "earlier_decisions": kept}}
-    if fresh == case.payload:
+    if fresh == stored:
         return None
-    case.payload, case.updated_at = fresh, now
+    tx.update_case(case.id, now, payload=fresh)
     return (case.id, "updated", {"ticket": ticket_id})
 
 
@@ -198,34 +158,32 @@ Reading = Callable[[], list[Read]]  # waits for a round's tickets, read in a wor
 
 
 class Runner:
+    """`tier2 run`'s use case: the state machine of every case, over a store (UnitOfWork)
+    and a help desk (HelpDesk), both ports."""
+
     def __init__(
         self,
-        engine: Engine,
+        store: UnitOfWork,
         library: Library,
         desk: HelpDesk,
         clock: Callable[[], datetime],
         *,
         batch: int = 1000,
         decider: Decider | None = None,
-        lease_seconds: float = LEASE_SECONDS,
-        options: dict[str, Any] | None = None,
     ) -> None:
-        self.engine = engine
+        self.store = store
         self.library = library
         self.desk = desk
         self.clock = clock
         self.batch = batch
         self.decider = decider or InProcess(library)
-        self.claims = Claims(
-            engine, lease_seconds=lease_seconds, options={"batch": batch, **(options or {})}
-        )
         self.stopping = threading.Event()  # set (SIGTERM): finish the round in hand, then stop
         # what _decide committed, so _document need not read the decision back
         self._documents: dict[str, tuple[int, dict[str, Any]]] = {}
 
     def close(self) -> None:
         """Leave: every claim this runner holds is released, its entry removed."""
-        self.claims.retire()
+        self.store.retire()
 
     # ------------------------------------------------------------------ a pass
 
@@ -233,34 +191,28 @@ class Runner:
         """Take every open case no runner holds and every escalation the help desk lists to
         its final state, a round at a time; then let go of what could not be finished. The
         webhook deliveries queued before the pass began are then taken (the pass saw them)."""
-        if not self.claims.registered:
-            self.claims.register()
+        if not self.store.registered:
+            self.store.register()
         stats = RunStats()
-        inbox = m.table(m.WebhookDelivery)
-        with Session(self.engine) as session:
-            waiting = session.scalar(select(func.max(inbox.c.id)).where(inbox.c.taken_at.is_(None)))
+        with self.store.transaction() as tx:
+            waiting = tx.waiting_deliveries()
         try:
             self._pass(stats, on_progress)
         finally:  # what this pass could not finish is free for the next one, here or anywhere
-            self.claims.release_all()
+            self.store.release_all()
         if waiting is not None and not self.stopping.is_set():
-            with Session(self.engine) as session, session.begin():
-                done = session.execute(
-                    update(inbox)
-                    .where(inbox.c.id <= waiting, inbox.c.taken_at.is_(None))
-                    .values(taken_at=self.clock())
-                )
-                stats.deliveries = int(done.rowcount or 0)  # type: ignore[attr-defined]
+            with self.store.transaction() as tx:
+                stats.deliveries = tx.take_deliveries(waiting, self.clock())
         return stats
 
     def _pass(self, stats: RunStats, on_progress: Progress | None) -> None:
         """Round after round: claim, intake, advance. The next round is claimed and read (in a
         worker, for the local help desk) while this one is taken in, and decided (in the
         workers) while the store advances the one before."""
-        with Session(self.engine) as session, session.begin():
-            self.claims.reap(session)
-            orphans = len(self.claims.orphans(session, self.batch * 1000))
-            listed_at = db_now(session)  # (before the listing: a ticket done since is not taken)
+        with self.store.transaction() as tx:
+            tx.reap()
+            orphans = len(tx.orphans(self.batch * 1000))
+            listed_at = tx.now()  # (before the listing: a ticket done since is not taken)
         listing = list(self.desk.escalations())
         total = orphans + len(listing)
         ahead = not isinstance(self.decider, InProcess)
@@ -295,14 +247,14 @@ class Runner:
         """Tickets to claim, a round at a time, each with when it was listed: open cases no
         one holds, then the help desk's listing."""
         while not self.stopping.is_set():
-            with Session(self.engine) as session, session.begin():
-                found_at = db_now(session)
-                orphans = self.claims.orphans(session, self.batch)
+            with self.store.transaction() as tx:
+                found_at = tx.now()
+                orphans = tx.orphans(self.batch)
             if not orphans:
                 break
             yield orphans, found_at
-            with Session(self.engine) as session:  # none claimed: others have them now
-                if not self.claims.held(session, orphans):
+            with self.store.transaction() as tx:  # none claimed: others have them now
+                if not tx.held(orphans):
                     break
         for tickets in batched(listing, self.batch):
             yield list(tickets), listed_at
@@ -317,8 +269,8 @@ class Runner:
         for tickets, at in self._rounds(listing, listed_at):
             if self.stopping.is_set():
                 break
-            with Session(self.engine) as session, session.begin():
-                mine = self.claims.claim(session, tickets, at)
+            with self.store.transaction() as tx:
+                mine = tx.claim(tickets, at)
             crash_point("after_claim")
             if not mine:
                 continue
@@ -342,21 +294,10 @@ class Runner:
 
     def _ahead(self, case_ids: Sequence[str]) -> Ahead:
         """Start deciding a batch's decidable cases in the workers."""
-        with Session(self.engine) as session:
-            rows = [
-                r
-                for r in session.execute(
-                    select(  # the payload as its JSON text: the worker decodes it
-                        m.Case.id,
-                        m.Case.state,
-                        m.Case.updated_at,
-                        cast(m.Case.payload, Text).label("payload"),
-                    ).where(m.Case.id.in_(case_ids))
-                )
-                if r.state in DECIDABLE  # (see _cases)
-            ]
+        with self.store.transaction() as tx:  # the payloads as JSON text: the worker decodes
+            rows = [r for r in tx.cases(case_ids, payload="text") if r.state in DECIDABLE]
         now = self.clock()
-        wait = self.decider.start([(r.id, r.payload) for r in rows], now)
+        wait = self.decider.start([(r.id, str(r.payload)) for r in rows], now)
         return Ahead({r.id: r.updated_at for r in rows}, now, wait)
 
     def _advance(self, case_ids: Sequence[str], stats: RunStats, ahead: Ahead | None) -> None:
@@ -378,80 +319,47 @@ class Runner:
         soon as it is done.
         """
         finished: list[tuple[str, str]] = []
-        steps: list[Callable[[Session], None]] = [
-            lambda session: self._decide(session, case_ids, stats, ahead),
-            lambda session: crash_point("after_decision"),
-            lambda session: self._act(session, case_ids),
-            lambda session: self._document(session, case_ids),
-            lambda session: crash_point("after_document"),
-            lambda session: finished.extend(self._finish(session, case_ids)),
+        steps: list[Callable[[Transaction], None]] = [
+            lambda tx: self._decide(tx, case_ids, stats, ahead),
+            lambda tx: crash_point("after_decision"),
+            lambda tx: self._act(tx, case_ids),
+            lambda tx: self._document(tx, case_ids),
+            lambda tx: crash_point("after_document"),
+            lambda tx: finished.extend(self._finish(tx, case_ids)),
         ]
         if self.desk.in_store:
-            with Session(self.engine) as session, session.begin():
+            with self.store.transaction() as tx:
                 for step in steps:
-                    step(session)
+                    step(tx)
         else:
             for step in steps:
-                with Session(self.engine) as session, session.begin():
-                    step(session)
+                with self.store.transaction() as tx:
+                    step(tx)
         for _, outcome in finished:  # counted once committed
             stats.finished += 1
             stats.outcomes[outcome] += 1
 
     def open_cases(self) -> list[str]:
-        with Session(self.engine) as session:
-            return list(
-                session.scalars(
-                    select(m.Case.id)
-                    .where(m.Case.state.in_(OPEN_STATES))
-                    .order_by(m.Case.received_at, m.Case.id)
-                )
-            )
+        with self.store.transaction() as tx:
+            return tx.open_cases()
 
     def _cases(
-        self, session: Session, case_ids: Sequence[str], states: Sequence[str], *columns: Any
-    ) -> list[Any]:
-        """The cases among these in one of the states whose tickets this runner holds (on
-        PostgreSQL, with the claims locked for this transaction).
-
-        The state is checked here, not in SQL: given `state IN (...)`, SQLite's planner reads
-        the state index, every case in those states (100,000 waiting at the start of a big
-        pass), instead of looking up these few by key.
-        """
-        rows = [
-            row
-            for row in session.execute(
-                select(m.Case.id, m.Case.ticket_id, m.Case.state, *columns)
-                .where(m.Case.id.in_(case_ids))
-                .order_by(m.Case.id)
-            )
-            if row.state in states
-        ]
+        self, tx: Transaction, case_ids: Sequence[str], states: Any, payload: str | None = None
+    ) -> list[CaseRow]:
+        """The cases among these in one of the states whose tickets this runner holds (held
+        to the end of the transaction)."""
+        rows = [row for row in tx.cases(case_ids, payload=payload) if row.state in states]
         if not rows:
             return []
-        mine = self.claims.held(session, sorted({r.ticket_id for r in rows}))
+        mine = tx.held(sorted({r.ticket_id for r in rows}))
         return [row for row in rows if row.ticket_id in mine]
 
     @staticmethod
-    def _enter(
-        session: Session, chain: audit.Chain, moves: list[tuple[str, str, str, dict[str, Any]]],
-        now: datetime,
-    ) -> None:  # fmt: skip
+    def _enter(tx: Transaction, moves: Sequence[Move], now: datetime) -> None:
         """Move cases to states, each recorded in the audit log, in the same transaction."""
-        if not moves:
-            return
-        by_state: dict[str, list[str]] = defaultdict(list)
-        for cid, state, _, _ in moves:
-            by_state[state].append(cid)
-        for state, ids in by_state.items():
-            session.execute(
-                update(m.table(m.Case))
-                .where(m.table(m.Case).c.id.in_(ids))
-                .values(state=state, updated_at=now)
-            )
-        for cid, _, event, data in moves:
-            chain.add(at=now, case_id=cid, event=event, data=data)
-        chain.flush()
+        if moves:
+            tx.enter([(cid, state) for cid, state, _, _ in moves], now)
+            tx.audit([(now, cid, event, data) for cid, _, event, data in moves])
 
     # ------------------------------------------------------------------ intake
 
@@ -479,32 +387,25 @@ class Runner:
         they are). Returns the open cases of the tickets, to advance."""
         read = self._read(ticket_ids, ahead)
         now = self.clock()
-        with Session(self.engine) as session, session.begin():
-            mine = self.claims.held(session, ticket_ids)
+        with self.store.transaction() as tx:
+            mine = tx.held(ticket_ids)
             read = [r for r in read if r[1] in mine]
-            escalated = self.desk.escalated(session, [r[1] for r in read])
-            ids = [case_id for case_id, _, _, _ in read]
-            known = {
-                c.id: c
-                for c in session.scalars(select(m.Case).where(m.Case.id.in_(ids)).with_for_update())
-            }
+            escalated = self.desk.escalated(tx.handle, [r[1] for r in read])
+            known = tx.cases_to_take_in([case_id for case_id, _, _, _ in read])
             back = [c for c, x in known.items() if x.state in FINAL and x.ticket_id in escalated]
-            earlier = _earlier_decisions(session, back)
+            earlier = tx.earlier_decisions(back)
             new, events = self._taken_in(
-                read, known, escalated, earlier=earlier, stats=stats, now=now
+                tx, read, known, escalated, earlier=earlier, stats=stats, now=now
             )
             if new:
-                insert_rows(session, m.table(m.Case), new)
-            session.flush()
-            chain = audit.Chain(session)
-            for case_id, event, data in events:
-                chain.add(at=now, case_id=case_id, event=event, data=data)
-            chain.flush()
-            return self._take(session, ticket_ids, mine, now)
+                tx.add_cases(new)
+            tx.audit([(now, case_id, event, data) for case_id, event, data in events])
+            return self._take(tx, ticket_ids, mine, now)
 
     def _taken_in(
-        self, read: Sequence[Read], known: dict[str, m.Case], escalated: set[str], *,
-        earlier: dict[str, list[dict[str, Any]]], stats: RunStats, now: datetime,
+        self, tx: Transaction, read: Sequence[Read], known: dict[str, CaseRow],
+        escalated: set[str], *, earlier: dict[str, list[dict[str, Any]]], stats: RunStats,
+        now: datetime,
     ) -> tuple[list[dict[str, Any]], list[tuple[str, str, dict[str, Any]]]]:  # fmt: skip
         """The new cases' rows, and each case's audit event: received, reopened, updated."""
         new: list[dict[str, Any]] = []
@@ -522,8 +423,9 @@ class Runner:
                     stats.received += 1
                 continue
             event = _refreshed(
-                case, ticket_id, given, escalated=ticket_id in escalated, earlier=earlier, now=now
-            )
+                tx, case, ticket_id, given, escalated=ticket_id in escalated, earlier=earlier,
+                now=now,
+            )  # fmt: skip
             if event is not None:
                 events.append(event)
                 stats.reopened += event[1] == "reopened"
@@ -538,72 +440,60 @@ class Runner:
             "ticket_id": ticket_id,
             "state": CaseState.RECEIVED.value,
             "received_at": datetime.fromisoformat(received_at),
-            "payload": given if isinstance(given, dict) else Encoded(given),
+            "payload": given,
             "library": f"{self.library.name} {self.library.version}",
             "escalations": 1,
             "updated_at": now,
         }
 
     def _take(
-        self, session: Session, ticket_ids: Sequence[str], mine: set[str], now: datetime
+        self, tx: Transaction, ticket_ids: Sequence[str], mine: set[str], now: datetime
     ) -> list[str]:
         """The tickets with an open case are taken (their cases returned, to advance); the
         others are let go."""
-        cases = session.execute(
-            select(m.Case.id, m.Case.ticket_id, m.Case.state)
-            .where(m.Case.ticket_id.in_(sorted(mine)))
-            .order_by(m.Case.received_at, m.Case.id)
-        ).all()
-        working = [c for c in cases if c.state not in FINAL]
+        working = [c for c in tx.cases_of_tickets(sorted(mine)) if c.state not in FINAL]
         busy = {c.ticket_id for c in working}
-        self.desk.take(session, [t for t in ticket_ids if t in busy], now)
-        self.claims.release(session, sorted(mine - busy))
+        self.desk.take(tx.handle, [t for t in ticket_ids if t in busy], now)
+        tx.release(sorted(mine - busy))
         return [c.id for c in working]
 
     # ------------------------------------------------------------------ the steps
 
     def _decide(
-        self, session: Session, case_ids: Sequence[str], stats: RunStats, ahead: Ahead | None
+        self, tx: Transaction, case_ids: Sequence[str], stats: RunStats, ahead: Ahead | None
     ) -> None:
         """Each decidable case decided (ahead in the workers, else here) and stored with its
         actions (pending, for a resolution); a case the library failed on waits."""
-        cases = self._cases(session, case_ids, DECIDABLE, m.Case.updated_at)
+        cases = self._cases(tx, case_ids, DECIDABLE)
         if not cases:
             return
-        ids = [c.id for c in cases]
-        ready = self._decided(session, cases, ahead)
-        seqs = dict(
-            session.execute(
-                select(m.Decision.case_id, func.max(m.Decision.seq))
-                .where(m.Decision.case_id.in_(ids))
-                .group_by(m.Decision.case_id)
-            ).all()
-        )
+        ready = self._decided(tx, cases, ahead)
+        seqs = tx.decision_seqs([c.id for c in cases])
         rows = []
         summaries: dict[str, Summary] = {}
-        for cid in ids:
-            at, result = ready[cid]
+        for c in cases:
+            at, result = ready[c.id]
             if isinstance(result, str):  # the library failed on this case: it waits
-                stats.fail(cid, result)
+                stats.fail(c.id, result)
                 continue
             summary, encoded = result
-            summaries[cid] = summary
+            summaries[c.id] = summary
             rows.append(
                 {
-                    "case_id": cid,
-                    "seq": seqs.get(cid, 0) + 1,
+                    "case_id": c.id,
+                    "seq": seqs.get(c.id, 0) + 1,
                     "decided_at": at,
                     "outcome": summary["outcome"],
                     "escalate_to": summary["escalate_to"],
                     "library_digest": summary["library"]["digest"],
-                    "body": Encoded(encoded),
+                    "body": encoded,
                 }
             )
         if rows:
-            self._store_decisions(session, rows, summaries)
+            self._store_decisions(tx, rows, summaries)
 
     def _decided(
-        self, session: Session, cases: Sequence[Any], ahead: Ahead | None
+        self, tx: Transaction, cases: Sequence[CaseRow], ahead: Ahead | None
     ) -> dict[str, tuple[datetime, Result]]:
         """Each case's decision (when, what): as decided ahead if the case is unchanged since,
         else decided here now."""
@@ -611,168 +501,99 @@ class Runner:
         rest = [c.id for c in cases if c.id not in ready]
         if rest:  # not decided ahead (or changed since): decide them here
             now = self.clock()
-            payloads = session.execute(
-                select(m.Case.id, m.Case.payload).where(m.Case.id.in_(rest))
-            ).all()
-            decided = decide_payloads(self.library, [(p.id, p.payload) for p in payloads], now)
+            payloads = [(r.id, r.payload or {}) for r in tx.cases(rest, payload="json")]
+            decided = decide_payloads(self.library, payloads, now)
             ready.update((cid, (now, result)) for cid, result in decided.items())
         return ready
 
     def _store_decisions(
-        self, session: Session, rows: list[dict[str, Any]], summaries: dict[str, Summary]
+        self, tx: Transaction, rows: list[dict[str, Any]], summaries: dict[str, Summary]
     ) -> None:
         """The decisions, a resolution's actions (pending), and each case decided + audit."""
         now = self.clock()
         self._documents.update(
             (row["case_id"], (row["seq"], summaries[row["case_id"]])) for row in rows
         )  # used by _document once this commits (checked against the stored seq)
-        decisions = m.table(m.Decision)
-        insert_rows(session, decisions, rows)  # (RETURNING would go row by row on SQLite)
-        stored = {
-            (r.case_id, r.seq): r.id
-            for r in session.execute(
-                select(decisions.c.case_id, decisions.c.seq, decisions.c.id).where(
-                    decisions.c.case_id.in_([row["case_id"] for row in rows])
-                )
-            )
-        }
-        decision_ids = [stored[row["case_id"], row["seq"]] for row in rows]
+        ids = tx.add_decisions(rows)
         actions = [
             {
                 "case_id": row["case_id"],
-                "decision_id": decision_id,
+                "decision_id": ids[row["case_id"], row["seq"]],
                 "type": action["type"],
                 "idempotency_key": f"{row['case_id']}:{row['seq']}:{i}:{action['type']}",
                 "amount": action.get("amount"),
                 "currency": action.get("currency"),
                 "status": "pending",
             }
-            for row, decision_id in zip(rows, decision_ids, strict=True)
+            for row in rows
             if row["outcome"] == "resolve"  # escalations only recommend their actions
             for i, action in enumerate(summaries[row["case_id"]]["actions"])
         ]
         if actions:
-            insert_rows(session, m.table(m.Action), actions)
-        chain = audit.Chain(session)
-        self._enter(
-            session,
-            chain,
-            [
-                (
-                    row["case_id"],
-                    CaseState.DECIDED.value,
-                    "decided",
-                    {
-                        "seq": row["seq"],
-                        "outcome": row["outcome"],
-                        "escalate_to": row["escalate_to"],
-                        "reasons": [r["code"] for r in summaries[row["case_id"]]["reasons"]],
-                        "policies": summaries[row["case_id"]]["policies"],
-                        "library": summaries[row["case_id"]]["library"],
-                    },
-                )
-                for row in rows
-            ],
-            now,
-        )
+            tx.add_actions(actions)
+        self._enter(tx, [_decided_move(row, summaries[row["case_id"]]) for row in rows], now)
 
-    def _act(self, session: Session, case_ids: Sequence[str]) -> None:
+    def _act(self, tx: Transaction, case_ids: Sequence[str]) -> None:
+        """Each decided case's pending actions carried out by the help desk, once per key."""
         now = self.clock()
-        cases = self._cases(session, case_ids, [CaseState.DECIDED.value])
+        cases = self._cases(tx, case_ids, (CaseState.DECIDED.value,))
         if not cases:
             return
         tickets = {c.id: c.ticket_id for c in cases}
-        pending = session.scalars(
-            select(m.Action)
-            .where(m.Action.case_id.in_(list(tickets)), m.Action.status == "pending")
-            .order_by(m.Action.id)
-        ).all()
+        pending = tx.pending_actions(list(tickets))
         orders = [
-            ActionOrder(tickets[a.case_id], a.idempotency_key, a.type, a.amount, a.currency)
-            for a in pending
+            ActionOrder(tickets[a.case_id], a.key, a.type, a.amount, a.currency) for a in pending
         ]
-        results = self.desk.carry_out(session, orders, now) if orders else []
+        results = self.desk.carry_out(tx.handle, orders, now) if orders else []
         if orders:
             crash_point("after_effect_sent")
-        chain = audit.Chain(session)
-        for action, result in zip(pending, results, strict=True):
-            action.status, action.executed_at, action.result = "done", now, result
-            chain.add(
-                at=now,
-                case_id=action.case_id,
-                event="action",
-                data={
-                    "key": action.idempotency_key,
-                    "type": action.type,
-                    "amount": action.amount,
-                    "currency": action.currency,
-                    **result,
-                },
-            )
-        session.flush()
-        self._enter(
-            session, chain, [(c.id, CaseState.ACTED.value, "acted", {}) for c in cases], now
-        )
+        tx.actions_done([(a.id, now, result) for a, result in zip(pending, results, strict=True)])
+        entries: list[AuditEntry] = [
+            (now, a.case_id, "action",
+             {"key": a.key, "type": a.type, "amount": a.amount, "currency": a.currency, **result})
+            for a, result in zip(pending, results, strict=True)
+        ]  # fmt: skip
+        tx.audit(entries)
+        self._enter(tx, [(c.id, CaseState.ACTED.value, "acted", {}) for c in cases], now)
 
-    def _document(self, session: Session, case_ids: Sequence[str]) -> None:
+    def _document(self, tx: Transaction, case_ids: Sequence[str]) -> None:
+        """The note (and reply draft or guidance) on each acted case's ticket, the ticket
+        moved where the outcome sends it."""
         now = self.clock()
-        cases = self._cases(session, case_ids, [CaseState.ACTED.value])
+        cases = self._cases(tx, case_ids, (CaseState.ACTED.value,))
         if not cases:
             return
-        bodies = self._bodies(session, [c.id for c in cases])
-        orders, moves, records, done = [], [], [], []
+        bodies = self._bodies(tx, [c.id for c in cases])
+        orders: list[NoteOrder] = []
+        moves: list[TicketMove] = []
+        done: list[Move] = []
+        case_of: dict[str, str] = {}
         for c in cases:
             seq, body = bodies[c.id]
-            written = []
-            for kind, text in (
-                ("note", body["note"]),
-                ("reply_draft", body["customer_reply"]),
-                ("guidance", body["guidance"]),
-            ):
-                if text:
-                    key = f"{c.id}:{seq}:{kind}"
-                    orders.append(NoteOrder(c.ticket_id, key, kind, text))
-                    records.append(
-                        {
-                            "case_id": c.id,
-                            "ticket_id": c.ticket_id,
-                            "idempotency_key": key,
-                            "kind": kind,
-                            "body": text,
-                            "written_at": now,
-                        }
-                    )
-                    written.append(kind)
-            move = _move(c.ticket_id, body["outcome"], body["escalate_to"])
-            moves.append(move)
-            done.append(
-                (
-                    c.id,
-                    CaseState.DOCUMENTED.value,
-                    "documented",
-                    {"written": written, "move": body["outcome"], "to": body["escalate_to"]},
-                )
-            )
-        self.desk.write_notes(session, orders, now)
+            written = _notes(c, seq, body, orders)
+            case_of.update((o.key, c.id) for o in orders[len(case_of) :])
+            moves.append(_move(c.ticket_id, body["outcome"], body["escalate_to"]))
+            data = {"written": written, "move": body["outcome"], "to": body["escalate_to"]}
+            done.append((c.id, CaseState.DOCUMENTED.value, "documented", data))
+        self.desk.write_notes(tx.handle, orders, now)
         crash_point("between_effects")
-        self.desk.move(session, moves, now)
-        recorded = set(
-            session.scalars(
-                select(m.Note.idempotency_key).where(
-                    m.Note.idempotency_key.in_([r["idempotency_key"] for r in records])
-                )
-            )
-        )
-        fresh = [r for r in records if r["idempotency_key"] not in recorded]
-        if fresh:
-            insert_rows(session, m.table(m.Note), fresh)
-        self._enter(session, audit.Chain(session), done, now)
+        self.desk.move(tx.handle, moves, now)
+        recorded = tx.recorded_notes([o.key for o in orders])
+        tx.add_notes(
+            [
+                {"case_id": case_of[o.key], "ticket_id": o.ticket_id, "idempotency_key": o.key,
+                 "kind": o.kind, "body": o.body, "written_at": now}
+                for o in orders
+                if o.key not in recorded
+            ]
+        )  # fmt: skip
+        self._enter(tx, done, now)
 
     def _bodies(
-        self, session: Session, case_ids: Sequence[str]
+        self, tx: Transaction, case_ids: Sequence[str]
     ) -> dict[str, tuple[int, dict[str, Any]]]:
         """Each case's latest decision (seq, body): from what _decide kept, else from the store."""
-        latest = _latest_decisions(session, case_ids, m.Decision.seq)
+        latest = tx.latest_decisions(case_ids)
         out, missing = {}, []
         for cid in case_ids:
             kept = self._documents.pop(cid, None)
@@ -781,24 +602,51 @@ class Runner:
             else:
                 missing.append(cid)
         if missing:
-            for row in _latest_decisions(
-                session, missing, m.Decision.seq, m.Decision.body
-            ).values():
+            for row in tx.latest_decisions(missing, body=True).values():
+                assert row.body is not None
                 out[row.case_id] = (row.seq, row.body)
         return out
 
-    def _finish(self, session: Session, case_ids: Sequence[str]) -> list[tuple[str, str]]:
+    def _finish(self, tx: Transaction, case_ids: Sequence[str]) -> list[tuple[str, str]]:
         """The cases finished, each with its outcome (counted by the caller once committed)."""
         now = self.clock()
-        cases = self._cases(session, case_ids, [CaseState.DOCUMENTED.value])
+        cases = self._cases(tx, case_ids, (CaseState.DOCUMENTED.value,))
         if not cases:
             return []
-        latest = _latest_decisions(session, [c.id for c in cases], m.Decision.outcome)
-        finished = []
+        latest = tx.latest_decisions([c.id for c in cases])
+        finished: list[Move] = []
         for c in cases:
             outcome = latest[c.id].outcome
-            final = FINAL_OF[outcome]
+            final = FINAL_OF[outcome].value
             finished.append((c.id, final, final, {"outcome": outcome}))
-        self._enter(session, audit.Chain(session), finished, now)
-        self.claims.release(session, sorted({c.ticket_id for c in cases}))
+        self._enter(tx, finished, now)
+        tx.release(sorted({c.ticket_id for c in cases}))
         return [(cid, data["outcome"]) for cid, _, _, data in finished]
+
+
+def _decided_move(row: dict[str, Any], summary: Summary) -> Move:
+    """A case decided, with what its audit entry records."""
+    data = {
+        "seq": row["seq"],
+        "outcome": row["outcome"],
+        "escalate_to": row["escalate_to"],
+        "reasons": [r["code"] for r in summary["reasons"]],
+        "policies": summary["policies"],
+        "library": summary["library"],
+    }
+    return (row["case_id"], CaseState.DECIDED.value, "decided", data)
+
+
+def _notes(case: CaseRow, seq: int, body: dict[str, Any], orders: list[NoteOrder]) -> list[str]:
+    """The decision's note, reply draft and guidance (those it has) as orders for the case's
+    ticket, each under its key; the kinds written."""
+    written = []
+    for kind, text in (
+        ("note", body["note"]),
+        ("reply_draft", body["customer_reply"]),
+        ("guidance", body["guidance"]),
+    ):
+        if text:
+            orders.append(NoteOrder(case.ticket_id, f"{case.id}:{seq}:{kind}", kind, text))
+            written.append(kind)
+    return written

@@ -17,12 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
-from sqlalchemy import text as sql
-from sqlalchemy.orm import Session
-
 from tier2._batch import batched
-from tier2.app.ports import EscalateTo, HelpDesk, NoteOrder, TicketMove, Timeline
+from tier2.app.ports import EscalateTo, HelpDesk, NoteOrder, TicketMove, Timeline, UnitOfWork
+from tier2.app.states import CaseState
 from tier2.core.library import Library
 from tier2.core.sla import (
     Clock,
@@ -34,13 +31,9 @@ from tier2.core.sla import (
     monitor_verdict,
 )
 from tier2.library.render import SlaNotes
-from tier2.store import audit
-from tier2.store import models as m
-from tier2.store.models import CaseState
 
 OWNED = [s.value for s in CaseState if s.value not in ("closed", "returned")]
 MANAGER = "support_manager"
-_MONITOR_LOCK = 7_272_003  # the advisory lock monitors take turns at on PostgreSQL
 REASON = "sla_breach"
 # what the help desks' statuses and groups (as the adapters name them) mean to a case's clock
 CLOCK_WORDS = ClockVocabulary(
@@ -108,14 +101,14 @@ class _Found:
 class SlaMonitor:
     def __init__(
         self,
-        engine: Engine,
+        store: UnitOfWork,
         library: Library,
         desk: HelpDesk,
         clock: Callable[[], datetime],
         *,
         batch: int = 2000,
     ) -> None:
-        self.engine = engine
+        self.store = store
         self.library = library
         self.desk = desk
         self.clock = clock
@@ -128,12 +121,8 @@ class SlaMonitor:
         """Compute every owned case's clocks at `now` and escalate what A5 says to."""
         now = now or self.clock()
         stats = ScanStats()
-        with Session(self.engine) as session:
-            owned = session.execute(
-                select(m.Case.id, m.Case.ticket_id, m.Case.escalations, m.Case.payload)
-                .where(m.Case.state.in_(OWNED))
-                .order_by(m.Case.id)
-            ).all()
+        with self.store.transaction() as tx:
+            owned = tx.cases_in(OWNED)
         owned = [c for c in owned if (c.id, c.escalations) not in self._stopped]
         for chunk in batched(owned, self.batch):
             found = self._clocks(chunk, now, stats)
@@ -158,11 +147,13 @@ class SlaMonitor:
         return found
 
     def _escalate(self, found: Sequence[_Found], now: datetime, stats: ScanStats) -> None:
-        with Session(self.engine) as session, session.begin():
-            if session.get_bind().dialect.name == "postgresql":  # monitors take turns here (on
-                # SQLite the transaction's write lock does it): a case escalated once
-                session.execute(sql("SELECT pg_advisory_xact_lock(:k)"), {"k": _MONITOR_LOCK})
-            new = _not_yet_escalated(session, found)
+        with self.store.transaction() as tx:
+            tx.monitors_take_turns()  # a case is escalated once, whichever monitor finds it
+            done = tx.sla_escalations([f.case_id for f in found])
+            new = [
+                f for f in found
+                if (f.case_id, f.escalation, f.clock.target, f.kind.value) not in done
+            ]  # fmt: skip
             if not new:
                 return
             notes = [self._note(f, now) for f in new]
@@ -170,29 +161,18 @@ class SlaMonitor:
                 EscalateTo(f.ticket_id, MANAGER, (f"tier2:{REASON}",), reopen=False) for f in new
             ]
             stats.escalated.update(f.kind.value for f in new)
-            session.execute(
-                insert(m.table(m.SlaEscalation)), [_escalation_row(f, now) for f in new]
-            )
-            self.desk.write_notes(session, notes, now)
-            self.desk.move(session, moves, now)
-            session.execute(
-                insert(m.table(m.Note)),
+            tx.add_sla_escalations([_escalation_row(f, now) for f in new])
+            self.desk.write_notes(tx.handle, notes, now)
+            self.desk.move(tx.handle, moves, now)
+            tx.add_notes(
                 [
-                    {
-                        "case_id": f.case_id,
-                        "ticket_id": n.ticket_id,
-                        "idempotency_key": n.key,
-                        "kind": n.kind,
-                        "body": n.body,
-                        "written_at": now,
-                    }
+                    {"case_id": f.case_id, "ticket_id": n.ticket_id, "idempotency_key": n.key,
+                     "kind": n.kind, "body": n.body, "written_at": now}
                     for f, n in zip(new, notes, strict=True)
-                ],
-            )
-            chain = audit.Chain(session)  # (after the help desk's calls: it locks the chain)
-            for f in new:
-                chain.add(at=now, case_id=f.case_id, event=REASON, data=_audit_data(f))
-            chain.flush()
+                ]
+            )  # fmt: skip
+            # (after the help desk's calls: the audit log is locked to the end)
+            tx.audit([(now, f.case_id, REASON, _audit_data(f)) for f in new])
 
     def _note(self, f: _Found, now: datetime) -> NoteOrder:
         """The note on the ticket that tells why the case goes to the manager."""
@@ -211,22 +191,6 @@ class SlaMonitor:
         )
         key = f"{f.case_id}:{f.escalation}:sla:{clock.target}:{f.kind.value}"
         return NoteOrder(f.ticket_id, key, "sla", text)
-
-
-def _not_yet_escalated(session: Session, found: Sequence[_Found]) -> list[_Found]:
-    """The found clocks with no escalation row yet for their case, escalation, target and kind."""
-    done = {
-        (r.case_id, r.escalation, r.target, r.kind)
-        for r in session.execute(
-            select(
-                m.SlaEscalation.case_id,
-                m.SlaEscalation.escalation,
-                m.SlaEscalation.target,
-                m.SlaEscalation.kind,
-            ).where(m.SlaEscalation.case_id.in_({f.case_id for f in found}))
-        )
-    }
-    return [f for f in found if (f.case_id, f.escalation, f.clock.target, f.kind.value) not in done]
 
 
 def _escalation_row(f: _Found, now: datetime) -> dict[str, Any]:

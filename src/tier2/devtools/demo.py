@@ -36,6 +36,7 @@ from tier2.library.loader import load_library
 from tier2.library.samples import BASE, CaseGenerator
 from tier2.store import models as m
 from tier2.store.db import database_url, make_engine, upgrade
+from tier2.store.unit_of_work import SqlUnitOfWork
 
 COMPANIES = (
     ("Northwind Cloud", "saas", 350),
@@ -85,7 +86,7 @@ def run_company(
     cases = sorted(CaseGenerator(library, seed).cases(n), key=lambda c: c["received_at"])
     arrivals = [(datetime.fromisoformat(c["received_at"]), c) for c in cases]
     seniors = Seniors(library, seed)
-    monitor = SlaMonitor(engine, library, desk, clock=lambda: hour)
+    monitor = SlaMonitor(SqlUnitOfWork(engine), library, desk, clock=lambda: hour)
     hour = BASE.replace(minute=0)
     end = BASE + timedelta(days=31)
     i = 0
@@ -97,7 +98,7 @@ def run_company(
             i += 1
         if batch:
             desk.import_cases(batch)
-            runner = Runner(engine, library, desk, clock=_ticking(hour))
+            runner = Runner(SqlUnitOfWork(engine), library, desk, clock=_ticking(hour))
             runner.run_once()
             runner.close()
             seniors.take_on(engine)

@@ -107,13 +107,17 @@ class Deployment:
     ) -> Runner:
         """`tier2 run`'s use case over this deployment, deciding in `workers` processes."""
         from tier2.app.runner import Runner  # noqa: PLC0415
+        from tier2.store.unit_of_work import SqlUnitOfWork  # noqa: PLC0415
 
         deciding = decider(self.library, self.library_spec, workers)
         self._closing.append(deciding)
+        store = SqlUnitOfWork(
+            self.engine, lease_seconds=lease_seconds,
+            options={"batch": batch, "workers": workers, **options},
+        )  # fmt: skip
         made = Runner(
-            self.engine, self.library, self.desk, clock=partial(datetime.now, UTC),
-            batch=batch, decider=deciding, lease_seconds=lease_seconds,
-            options={"workers": workers, **options},
+            store, self.library, self.desk, clock=partial(datetime.now, UTC), batch=batch,
+            decider=deciding,
         )  # fmt: skip
         self._closing.insert(0, made)  # the runner lets go of its claims before the rest
         return made
@@ -121,8 +125,11 @@ class Deployment:
     def monitor(self) -> SlaMonitor:
         """The SLA monitor over this deployment's help desk."""
         from tier2.app.sla_monitor import SlaMonitor  # noqa: PLC0415
+        from tier2.store.unit_of_work import SqlUnitOfWork  # noqa: PLC0415
 
-        return SlaMonitor(self.engine, self.library, self.desk, clock=partial(datetime.now, UTC))
+        return SlaMonitor(
+            SqlUnitOfWork(self.engine), self.library, self.desk, clock=partial(datetime.now, UTC)
+        )
 
     def close(self) -> None:
         for part in (*self._closing, self.desk):

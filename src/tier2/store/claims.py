@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tier2._process import alive
+from tier2.app.states import FINAL_STATES, CaseState
 from tier2.store import models as m
 
 LEASE_SECONDS = 30.0
@@ -248,7 +249,7 @@ def _host() -> str:
         return socket.gethostname()
 
 
-OPEN = [s.value for s in m.CaseState if s not in m.FINAL_STATES]
+OPEN = [s.value for s in CaseState if s not in FINAL_STATES]
 
 
 def status(engine: Engine) -> dict[str, Any]:

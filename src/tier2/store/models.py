@@ -20,7 +20,6 @@ and how runners share the work:
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -86,21 +85,6 @@ class Base(DeclarativeBase):
 def table(model: type[Base]) -> Table:
     """A model's table, for Core statements (bulk inserts skip the ORM's bookkeeping)."""
     return cast(Table, model.__table__)
-
-
-class CaseState(StrEnum):
-    RECEIVED = "received"
-    DECIDING = "deciding"
-    DECIDED = "decided"
-    ACTED = "acted"
-    DOCUMENTED = "documented"
-    RETURNED = "returned"
-    ESCALATED = "escalated"
-    CLOSED = "closed"
-    REOPENED = "reopened"
-
-
-FINAL_STATES = frozenset({CaseState.CLOSED, CaseState.RETURNED, CaseState.ESCALATED})
 
 
 # --------------------------------------------------------------------------- the help desk
@@ -243,7 +227,7 @@ class Case(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     ticket_id: Mapped[str] = mapped_column(String(64), index=True)  # in the help desk it came from
     handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id"))
-    state: Mapped[str] = mapped_column(String(16), default=CaseState.RECEIVED.value)
+    state: Mapped[str] = mapped_column(String(16), default="received")
     received_at: Mapped[datetime]
     payload: Mapped[dict[str, Any]]  # the case as decided, in the contract's shape
     library: Mapped[str] = mapped_column(String(200))

@@ -28,6 +28,7 @@ from tier2.helpdesk.zendesk import ZendeskClient, ZendeskError
 from tier2.library.loader import load_library
 from tier2.store import models as m
 from tier2.store.db import make_engine, upgrade
+from tier2.store.unit_of_work import SqlUnitOfWork
 
 ROOT = Path(__file__).resolve().parents[3]
 FIELDS = {
@@ -81,7 +82,7 @@ def _runner(tmp_path: Path, fake: FakeZendesk, library: str, config: Config | No
                      transport=fake.transport, since=since)  # fmt: skip
     desk.zd.sleep = lambda _s: None  # type: ignore[attr-defined]
     lib = load_library(library)
-    return Runner(engine, lib, desk, clock=lambda: datetime.now(UTC)), engine
+    return Runner(SqlUnitOfWork(engine), lib, desk, clock=lambda: datetime.now(UTC)), engine
 
 
 def _keys(fake: FakeZendesk, tid: int) -> list[str]:

@@ -20,6 +20,7 @@ from tier2.library.samples import CaseGenerator
 from tier2.store import models as m
 from tier2.store.claims import status
 from tier2.store.db import make_engine, upgrade
+from tier2.store.unit_of_work import SqlUnitOfWork
 
 CASES = 60
 LIBRARY = load_library("saas")
@@ -52,7 +53,9 @@ def _store(database_url: str) -> tuple[Engine, LocalHelpDesk]:
 
 
 def _runner(engine: Engine, desk: Any, batch: int = 7) -> Runner:
-    return Runner(engine, LIBRARY, desk, lambda: datetime(2026, 4, 1, tzinfo=UTC), batch=batch)
+    return Runner(
+        SqlUnitOfWork(engine), LIBRARY, desk, lambda: datetime(2026, 4, 1, tzinfo=UTC), batch=batch
+    )
 
 
 def _paid(engine: Engine) -> tuple[int, float]:
@@ -83,12 +86,12 @@ def test_a_claimed_ticket_is_left_to_its_owner(database_url: str) -> None:
     A then finishes its own."""
     engine, desk = _store(database_url)
     a, b = _runner(engine, desk), _runner(engine, desk)
-    a.claims.register()
+    a.store.claims.register()
     held = desk.escalations()[:10]
     with Session(engine) as session, session.begin():
-        assert a.claims.claim(session, held, datetime.now(UTC)) == list(held)
+        assert a.store.claims.claim(session, held, datetime.now(UTC)) == list(held)
     assert b.run_once().finished == CASES - 10
-    assert [r["claims"] for r in status(engine)["runners"] if r["id"] == a.claims.id] == [10]
+    assert [r["claims"] for r in status(engine)["runners"] if r["id"] == a.store.claims.id] == [10]
     assert a.run_once().finished == 10
     assert_exactly_once(engine, CASES)
     a.close(), b.close()
@@ -102,16 +105,16 @@ def test_the_cases_of_a_runner_past_its_lease_go_to_another_and_it_is_fenced_off
     cases from where they are; A, come back, can no longer change them."""
     engine, desk = _store(database_url)
     a, b = _runner(engine, desk), _runner(engine, desk)
-    a.claims.register()
-    a.claims.stop_renewing()
+    a.store.claims.register()
+    a.store.claims.stop_renewing()
     with Session(engine) as session, session.begin():
-        mine = a.claims.claim(session, desk.escalations()[:10], datetime.now(UTC))
+        mine = a.store.claims.claim(session, desk.escalations()[:10], datetime.now(UTC))
     taken = a.intake(mine, stats := RunStats())
     assert len(taken) == 10 and stats.received == 10
     with Session(engine) as session, session.begin():  # A's lease runs out
         session.execute(
             update(m.RunnerEntry)
-            .where(m.RunnerEntry.id == a.claims.id)
+            .where(m.RunnerEntry.id == a.store.claims.id)
             .values(lease_until=datetime.now(UTC) - timedelta(minutes=1))
         )
     assert b.run_once().finished == CASES

@@ -23,6 +23,7 @@ from tier2.store import audit
 from tier2.store import models as m
 from tier2.store.db import make_engine, upgrade
 from tier2.store.show import show_case
+from tier2.store.unit_of_work import SqlUnitOfWork
 
 
 def make_store(database_url: str, n: int = 40, start: datetime | None = None):  # type: ignore[no-untyped-def]
@@ -36,7 +37,7 @@ def make_store(database_url: str, n: int = 40, start: datetime | None = None):  
     if start is None:
         start = datetime(2026, 4, 1, tzinfo=UTC)
     clock = lambda: start + timedelta(seconds=next(ticks))
-    return engine, library, Runner(engine, library, desk, clock)
+    return engine, library, Runner(SqlUnitOfWork(engine), library, desk, clock)
 
 
 def test_run_decides_as_decide_does_and_writes_back(database_url: str) -> None:
@@ -184,7 +185,9 @@ def test_a_case_the_library_failed_on_is_decided_once_its_ticket_is_fixed(
     raw = copy.deepcopy(SAAS_BASE)
     raw["ticket"]["severity"] = "whenever"
     desk = _Desk({raw["ticket"]["id"]: raw})
-    runner = Runner(engine, library, desk, clock=lambda: datetime(2026, 4, 1, tzinfo=UTC))  # type: ignore[arg-type]
+    runner = Runner(
+        SqlUnitOfWork(engine), library, desk, clock=lambda: datetime(2026, 4, 1, tzinfo=UTC)
+    )  # type: ignore[arg-type]
     first = runner.run_once()
     assert first.received == 1 and first.finished == 0 and "ticket.severity" in first.failed[0][1]
     raw["ticket"]["severity"] = "medium"

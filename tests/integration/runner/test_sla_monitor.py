@@ -16,6 +16,7 @@ from tier2.helpdesk.local import LocalHelpDesk
 from tier2.library.loader import load_library
 from tier2.store import audit
 from tier2.store import models as m
+from tier2.store.unit_of_work import SqlUnitOfWork
 
 
 def escalated(engine):  # type: ignore[no-untyped-def]
@@ -42,7 +43,7 @@ def test_breached_cases_are_escalated_once_with_a_note(database_url: str) -> Non
     runner.run_once()
     open_cases = escalated(engine)
     assert open_cases
-    monitor = SlaMonitor(engine, library, LocalHelpDesk(engine), clock=runner.clock)
+    monitor = SlaMonitor(SqlUnitOfWork(engine), library, LocalHelpDesk(engine), clock=runner.clock)
     later = max(e for _, _, e, _ in open_cases) + timedelta(days=30)
     first = monitor.scan(later)
     assert first.escalated["breached"] == len(open_cases) == first.states["breached"]
@@ -81,7 +82,7 @@ def test_waiting_on_the_customer_pauses_the_clock(database_url: str) -> None:
     desk.update_ticket(
         ticket_id, actor="alice", at=started + timedelta(minutes=10), status="pending"
     )
-    monitor = SlaMonitor(engine, library, desk, clock=runner.clock)
+    monitor = SlaMonitor(SqlUnitOfWork(engine), library, desk, clock=runner.clock)
     stats = monitor.scan(started + timedelta(days=30))
     with Session(engine) as session:
         escalations = session.scalars(select(m.SlaEscalation.case_id)).all()
@@ -98,7 +99,9 @@ def test_resolving_stops_the_clock(database_url: str) -> None:
     desk.update_ticket(
         ticket_id, actor="bob", at=started + timedelta(minutes=20), status="resolved"
     )
-    SlaMonitor(engine, library, desk, clock=runner.clock).scan(started + timedelta(days=30))
+    SlaMonitor(SqlUnitOfWork(engine), library, desk, clock=runner.clock).scan(
+        started + timedelta(days=30)
+    )
     with Session(engine) as session:
         assert case_id not in session.scalars(select(m.SlaEscalation.case_id)).all()
     engine.dispose()
@@ -108,7 +111,7 @@ def test_at_risk_escalates_only_without_a_recent_owner_action(database_url: str)
     """At risk and untouched for a business hour: escalated; a note by the owner holds it off."""
     engine, library, runner = make_store(database_url, 60)
     runner.run_once()
-    monitor = SlaMonitor(engine, library, LocalHelpDesk(engine), clock=runner.clock)
+    monitor = SlaMonitor(SqlUnitOfWork(engine), library, LocalHelpDesk(engine), clock=runner.clock)
     high = [c for c in escalated(engine) if c[3] == "high"]
     assert len(high) >= 2
     (quiet_id, _, quiet_start, _), (busy_id, busy_ticket, busy_start, _) = high[0], high[1]
@@ -143,7 +146,8 @@ def test_monitors_scanning_at_once_escalate_each_case_once(database_url: str) ->
     open_cases = escalated(engine)
     later = max(e for _, _, e, _ in open_cases) + timedelta(days=30)
     monitors = [
-        SlaMonitor(engine, library, LocalHelpDesk(engine), clock=runner.clock) for _ in range(3)
+        SlaMonitor(SqlUnitOfWork(engine), library, LocalHelpDesk(engine), clock=runner.clock)
+        for _ in range(3)
     ]
     with ThreadPoolExecutor(3) as pool:
         scans = list(pool.map(lambda monitor: monitor.scan(later), monitors))
