@@ -11,7 +11,7 @@ The same seed gives the same cases.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -45,6 +45,14 @@ REQUEST_MIX: Mapping[str, Mapping[str, float]] = {
     "shipping": {"reship": 40, "refund": 25, "information": 30, "other": 5},
     "product": {"replacement": 50, "refund": 45, "information": 5},
 }
+SEVERITY_MIX: Mapping[str, float] = {"critical": 4, "high": 18, "medium": 50, "low": 28}
+CHANNEL_MIX: Mapping[str, float] = {
+    "email": 50, "chat": 25, "phone": 10, "web": 10, "social": 3, "review_site": 2,
+}  # fmt: skip
+SEGMENT_MIX: Mapping[str, Mapping[str, float]] = {"ecommerce": {"consumer": 90, "smb": 10}}
+BUSINESS_SEGMENT_MIX: Mapping[str, float] = {  # a company without a mix of its own
+    "enterprise": 10, "mid_market": 25, "smb": 55, "consumer": 10,
+}  # fmt: skip
 STEPS = {
     "billing": "verify_invoice",
     "refund": "verify_invoice",
@@ -78,6 +86,7 @@ class CaseGenerator:
         self.tested = tested_values(src for _, src in expression_sources(library))
         self.prefix = {"saas": "NW", "ecommerce": "HP"}.get(library.name, library.name[:2].upper())
         self.mix = MIX.get(library.name, dict.fromkeys(CATEGORIES, 1.0))
+        self.segment_mix = SEGMENT_MIX.get(library.name, BUSINESS_SEGMENT_MIX)
         self.step_names = dict(STEPS)
         for category, steps in library.handoff.required_steps.items():
             if steps:
@@ -89,59 +98,28 @@ class CaseGenerator:
     # ------------------------------------------------------------------ one case
 
     def case(self, i: int) -> dict[str, Any]:
+        """Case i of the stream. Every value comes from one generator seeded by (seed, library,
+        i), drawn in the order written here: drawing in another order gives other cases."""
         rng = random.Random(f"{self.seed}:{self.library.name}:{i}")
-        ex = self.exhaustive
         received = BASE + timedelta(minutes=rng.randrange(0, 60 * 24 * 30))
-        category = rng.choice(CATEGORIES) if ex else _pick(rng, self.mix)
-        request_type = (
-            rng.choice(REQUESTS)
-            if ex
-            else _pick(rng, REQUEST_MIX.get(category, {"information": 1, "other": 1}))
+        category = self._draw(rng, CATEGORIES, self.mix)
+        request_type = self._draw(
+            rng, REQUESTS, REQUEST_MIX.get(category, {"information": 1, "other": 1})
         )
         created = received - timedelta(
-            minutes=rng.choice((30, 239, 241, 600, 1800)) if ex else rng.randrange(20, 60 * 30)
+            minutes=rng.choice((30, 239, 241, 600, 1800))
+            if self.exhaustive
+            else rng.randrange(20, 60 * 30)
         )
-        severity = (
-            rng.choice(SEVERITIES)
-            if ex
-            else _pick(rng, {"critical": 4, "high": 18, "medium": 50, "low": 28})
-        )
-        channel = (
-            rng.choice(CHANNELS)
-            if ex
-            else _pick(
-                rng,
-                {"email": 50, "chat": 25, "phone": 10, "web": 10, "social": 3, "review_site": 2},
-            )
-        )
-        segment = (
-            rng.choice(SEGMENTS)
-            if ex
-            else _pick(
-                rng,
-                {"enterprise": 10, "mid_market": 25, "smb": 55, "consumer": 10}
-                if self.library.name != "ecommerce"
-                else {"consumer": 90, "smb": 10},
-            )
-        )
+        severity = self._draw(rng, SEVERITIES, SEVERITY_MIX)
+        channel = self._draw(rng, CHANNELS, CHANNEL_MIX)
+        segment = self._draw(rng, SEGMENTS, self.segment_mix)
         currency = self.library.currency or "EUR"
         amount = self._amount(rng, request_type)
         name = rng.choice(NAMES)
         n = i + 1
         ticket_id = f"{self.prefix}{100000 + n}"  # unique across companies
-        messages = [
-            {"from": "customer", "at": _iso(created), "body": self._opening(rng, category)},
-        ]
-        first_agent = created + timedelta(minutes=rng.randrange(5, 90))
-        if first_agent < received:
-            messages.append({"from": "agent", "at": _iso(first_agent), "body": "Looking into it."})
-            for k in range(rng.choice((0, 0, 0, 1, 2, 3, 4)) if not ex else rng.randrange(0, 5)):
-                at = first_agent + (received - first_agent) * (k + 1) / 6
-                if at < received:
-                    messages.append(
-                        {"from": "customer", "at": _iso(at), "body": rng.choice(FOLLOW_UPS)}
-                    )
-
+        messages = self._thread(rng, category, created, received)
         handoff = self._handoff(
             rng,
             category=category,
@@ -173,6 +151,32 @@ class CaseGenerator:
             "history": self._history(rng, category, received, ticket_id),
             "facts": self._facts(rng, received, amount),
         }
+
+    def _draw(self, rng: random.Random, values: Sequence[str], mix: Mapping[str, float]) -> str:
+        """Any of the values, uniformly, when exhaustive; else one as often as the mix says."""
+        return rng.choice(values) if self.exhaustive else _pick(rng, mix)
+
+    def _thread(
+        self, rng: random.Random, category: str, created: datetime, received: datetime
+    ) -> list[dict[str, Any]]:
+        """The customer's opening message; then, if tier-1 answered before the escalation,
+        the agent's reply and the customer's follow-ups."""
+        messages = [
+            {"from": "customer", "at": _iso(created), "body": self._opening(rng, category)},
+        ]
+        first_agent = created + timedelta(minutes=rng.randrange(5, 90))
+        if first_agent < received:
+            messages.append({"from": "agent", "at": _iso(first_agent), "body": "Looking into it."})
+            follow_ups = (
+                rng.randrange(0, 5) if self.exhaustive else rng.choice((0, 0, 0, 1, 2, 3, 4))
+            )
+            for k in range(follow_ups):
+                at = first_agent + (received - first_agent) * (k + 1) / 6
+                if at < received:
+                    messages.append(
+                        {"from": "customer", "at": _iso(at), "body": rng.choice(FOLLOW_UPS)}
+                    )
+        return messages
 
     def _opening(self, rng: random.Random, category: str) -> str:
         extra = ""

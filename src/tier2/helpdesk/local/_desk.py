@@ -188,71 +188,26 @@ class LocalHelpDesk:
         Plain rows, not ORM objects: a batch is read in six queries.
         """
         ids = list(ticket_ids)
-        ticket_t, handoff_t, message_t = (
-            m.table(m.Ticket),
-            m.table(m.Handoff),
-            m.table(m.TicketMessage),
-        )
-        customer_t, flag_t, history_t = (
-            m.table(m.Customer),
-            m.table(m.CustomerFlag),
-            m.table(m.CrmHistory),
-        )
         with Session(self.engine) as session:
-            tickets = {
-                t.id: t for t in session.execute(select(ticket_t).where(ticket_t.c.id.in_(ids)))
-            }
-            handoffs: dict[str, Any] = {}
-            for h in session.execute(
-                select(handoff_t).where(handoff_t.c.ticket_id.in_(ids)).order_by(handoff_t.c.seq)
-            ):
-                handoffs[h.ticket_id] = h  # the latest wins
-            messages: dict[str, list[Any]] = defaultdict(list)
-            for x in session.execute(
-                select(message_t)
-                .where(message_t.c.ticket_id.in_(ids), message_t.c.internal.is_(False))
-                .order_by(message_t.c.ticket_id, message_t.c.seq)
-            ):
-                messages[x.ticket_id].append(x)
+            tickets, handoffs, messages = _read_tickets(session, ids)
             owners = list({t.customer_id for t in tickets.values() if t.customer_id})
-            customers = {
-                c.id: c
-                for c in session.execute(select(customer_t).where(customer_t.c.id.in_(owners)))
-            }
-            flags: dict[str, list[Any]] = defaultdict(list)
-            for f in session.execute(
-                select(flag_t).where(flag_t.c.customer_id.in_(owners)).order_by(flag_t.c.id)
-            ):
-                flags[f.customer_id].append(f)
-            history: dict[str, list[Any]] = defaultdict(list)
-            for e in session.execute(
-                select(history_t)
-                .where(history_t.c.customer_id.in_(owners))
-                .order_by(history_t.c.id)
-            ):
-                history[e.customer_id].append(e)
+            customers, flags, history = _read_customers(session, owners)
             out = []
             for ticket_id in ids:
                 ticket = tickets.get(ticket_id)
                 if ticket is None:
                     continue
-                handoff = handoffs.get(ticket_id)
                 customer = customers.get(ticket.customer_id) if ticket.customer_id else None
-                received = handoff.received_at if handoff and handoff.received_at else None
                 out.append(
-                    {
-                        "case_id": handoff.case_ref
-                        if handoff and handoff.case_ref
-                        else f"T-{ticket_id}",
-                        "received_at": (received or datetime.now(UTC)).isoformat(),
-                        "ticket": _ticket(ticket, messages[ticket_id]),
-                        "handoff": {} if handoff is None else _handoff(handoff),
-                        "customer": {}
-                        if customer is None
-                        else _customer(customer, flags[customer.id]),
-                        "history": [] if customer is None else _history(history[customer.id]),
-                        "facts": dict(ticket.facts or {}),
-                    }
+                    _case(
+                        ticket_id,
+                        ticket,
+                        messages[ticket_id],
+                        handoff=handoffs.get(ticket_id),
+                        customer=customer,
+                        flags=flags,
+                        history=history,
+                    )
                 )
             return out
 
@@ -600,6 +555,77 @@ class _Rows:
                       m.Handoff, m.TicketEvent):  # fmt: skip
             if self.tables[table]:
                 session.execute(insert(m.table(table)), self.tables[table])
+
+
+def _read_tickets(
+    session: Session, ids: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Any], defaultdict[str, list[Any]]]:
+    """The tickets, each one's latest handoff and each one's public messages in order, as
+    rows by ticket id (three queries)."""
+    ticket_t, handoff_t, message_t = m.table(m.Ticket), m.table(m.Handoff), m.table(m.TicketMessage)
+    tickets = {t.id: t for t in session.execute(select(ticket_t).where(ticket_t.c.id.in_(ids)))}
+    handoffs: dict[str, Any] = {}
+    for h in session.execute(
+        select(handoff_t).where(handoff_t.c.ticket_id.in_(ids)).order_by(handoff_t.c.seq)
+    ):
+        handoffs[h.ticket_id] = h  # the latest wins
+    messages: defaultdict[str, list[Any]] = defaultdict(list)
+    for x in session.execute(
+        select(message_t)
+        .where(message_t.c.ticket_id.in_(ids), message_t.c.internal.is_(False))
+        .order_by(message_t.c.ticket_id, message_t.c.seq)
+    ):
+        messages[x.ticket_id].append(x)
+    return tickets, handoffs, messages
+
+
+def _read_customers(
+    session: Session, owners: Sequence[str]
+) -> tuple[dict[str, Any], defaultdict[str, list[Any]], defaultdict[str, list[Any]]]:
+    """The customers, their flags and their CRM history, as rows by customer id (three
+    queries)."""
+    customer_t, flag_t, history_t = (
+        m.table(m.Customer),
+        m.table(m.CustomerFlag),
+        m.table(m.CrmHistory),
+    )
+    customers = {
+        c.id: c for c in session.execute(select(customer_t).where(customer_t.c.id.in_(owners)))
+    }
+    flags: defaultdict[str, list[Any]] = defaultdict(list)
+    for f in session.execute(
+        select(flag_t).where(flag_t.c.customer_id.in_(owners)).order_by(flag_t.c.id)
+    ):
+        flags[f.customer_id].append(f)
+    history: defaultdict[str, list[Any]] = defaultdict(list)
+    for e in session.execute(
+        select(history_t).where(history_t.c.customer_id.in_(owners)).order_by(history_t.c.id)
+    ):
+        history[e.customer_id].append(e)
+    return customers, flags, history
+
+
+def _case(
+    ticket_id: str,
+    ticket: Any,
+    messages: Sequence[Any],
+    *,
+    handoff: Any,
+    customer: Any,
+    flags: defaultdict[str, list[Any]],
+    history: defaultdict[str, list[Any]],
+) -> dict[str, Any]:
+    """One ticket's rows as a contract case; received when its latest handoff says, else now."""
+    received = handoff.received_at if handoff and handoff.received_at else None
+    return {
+        "case_id": handoff.case_ref if handoff and handoff.case_ref else f"T-{ticket_id}",
+        "received_at": (received or datetime.now(UTC)).isoformat(),
+        "ticket": _ticket(ticket, messages),
+        "handoff": {} if handoff is None else _handoff(handoff),
+        "customer": {} if customer is None else _customer(customer, flags[customer.id]),
+        "history": [] if customer is None else _history(history[customer.id]),
+        "facts": dict(ticket.facts or {}),
+    }
 
 
 def _ticket(ticket: Any, messages: Sequence[Any]) -> dict[str, Any]:

@@ -304,17 +304,50 @@ def rt_case(
 ) -> dict[str, Any]:
     """One RT ticket, its history and attachments, and the requestor's other tickets, as a
     case in the contract's shape. Pure: the tests feed it what a real RT answered."""
-    cf = _values(ticket)
-
-    def one(path: str) -> str | None:
-        got = cf.get(settings.cf(path)) or []
-        return got[0] if got else None
-
-    def many(path: str) -> list[str]:
-        return cf.get(settings.cf(path)) or []
-
+    form = _Form(_values(ticket), settings)
     ticket_id = str(ticket["id"])
     requestors = {str(r.get("id")) for r in ticket.get("Requestor") or []}
+    messages = _thread(transactions, attachments, requestors)
+    moved, sender = _moved_in(transactions, escalation_queue_id)
+    # when tier-1 handed it over: the later of the form's time and the last move into the
+    # queue, else when the ticket was created
+    escalated_at = _latest(form.one("handoff.escalated_at"), moved) or _utc(ticket.get("Created"))
+    requestor = sorted(requestors)[0] if requestors else None
+    history = [_earlier(o, settings) for o in others if str(o["id"]) != ticket_id]
+    facts = _json(form.one("facts"))
+    return {
+        "case_id": f"{settings.case_prefix}{ticket_id}",
+        "received_at": escalated_at,
+        "ticket": _case_ticket(ticket, form, messages),
+        "handoff": _case_handoff(form, sender, escalated_at),
+        "customer": _case_customer(form, requestor),
+        "history": history,
+        "facts": {} if facts is None else facts,
+    }
+
+
+@dataclass(frozen=True)
+class _Form:
+    """A ticket's custom-field values (tier-1's handoff form), looked up by case field."""
+
+    values: Mapping[str, list[str]]
+    settings: RtSettings
+
+    def one(self, path: str) -> str | None:
+        got = self.values.get(self.settings.cf(path)) or []
+        return got[0] if got else None
+
+    def many(self, path: str) -> list[str]:
+        return self.values.get(self.settings.cf(path)) or []
+
+
+def _thread(
+    transactions: Sequence[Mapping[str, Any]],
+    attachments: Sequence[Mapping[str, Any]],
+    requestors: set[str],
+) -> list[dict[str, Any]]:
+    """The plain-text body of each Create and Correspond transaction but tier2's own, in
+    the order RT lists the attachments: the Create's and the requestors' are the customer's."""
     kinds = {str(t["id"]): t for t in transactions}
     messages: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -331,10 +364,14 @@ def rt_case(
         creator = str((txn.get("Creator") or {}).get("id", ""))
         author = "customer" if txn["Type"] == "Create" or creator in requestors else "agent"
         messages.append({"from": author, "at": _utc(txn.get("Created")), "body": body.strip()})
+    return messages
 
-    # when tier-1 handed it over: the latest of the form's field and the last move into the
-    # queue (a ticket escalated again is moved in again), else when the ticket was created
-    stated = one("handoff.escalated_at")
+
+def _moved_in(
+    transactions: Sequence[Mapping[str, Any]], escalation_queue_id: str | None
+) -> tuple[str | None, str | None]:
+    """When the ticket was last moved into the escalation queue, and by whom (a ticket
+    escalated again is moved in again); (None, None) if it never was."""
     moved: str | None = None
     sender: str | None = None
     for t in transactions:
@@ -347,78 +384,83 @@ def rt_case(
         if into_queue:
             sender = str((t.get("Creator") or {}).get("id", "")) or None
             moved = _utc(t.get("Created"))
-    escalated_at = _latest(stated, moved) or _utc(ticket.get("Created"))
+    return moved, sender
 
-    request = _drop_none(
+
+def _case_ticket(
+    ticket: Mapping[str, Any], form: _Form, messages: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """RT's ticket with the form's fields and the thread; the first message describes it."""
+    return _drop_none(
         {
-            "type": one("handoff.request.type"),
-            "amount": _number(one("handoff.request.amount")),
-            "currency": one("handoff.request.currency"),
+            "id": str(ticket["id"]),
+            "subject": ticket.get("Subject"),
+            "description": messages[0]["body"] if messages else None,
+            "channel": form.one("ticket.channel"),
+            "created_at": _utc(ticket.get("Created")),
+            "severity": form.one("ticket.severity"),
+            "category": form.one("ticket.category"),
+            "messages": messages,
+            "tags": form.many("ticket.tags"),
+            "status": ticket.get("Status"),
         }
     )
-    requestor = sorted(requestors)[0] if requestors else None
-    vip = one("customer.vip")
-    history = [
-        _drop_none(
-            {
-                "ticket_id": str(o["id"]),
-                "at": _utc(o.get("Created")),
-                "category": next(iter(_values(o).get(settings.cf("ticket.category")) or []), None),
-                "complaint": any(
-                    v.lower() in _TRUE for v in _values(o).get(settings.cf("history.complaint"), [])
-                ),
-                "escalated": bool(_values(o).get(settings.cf("tier2.outcome"))),
-                "outcome": o.get("Status"),
-            }
-        )
-        for o in others
-        if str(o["id"]) != ticket_id
-    ]
-    facts = _json(one("facts"))
-    return {
-        "case_id": f"{settings.case_prefix}{ticket_id}",
-        "received_at": escalated_at,
-        "ticket": _drop_none(
-            {
-                "id": ticket_id,
-                "subject": ticket.get("Subject"),
-                "description": messages[0]["body"] if messages else None,
-                "channel": one("ticket.channel"),
-                "created_at": _utc(ticket.get("Created")),
-                "severity": one("ticket.severity"),
-                "category": one("ticket.category"),
-                "messages": messages,
-                "tags": many("ticket.tags"),
-                "status": ticket.get("Status"),
-            }
-        ),
-        "handoff": _drop_none(
-            {
-                "from": sender,
-                "escalated_at": escalated_at,
-                "reason": one("handoff.reason"),
-                "steps_taken": [_step(v) for v in many("handoff.steps_taken")],
-                "customer_expectation": one("handoff.customer_expectation"),
-                "request": request or None,
-                "sentiment": one("handoff.sentiment"),
-            }
-        ),
-        "customer": _drop_none(
-            {
-                "id": one("customer.id") or requestor,
-                "name": one("customer.name"),
-                "company": one("customer.company"),
-                "segment": one("customer.segment"),
-                "vip": None if vip is None else vip.lower() in _TRUE,
-                "arr": _number(one("customer.arr")),
-                "currency": one("customer.currency"),
-                "plan": _json(one("customer.plan")),
-                "flags": [_flag(v) for v in many("customer.flags")],
-            }
-        ),
-        "history": history,
-        "facts": {} if facts is None else facts,
-    }
+
+
+def _case_handoff(form: _Form, sender: str | None, escalated_at: str | None) -> dict[str, Any]:
+    """The handoff form's fields, from whoever last moved the ticket into the queue."""
+    request = _drop_none(
+        {
+            "type": form.one("handoff.request.type"),
+            "amount": _number(form.one("handoff.request.amount")),
+            "currency": form.one("handoff.request.currency"),
+        }
+    )
+    return _drop_none(
+        {
+            "from": sender,
+            "escalated_at": escalated_at,
+            "reason": form.one("handoff.reason"),
+            "steps_taken": [_step(v) for v in form.many("handoff.steps_taken")],
+            "customer_expectation": form.one("handoff.customer_expectation"),
+            "request": request or None,
+            "sentiment": form.one("handoff.sentiment"),
+        }
+    )
+
+
+def _case_customer(form: _Form, requestor: str | None) -> dict[str, Any]:
+    """The customer fields of the form; the requestor is the id when the form has none."""
+    vip = form.one("customer.vip")
+    return _drop_none(
+        {
+            "id": form.one("customer.id") or requestor,
+            "name": form.one("customer.name"),
+            "company": form.one("customer.company"),
+            "segment": form.one("customer.segment"),
+            "vip": None if vip is None else vip.lower() in _TRUE,
+            "arr": _number(form.one("customer.arr")),
+            "currency": form.one("customer.currency"),
+            "plan": _json(form.one("customer.plan")),
+            "flags": [_flag(v) for v in form.many("customer.flags")],
+        }
+    )
+
+
+def _earlier(other: Mapping[str, Any], settings: RtSettings) -> dict[str, Any]:
+    """Another of the requestor's tickets as an entry of the customer's history."""
+    return _drop_none(
+        {
+            "ticket_id": str(other["id"]),
+            "at": _utc(other.get("Created")),
+            "category": next(iter(_values(other).get(settings.cf("ticket.category")) or []), None),
+            "complaint": any(
+                v.lower() in _TRUE for v in _values(other).get(settings.cf("history.complaint"), [])
+            ),
+            "escalated": bool(_values(other).get(settings.cf("tier2.outcome"))),
+            "outcome": other.get("Status"),
+        }
+    )
 
 
 # --------------------------------------------------------------------------- the help desk
@@ -756,41 +798,15 @@ def file_case(
     time)`, where given, is called for each ticket to set it another way (RT's Perl API)."""
     requestor = requestor_of(case)
     for e in case.get("history") or []:
-        fields = {settings.cf("ticket.category"): e.get("category") or "other"}
-        if e.get("complaint"):
-            fields[settings.cf("history.complaint")] = "yes"
-        if e.get("escalated"):
-            fields[settings.cf("tier2.outcome")] = "escalate"
-        body: dict[str, Any] = {
-            "Queue": settings.return_queue,
-            "Subject": f"earlier ticket {e.get('ticket_id')}",
-            "Requestor": requestor,
-            "Status": "resolved",
-            "CustomFields": fields,
-        }
-        if e.get("at"):
-            body["Created"] = _rt_time(e["at"])
+        body = _earlier_ticket(e, settings, requestor)
         earlier = client.call("POST", "ticket", json=body)
         if backdate and e.get("at"):
             backdate(str(earlier["id"]), body["Created"])
     t = case["ticket"]
     messages = list(t.get("messages") or [])
     first = messages.pop(0)["body"] if messages else (t.get("description") or "")
-    fields = case_fields(case, settings)
-    if settings.custom_field:
-        fields[settings.custom_field] = settings.custom_field_value or ""
     created = client.call(
-        "POST",
-        "ticket",
-        json={
-            "Queue": settings.queue,
-            "Subject": t.get("subject") or f"case {case['case_id']}",
-            "Requestor": requestor,
-            "Created": _rt_time(t["created_at"]),
-            "Content": first or "(no message)",
-            "ContentType": "text/plain",
-            "CustomFields": fields,
-        },
+        "POST", "ticket", json=_escalated_ticket(case, settings, requestor, first)
     )
     ticket_id = str(created["id"])
     if backdate:
@@ -802,3 +818,44 @@ def file_case(
             json={"Content": x.get("body") or "", "ContentType": "text/plain"},
         )
     return ticket_id
+
+
+def _earlier_ticket(
+    entry: Mapping[str, Any], settings: RtSettings, requestor: str
+) -> dict[str, Any]:
+    """The new ticket for an entry of the case's history: resolved, in the tier-1 queue."""
+    fields = {settings.cf("ticket.category"): entry.get("category") or "other"}
+    if entry.get("complaint"):
+        fields[settings.cf("history.complaint")] = "yes"
+    if entry.get("escalated"):
+        fields[settings.cf("tier2.outcome")] = "escalate"
+    body: dict[str, Any] = {
+        "Queue": settings.return_queue,
+        "Subject": f"earlier ticket {entry.get('ticket_id')}",
+        "Requestor": requestor,
+        "Status": "resolved",
+        "CustomFields": fields,
+    }
+    if entry.get("at"):
+        body["Created"] = _rt_time(entry["at"])
+    return body
+
+
+def _escalated_ticket(
+    case: Mapping[str, Any], settings: RtSettings, requestor: str, first: str
+) -> dict[str, Any]:
+    """The new ticket for the case itself: in the escalation queue, the first message as its
+    content, the handoff form filled."""
+    t = case["ticket"]
+    fields = case_fields(case, settings)
+    if settings.custom_field:
+        fields[settings.custom_field] = settings.custom_field_value or ""
+    return {
+        "Queue": settings.queue,
+        "Subject": t.get("subject") or f"case {case['case_id']}",
+        "Requestor": requestor,
+        "Created": _rt_time(t["created_at"]),
+        "Content": first or "(no message)",
+        "ContentType": "text/plain",
+        "CustomFields": fields,
+    }

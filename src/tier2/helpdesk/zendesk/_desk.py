@@ -285,8 +285,26 @@ def zendesk_case(  # noqa: PLR0917 (what one ticket is read from, as the API giv
         return _field(ticket, fields.get(path))
 
     ticket_id = str(ticket["id"])
-    requester_id = ticket.get("requester_id")
-    messages = [
+    messages = _thread(comments, ticket.get("requester_id"))
+    # the handoff form's time, else when the ticket was created (never "last updated": that
+    # moves with every write, and the same ticket must give the same case)
+    escalated_at = tf("handoff.escalated_at") or _iso(ticket.get("created_at"))
+    history = [_earlier(o, settings) for o in others if str(o["id"]) != ticket_id]
+    facts = _json(tf("facts"))
+    return {
+        "case_id": f"{settings.case_prefix}{ticket_id}",
+        "received_at": escalated_at,
+        "ticket": _case_ticket(ticket, tf, messages),
+        "handoff": _case_handoff(tf, escalated_at),
+        "customer": _case_customer(requester, organization, settings),
+        "history": history,
+        "facts": {} if facts in (None, "") else facts,
+    }
+
+
+def _thread(comments: Sequence[Mapping[str, Any]], requester_id: Any) -> list[dict[str, Any]]:
+    """The public comments but tier2's own: the requester's are the customer's."""
+    return [
         _drop_none(
             {
                 "from": "customer" if c.get("author_id") == requester_id else "agent",
@@ -297,6 +315,60 @@ def zendesk_case(  # noqa: PLR0917 (what one ticket is read from, as the API giv
         for c in comments
         if c.get("public", True) and KEY_LINE not in str(c.get("body") or "")
     ]
+
+
+def _case_ticket(
+    ticket: Mapping[str, Any], tf: Callable[[str], Any], messages: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The ticket; the ticket fields, where set, over what Zendesk's own fields suggest
+    (severity from the priority, channel from how the ticket came in)."""
+    via = ((ticket.get("via") or {}).get("channel")) or None
+    return _drop_none(
+        {
+            "id": str(ticket["id"]),
+            "subject": ticket.get("subject"),
+            "description": ticket.get("description"),
+            "channel": tf("ticket.channel")
+            or CHANNEL_OF_VIA.get(str(via), "other" if via else None),
+            "created_at": _iso(ticket.get("created_at")),
+            "severity": tf("ticket.severity")
+            or SEVERITY_OF_PRIORITY.get(str(ticket.get("priority"))),
+            "category": tf("ticket.category"),
+            "messages": messages,
+            "tags": list(ticket.get("tags") or []),
+            "status": ticket.get("status"),
+        }
+    )
+
+
+def _case_handoff(tf: Callable[[str], Any], escalated_at: Any) -> dict[str, Any]:
+    """The handoff form's ticket fields."""
+    request = _drop_none(
+        {
+            "type": tf("handoff.request.type"),
+            "amount": _number(tf("handoff.request.amount")),
+            "currency": tf("handoff.request.currency"),
+        }
+    )
+    return _drop_none(
+        {
+            "escalated_at": escalated_at,
+            "reason": tf("handoff.reason"),
+            "steps_taken": _steps(tf("handoff.steps_taken")),
+            "customer_expectation": tf("handoff.customer_expectation"),
+            "request": request or None,
+            "sentiment": tf("handoff.sentiment"),
+        }
+    )
+
+
+def _case_customer(
+    requester: Mapping[str, Any] | None,
+    organization: Mapping[str, Any] | None,
+    settings: ZendeskSettings,
+) -> dict[str, Any]:
+    """The requester and their organization: each customer field from the user's fields,
+    else the organization's."""
     user = dict(requester or {})
     org = dict(organization or {})
     user_fields = user.get("user_fields") or {}
@@ -307,77 +379,33 @@ def zendesk_case(  # noqa: PLR0917 (what one ticket is read from, as the API giv
         value = user_fields.get(key)
         return value if value not in (None, "") else org_fields.get(key)
 
-    # the handoff form's time, else when the ticket was created (never "last updated": that
-    # moves with every write, and the same ticket must give the same case)
-    escalated_at = tf("handoff.escalated_at") or _iso(ticket.get("created_at"))
-    severity = tf("ticket.severity") or SEVERITY_OF_PRIORITY.get(str(ticket.get("priority")))
-    via = ((ticket.get("via") or {}).get("channel")) or None
-    request = _drop_none(
+    return _drop_none(
         {
-            "type": tf("handoff.request.type"),
-            "amount": _number(tf("handoff.request.amount")),
-            "currency": tf("handoff.request.currency"),
+            "id": str(user["id"]) if user.get("id") is not None else None,
+            "name": user.get("name"),
+            "company": org.get("name"),
+            "segment": cf("segment"),
+            "vip": _bool(cf("vip")),
+            "arr": _number(cf("arr")),
+            "currency": cf("currency"),
+            "plan": _json(cf("plan")),
+            "flags": _flags(cf("flags")),
         }
     )
-    history = [
-        _drop_none(
-            {
-                "ticket_id": str(o["id"]),
-                "at": _iso(o.get("created_at")),
-                "category": _field(o, fields.get("ticket.category")),
-                "complaint": settings.complaint_tag in (o.get("tags") or []),
-                "escalated": any(str(t).startswith("tier2_") for t in o.get("tags") or []),
-                "outcome": o.get("status"),
-            }
-        )
-        for o in others
-        if str(o["id"]) != ticket_id
-    ]
-    facts = _json(tf("facts"))
-    return {
-        "case_id": f"{settings.case_prefix}{ticket_id}",
-        "received_at": escalated_at,
-        "ticket": _drop_none(
-            {
-                "id": ticket_id,
-                "subject": ticket.get("subject"),
-                "description": ticket.get("description"),
-                "channel": tf("ticket.channel")
-                or CHANNEL_OF_VIA.get(str(via), "other" if via else None),
-                "created_at": _iso(ticket.get("created_at")),
-                "severity": severity,
-                "category": tf("ticket.category"),
-                "messages": messages,
-                "tags": list(ticket.get("tags") or []),
-                "status": ticket.get("status"),
-            }
-        ),
-        "handoff": _drop_none(
-            {
-                "escalated_at": escalated_at,
-                "reason": tf("handoff.reason"),
-                "steps_taken": _steps(tf("handoff.steps_taken")),
-                "customer_expectation": tf("handoff.customer_expectation"),
-                "request": request or None,
-                "sentiment": tf("handoff.sentiment"),
-            }
-        ),
-        "customer": _drop_none(
-            {
-                "id": str(user["id"]) if user.get("id") is not None else None,
-                "name": user.get("name"),
-                "company": org.get("name"),
-                "segment": cf("segment"),
-                "vip": _bool(cf("vip")),
-                "arr": _number(cf("arr")),
-                "currency": cf("currency"),
-                "plan": _json(cf("plan")),
-                "flags": _flags(cf("flags")),
-            }
-        ),
-        "history": history,
-        "facts": {} if facts in (None, "") else facts,
-    }
+
+
+def _earlier(other: Mapping[str, Any], settings: ZendeskSettings) -> dict[str, Any]:
+    """Another of the requester's tickets as an entry of the customer's history."""
+    return _drop_none(
+        {
+            "ticket_id": str(other["id"]),
+            "at": _iso(other.get("created_at")),
+            "category": _field(other, settings.fields.get("ticket.category")),
+            "complaint": settings.complaint_tag in (other.get("tags") or []),
+            "escalated": any(str(t).startswith("tier2_") for t in other.get("tags") or []),
+            "outcome": other.get("status"),
+        }
+    )
 
 
 # --------------------------------------------------------------------------- the help desk
@@ -554,13 +582,7 @@ class ZendeskHelpDesk:
                 body["status"] = "solved"
                 outcome = "resolve"
             case ReturnToTier1():
-                body["status"] = "open"
-                if s.return_group_id is not None:
-                    body["group_id"] = s.return_group_id
-                if s.tag:
-                    body["remove_tags"] = [s.tag]  # tier-1 tags it again to escalate again
-                elif s.custom_field_id is not None:
-                    fields.append({"id": s.custom_field_id, "value": None})  # as with the tag
+                body.update(self._returned(fields))
                 outcome = "return_to_tier1"
             case EscalateTo(target=target, reopen=reopen):
                 if reopen:
@@ -573,6 +595,19 @@ class ZendeskHelpDesk:
             fields.insert(0, {"id": s.outcome_field_id, "value": outcome})
         if fields:
             body["custom_fields"] = fields
+        return body
+
+    def _returned(self, fields: list[dict[str, Any]]) -> dict[str, Any]:
+        """A return to tier-1: open in tier-1's group, no longer marked an escalation (the
+        tag removed, or the escalation field cleared)."""
+        s = self.settings
+        body: dict[str, Any] = {"status": "open"}
+        if s.return_group_id is not None:
+            body["group_id"] = s.return_group_id
+        if s.tag:
+            body["remove_tags"] = [s.tag]  # tier-1 tags it again to escalate again
+        elif s.custom_field_id is not None:
+            fields.append({"id": s.custom_field_id, "value": None})  # as with the tag
         return body
 
     # ------------------------------------------------------------------ the SLA monitor
