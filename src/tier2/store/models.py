@@ -226,7 +226,6 @@ class Case(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     ticket_id: Mapped[str] = mapped_column(String(64), index=True)  # in the help desk it came from
-    handoff_id: Mapped[int | None] = mapped_column(ForeignKey("handoffs.id"))
     state: Mapped[str] = mapped_column(String(16), default="received")
     received_at: Mapped[datetime]
     payload: Mapped[dict[str, Any]]  # the case as decided, in the contract's shape
