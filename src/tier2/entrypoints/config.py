@@ -68,10 +68,9 @@ class _C(BaseModel):
 class RunConfig(_C):
     poll_seconds: Annotated[float, Field(gt=0)] = 5.0
     # processes deciding beside the store's own (0: it decides too); the store's process
-    # keeps a core to itself: on two cores, 100,000 cases took 135.7 s with two, 117.7 s with one
+    # keeps a core to itself (docs/benchmarks.md)
     workers: Annotated[int, Field(ge=0)] = max(1, min(4, (os.cpu_count() or 1) - 1))
-    # cases per transaction: 100,000 cases of tier2 run on SQLite went at 968-981 cases/s in
-    # batches of 500, 1,063-1,091 in batches of 1,000 and 1,146 in batches of 2,000
+    # cases per transaction (docs/benchmarks.md compares sizes)
     batch: Annotated[int, Field(ge=1)] = 1000
     sla_scan: bool = True
     # a runner renews its lease every third of this; one silent for longer is taken for dead

@@ -80,8 +80,7 @@ def make_engine(url: str, *, immediate: bool = True, **options: Any) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")  # WAL: durable across a process crash
             # checkpoint every 40 MB of WAL, not 4: a batch writes several MB, and each
-            # checkpoint syncs; 100,000 cases of tier2 run: 883 and 887 cases/s against
-            # 779 and 828 with the default (alternating runs)
+            # checkpoint syncs (docs/benchmarks.md has the measurement)
             cursor.execute("PRAGMA wal_autocheckpoint=10000")
             cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: batches touch many index pages
             cursor.execute("PRAGMA temp_store=MEMORY")
