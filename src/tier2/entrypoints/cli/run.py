@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from tier2.app.runner import Runner, RunStats
 
 
-def run(  # noqa: PLR0917 (Typer: each option is a parameter)
+def run(  # noqa: PLR0917 (Typer: each option is a parameter; they are most of its length)
     once: Annotated[bool, typer.Option("--once", help="Drain the queue and exit.")] = False,
     library: ConfiguredLibraryOption = None,
     db: DbOption = None,
