@@ -67,7 +67,7 @@ def _escalation_handoff(
             "ticket_id": t.id,
             "subject": t.subject,
             "channel": t.channel,
-            "severity": t.severity._value_,
+            "severity": t.severity.value,
             "category": t.category,
             "created_at": _iso(t.created_at),
             "escalated_by_tier1_at": _iso(h.escalated_at),
@@ -107,9 +107,9 @@ def _escalation_handoff(
         ],
         "current_status": {
             "escalated_to": resolution.escalate_to,
-            "because": {"code": first.code._value_, "detail": first.detail},
+            "because": {"code": first.code.value, "detail": first.detail},
             "also_found": [
-                {"code": f.reason.code._value_, "detail": f.reason.detail}
+                {"code": f.reason.code.value, "detail": f.reason.detail}
                 for f in applied.findings[1:]
             ],
             "signals": {
@@ -159,10 +159,10 @@ def document(
         "case": case,
         "now": now.isoformat(),
         "library": {"name": library.name, "version": library.version, "title": library.title},
-        "outcome": outcome._value_,
+        "outcome": outcome.value,
         "escalate_to": resolution.escalate_to,
         "reasons": [
-            {"code": f.reason.code._value_, "detail": f.reason.detail, "rule": f.reason.rule}
+            {"code": f.reason.code.value, "detail": f.reason.detail, "rule": f.reason.rule}
             for f in applied.findings
         ],
         "matched": [

@@ -5,15 +5,18 @@ safe and not Turing-complete: no loops, no I/O, no access to Python objects. A c
 *holds* only when it evaluates to exactly ``true``; an absent field raises inside CEL and
 so makes the clause not hold, which is the handbook's convention ("a condition on a field
 that is absent is false").
+
+An `Expression` is an immutable compiled program; `run` evaluates one against plain data. A
+`Scope` is one case's data; given a `Memo` (a library owns one), it evaluates an expression
+only on values the memo has not met, as CEL gives the same outcome for the same values.
 """
 
 from __future__ import annotations
 
 import math
-import operator
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -59,15 +62,6 @@ _PATH = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(\s*\()?")
 _BOUND = re.compile(r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_]\w*)\s*,")
 _KEYWORDS = {"true", "false", "null", "in", "has", "timestamp", "duration", "int", "double",
              "string", "size", "math", "type", "bool", "uint", "dyn"}  # fmt: skip
-MEMO_LIMIT = 65536  # results kept per expression before its memo starts afresh
-# One field compared with a literal: `customer.arr > 50000`, `facts.incident.id != null`.
-_COMPARISON = re.compile(
-    r"\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*(==|!=|<=|>=|<|>)\s*(null|-?\d+(?:\.\d+)?)\s*"
-)
-_ORDER: Mapping[str, Callable[[float, float], bool]] = {
-    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
-    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
-}  # fmt: skip
 
 
 def field_paths(source: str) -> set[str]:
@@ -112,21 +106,13 @@ def prune(value: Any, paths: Mapping[str, Any] | None) -> Any:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Expression:
-    """One compiled expression. Compared and hashed by identity: the loader interns them, so
-    the same text anywhere in a library is one Expression (a cheap key for per-case results)."""
+    """One compiled CEL program and the dotted field paths it reads. Compared and hashed by
+    identity: the loader interns them, so the same text anywhere in a library is one Expression."""
 
     source: str
-    program: Any
-    paths: tuple[str, ...] = ()  # the dotted field paths it reads
-    steps: tuple[tuple[str, ...], ...] = ()  # the same paths, split
-    tree: Mapping[str, Any] = field(default_factory=dict)  # the same paths as a tree
+    program: Any  # cel.Program
+    paths: tuple[str, ...] = ()
     calls: bool = False  # whether it calls an extension function (math.*)
-    # For one field compared with a literal: the class of values CEL answers alike, so one
-    # result is remembered per class (a number by the comparison's outcome, any non-null
-    # value by its kind) instead of per value (every customer's ARR, every incident id).
-    partition: Callable[[Any], Any] | None = None
-    # Results by the values at `paths`: CEL is pure, so equal inputs give equal results.
-    memo: dict[Any, tuple[bool, Any]] = field(default_factory=dict, repr=False)
 
 
 def compile_expression(source: str) -> Expression:
@@ -137,46 +123,12 @@ def compile_expression(source: str) -> Expression:
         program = cel.compile(source)
     except Exception as exc:
         raise ExpressionError(_first_line(str(exc))) from None
-    paths = sorted(field_paths(source))
     return Expression(
         source=source,
         program=program,
-        paths=tuple(paths),
-        steps=tuple(tuple(p.split(".")) for p in paths),
-        tree=path_tree(paths),
+        paths=tuple(sorted(field_paths(source))),
         calls=bool(_SHORT_NAMES.intersection(program.references()["functions"])),
-        partition=_partition(source, paths),
     )
-
-
-def _partition(source: str, paths: list[str]) -> Callable[[Any], Any] | None:
-    """How `Scope` keys the results of `FIELD OP LITERAL` (see `Expression.partition`).
-
-    A value key (see `_frozen`) is a string, a double, None, the absent marker, or a tagged
-    tuple. Compared with null, every value of one kind gives CEL's one answer; compared with
-    a number, every double on one side of it does. Anything else keeps its own key."""
-    match = _COMPARISON.fullmatch(source)
-    if match is None or paths != [match.group(1)] or match.group(1).split(".")[0] in _KEYWORDS:
-        return None
-    op, literal = match.group(2), match.group(3)
-    if literal == "null":
-        if op not in ("==", "!="):
-            return None
-
-        def kind(key: Any) -> Any:
-            if key is None or key is _ABSENT:
-                return key
-            if type(key) is tuple:  # ("short", ...) is an error, others a kind of value
-                return key if key[0] == "short" else ("kind", key[0])
-            return ("kind", type(key))
-
-        return kind
-    bound, compare = float(literal), _ORDER[op]
-
-    def side(key: Any) -> Any:
-        return ("side", compare(key, bound)) if type(key) is float else key
-
-    return side
 
 
 def _first_line(text: str) -> str:
@@ -194,6 +146,18 @@ def plain(value: Any) -> Any:
     if kind is list or kind is tuple:
         return [plain(v) for v in value]
     return value
+
+
+Outcome = tuple[bool, Any]  # (True, the value) or (False, why it has none)
+
+
+def run(expression: Expression, data: Mapping[str, Any]) -> Outcome:
+    """Evaluate an expression against plain data (converted into CEL here)."""
+    extensions = dict(FUNCTIONS) if expression.calls else None
+    try:
+        return (True, expression.program.execute(cel.Context(plain(data), functions=extensions)))
+    except Exception as exc:  # absent field, type mismatch, a value CEL cannot take
+        return (False, _first_line(str(exc)))
 
 
 class _Absent:
@@ -219,137 +183,95 @@ def _frozen(value: Any) -> Any:
         return float(value)
     if kind is dict:
         return ("d", tuple(sorted((k, _frozen(v)) for k, v in value.items())))
-    if kind is list:
+    if kind is list or kind is tuple:
         return ("l", tuple(_frozen(v) for v in value))
     if kind is datetime:
         return ("t", value, value.utcoffset())
     return (kind, value)
 
 
-def _at(view: Mapping[str, Any], steps: tuple[str, ...]) -> Any:
-    """The key of the value at a path: absent, or where the path ran into a non-map."""
+def _at(view: Mapping[str, Any], path: str) -> Any:
+    """The key of the value at a dotted path: absent, or where the path ran into a non-map."""
     node: Any = view
-    for depth, part in enumerate(steps):
+    for depth, part in enumerate(path.split(".")):
         if type(node) is not dict:
             return ("short", depth, _frozen(node))
         node = node.get(part, _ABSENT)
     return node if node is _ABSENT else _frozen(node)
 
 
-_UNSET = object()  # a path whose key this case has not computed yet
+class Memo:
+    """Outcomes of expressions remembered across cases by the values they read: CEL is pure, so
+    the same values give the same outcome. Bounded: an expression's outcomes start afresh when
+    there are `limit` of them."""
+
+    def __init__(self, limit: int = 65536) -> None:
+        self.limit = limit
+        self._outcomes: dict[Expression, dict[Any, Outcome]] = {}
+
+    def outcomes(self, expression: Expression) -> dict[Any, Outcome]:
+        """The expression's outcomes so far, by the key of the values it read."""
+        found = self._outcomes.get(expression)
+        if found is None or len(found) >= self.limit:
+            found = self._outcomes[expression] = {}
+        return found
+
+
+_UNREAD = object()  # a path this case has not read yet
 
 
 class Scope:
-    """One case's evaluation context: every clause of the library runs against it.
+    """One case's data as the library's expressions see it, and their outcomes on it.
 
-    The view is the case's data as it is; converting values into CEL costs a few
-    microseconds each, so a clause is evaluated on only the fields it reads (made plain for
-    CEL then), and its result is remembered by their values.
-    """
+    With a memo, an expression runs only on values it has not met before, and then on just
+    the fields it reads; without, on the whole view."""
 
-    __slots__ = ("_converted", "_done", "_functions", "_keys", "_memoize", "_view")
+    __slots__ = ("_keys", "_memo", "_view")
 
-    def __init__(
-        self, view: Mapping[str, Any], functions: bool = True, memoize: bool = True
-    ) -> None:
+    def __init__(self, view: Mapping[str, Any], memo: Memo | None = None) -> None:
         self._view = view
-        self._functions = functions
-        self._memoize = memoize
-        self._done: dict[Expression, tuple[bool, Any]] = {}  # this case's results
-        self._keys: dict[str, Any] = {}  # this case's value keys, by dotted path
-        # this case's fields converted into CEL, by the paths read (and whether with functions)
-        self._converted: dict[tuple[tuple[str, ...], bool], Any] = {}
+        self._memo = memo
+        self._keys: dict[str, Any] = {}  # the key of the value at each path read so far
 
-    def _run(self, expression: Expression) -> tuple[bool, Any]:
-        if not self._memoize:
-            return self._execute(expression, plain(self._view))
+    def _key(self, expression: Expression) -> Any:
+        """The values the expression reads in this case, as a hashable key."""
         keys = self._keys
-        paths = expression.paths
-        if len(paths) == 1:
-            key: Any = keys.get(paths[0], _UNSET)
-            if key is _UNSET:
-                key = keys[paths[0]] = _at(self._view, expression.steps[0])
-            if expression.partition is not None:
-                key = expression.partition(key)
-        else:
-            parts = []
-            for path, steps in zip(paths, expression.steps, strict=True):
-                part = keys.get(path, _UNSET)
-                if part is _UNSET:
-                    part = keys[path] = _at(self._view, steps)
-                parts.append(part)
-            key = tuple(parts)
-        memo = expression.memo
-        done = memo.get(key)
-        if done is None:
-            done = self._execute(expression, self._data(expression))
-            if len(memo) >= MEMO_LIMIT:
-                memo.clear()
-            memo[key] = done
-        return done
+        parts = []
+        for path in expression.paths:
+            key = keys.get(path, _UNREAD)
+            if key is _UNREAD:
+                key = keys[path] = _at(self._view, path)
+            parts.append(key)
+        return parts[0] if len(parts) == 1 else tuple(parts)
 
-    def _data(self, expression: Expression) -> Any:
-        """The fields the expression reads, converted into a CEL context once per case for
-        all the clauses that read the same fields (`x < d`, `x >= d` ...): CEL converts each
-        value in microseconds, and evaluates on a converted context in well under one."""
-        calls = expression.calls and self._functions
-        key = (expression.paths, calls)
-        context = self._converted.get(key)
-        if context is None:
-            data = plain(prune(self._view, expression.tree))
-            try:
-                context = cel.Context(data, functions=dict(FUNCTIONS) if calls else None)
-            except Exception:  # a value CEL cannot take: evaluating says so
-                context = data
-            self._converted[key] = context
-        return context
-
-    def _execute(self, expression: Expression, data: Any) -> tuple[bool, Any]:
-        try:
-            if type(data) is dict and expression.calls and self._functions:
-                return (
-                    True,
-                    expression.program.execute(cel.Context(data, functions=dict(FUNCTIONS))),
-                )
-            return (True, expression.program.execute(data))
-        except Exception as exc:  # absent field, type mismatch
-            return (False, _first_line(str(exc)))
-
-    def _result(self, expression: Expression) -> tuple[bool, Any]:
-        done = self._done.get(expression)
-        if done is None:
-            done = self._done[expression] = self._run(expression)
-        return done
-
-    def holds(self, expression: Expression) -> bool:
-        ok, value = self._result(expression)
-        return ok and value is True
-
-    # all_hold and any_holds inline `_result`: they run every clause of every policy.
-    def all_hold(self, expressions: Iterable[Expression]) -> bool:
-        """Whether every expression holds (in order, stopping at the first that does not)."""
-        results = self._done
-        for expression in expressions:
-            done = results.get(expression)
-            if done is None:
-                done = results[expression] = self._run(expression)
-            if not done[0] or done[1] is not True:
-                return False
-        return True
-
-    def any_holds(self, expressions: Iterable[Expression]) -> bool:
-        """Whether some expression holds (in order, stopping at the first that does)."""
-        results = self._done
-        for expression in expressions:
-            done = results.get(expression)
-            if done is None:
-                done = results[expression] = self._run(expression)
-            if done[0] and done[1] is True:
-                return True
-        return False
+    def outcome(self, expression: Expression) -> Outcome:
+        """The expression's value for this case, or why it has none."""
+        if self._memo is None:
+            return run(expression, self._view)
+        outcomes = self._memo.outcomes(expression)
+        key = self._key(expression)
+        found = outcomes.get(key)
+        if found is None:
+            data = prune(self._view, path_tree(expression.paths))
+            found = outcomes[key] = run(expression, data)
+        return found
 
     def value(self, expression: Expression) -> Any:
-        ok, value = self._result(expression)
+        """The expression's value for this case; EvaluationError if it has none."""
+        ok, value = self.outcome(expression)
         if not ok:
             raise EvaluationError(value)
         return value
+
+    def holds(self, expression: Expression) -> bool:
+        """Whether the expression evaluates to exactly true (one without a value does not)."""
+        ok, value = self.outcome(expression)
+        return ok and value is True
+
+    def all_hold(self, expressions: Iterable[Expression]) -> bool:
+        """Whether every expression holds (in order, stopping at the first that does not)."""
+        return all(map(self.holds, expressions))
+
+    def any_holds(self, expressions: Iterable[Expression]) -> bool:
+        """Whether some expression holds (in order, stopping at the first that does)."""
+        return any(map(self.holds, expressions))

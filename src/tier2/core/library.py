@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tier2.core.expressions import Expression
+from tier2.core.expressions import Expression, Memo
 from tier2.core.model import Outcome
 
 
@@ -192,8 +192,10 @@ class Library:
     currency: str | None = None
     # The top-level names the expressions read (set by the loader): the view has only these.
     view_names: frozenset[str] | None = None
-    uses_functions: bool = True  # whether any expression calls an extension (math.*)
-    memoize: bool = True  # remember each clause's result by the values it reads
+    # Whether the outcomes of the expressions are remembered, across the cases this library
+    # decides, by the values they read (in `memo`).
+    memoize: bool = True
+    memo: Memo = field(default_factory=Memo, compare=False, repr=False)
 
     @property
     def expressions(self) -> tuple[Expression, ...]:

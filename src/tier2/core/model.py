@@ -11,10 +11,6 @@ from typing import Any
 JSON = Any  # a value as JSON gives it: dict, list, str, float, int, bool or None
 
 
-# The decision path reads its enums' plain values as `member._value_`: `.value` is a
-# Python-level property (about 0.3 µs a read on 3.11), and a case reads a dozen of them.
-
-
 class Severity(StrEnum):
     CRITICAL = "critical"
     HIGH = "high"

@@ -13,7 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from tier2.core.expressions import EvaluationError, Scope
-from tier2.core.library import Library, Policy
+from tier2.core.library import Library, Policy, Trigger
 from tier2.core.model import (
     Action,
     Case,
@@ -81,7 +81,7 @@ def receive(case: Case, library: Library) -> Received:
             "ticket.category",
         ),
         found={
-            "severity": case.ticket.severity._value_,
+            "severity": case.ticket.severity.value,
             "category": case.ticket.category,
             "request": None if request is None else request.type,
             "steps_done": list(done),
@@ -151,7 +151,7 @@ def _section_ticket(case: Case, signals: Mapping[str, Any], now: datetime) -> An
     return _compact(
         {
             "id": t.id,
-            "severity": t.severity._value_,
+            "severity": t.severity.value,
             "category": t.category,
             "channel": t.channel,
             "created_at": t.created_at,
@@ -279,9 +279,7 @@ def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
         "earlier_decisions": len(earlier_decisions(case)),
     }
     scope = Scope(
-        _view(case, library, signals, now),
-        functions=library.uses_functions,
-        memoize=library.memoize,
+        _view(case, library, signals, now), memo=library.memo if library.memoize else None
     )
     points = tuple([p.id for p in settings.complexity_points if scope.holds(p.when)])
     is_complex = len(points) >= settings.complexity_threshold
@@ -476,12 +474,12 @@ def _policy_step(
     )
 
 
-def apply_policy(case: Case, library: Library, received: Received, gathered: Gathered) -> Applied:
-    """Check every rule of A4 in order of precedence and match the policies (A4 step 6)."""
+def _rule_findings(
+    case: Case, library: Library, received: Received, gathered: Gathered, fired: list[Trigger]
+) -> list[Finding]:
+    """The findings of A4 steps 1 to 5 (handoff, commercial flag, complaints, triggers, steps)."""
     routing = library.routing
-    scope = gathered.scope
     findings: list[Finding] = []
-
     if received.missing:
         findings.append(
             Finding(
@@ -515,7 +513,6 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
                 routing.complaint_pattern,
             )
         )
-    fired = [t for t in library.triggers if scope.all_hold(t.when)]
     if fired:
         findings.append(
             Finding(
@@ -529,26 +526,34 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
             )
         )
     if received.missing_steps:
-        findings.append(
-            Finding(
-                Reason(
-                    ReasonCode.MISSING_PREREQUISITE,
-                    f"tier-1 has not done the step(s) required for a {case.ticket.category} "
-                    "case: " + ", ".join(received.missing_steps),
-                    "A4.5",
-                ),
-                Outcome.RETURN_TO_TIER1,
-                guidance="Before escalating a "
-                + case.ticket.category
-                + " case, complete and record: "
-                + ", ".join(received.missing_steps)
-                + ". Then escalate again with the results in the handoff.",
-            )
-        )
+        findings.append(_missing_steps(case, received.missing_steps))
+    return findings
 
+
+def _missing_steps(case: Case, steps: tuple[str, ...]) -> Finding:
+    """A4.5: tier-1 has not done the steps the category requires."""
+    category = case.ticket.category
+    return Finding(
+        Reason(
+            ReasonCode.MISSING_PREREQUISITE,
+            f"tier-1 has not done the step(s) required for a {category} case: " + ", ".join(steps),
+            "A4.5",
+        ),
+        Outcome.RETURN_TO_TIER1,
+        guidance=f"Before escalating a {category} case, complete and record: "
+        + ", ".join(steps)
+        + ". Then escalate again with the results in the handoff.",
+    )
+
+
+def _match_policies(
+    case: Case, library: Library, scope: Scope
+) -> tuple[list[PolicyMatch], list[str]]:
+    """The policies whose conditions hold, priced; and those whose amounts cannot be computed."""
+    request = case.handoff.request
     currency = (
-        case.handoff.request.currency
-        if case.handoff.request and case.handoff.request.currency
+        request.currency
+        if request and request.currency
         else case.customer.currency or library.currency
     )
     matched: list[PolicyMatch] = []
@@ -560,19 +565,33 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
                 unpriced.append(policy.id)
             else:
                 matched.append(PolicyMatch(policy, actions))
+    return matched, unpriced
 
-    winner: PolicyMatch | None = None
-    conflict: tuple[PolicyMatch, ...] = ()
-    overridden: list[tuple[str, str]] = []
-    if matched:
-        top = max(m.policy.precedence for m in matched)
-        group = [m for m in matched if m.policy.precedence == top]
-        if len(group) > 1 and len({m.prescription() for m in group}) > 1:
-            conflict = tuple(group)
-        else:
-            winner = group[0]
-        by = group[0].policy.id if winner else "+".join(m.policy.id for m in group)
-        overridden = [(m.policy.id, by) for m in matched if m.policy.precedence < top]
+
+def _by_precedence(
+    matched: list[PolicyMatch],
+) -> tuple[PolicyMatch | None, tuple[PolicyMatch, ...], list[tuple[str, str]]]:
+    """The winner among the matches of the highest precedence, or the conflict among them;
+    and the lower matches they override."""
+    if not matched:
+        return None, (), []
+    top = max(m.policy.precedence for m in matched)
+    group = [m for m in matched if m.policy.precedence == top]
+    if len(group) > 1 and len({m.prescription() for m in group}) > 1:
+        winner, conflict = None, tuple(group)
+    else:
+        winner, conflict = group[0], ()
+    by = group[0].policy.id if winner else "+".join(m.policy.id for m in group)
+    return winner, conflict, [(m.policy.id, by) for m in matched if m.policy.precedence < top]
+
+
+def apply_policy(case: Case, library: Library, received: Received, gathered: Gathered) -> Applied:
+    """Check every rule of A4 in order of precedence and match the policies (A4 step 6)."""
+    scope = gathered.scope
+    fired = [t for t in library.triggers if scope.all_hold(t.when)]
+    findings = _rule_findings(case, library, received, gathered, fired)
+    matched, unpriced = _match_policies(case, library, scope)
+    winner, conflict, overridden = _by_precedence(matched)
     findings.append(_policy_step(library, gathered, winner, conflict))
 
     first = findings[0].reason
@@ -591,9 +610,9 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
             "overridden": [{"policy": p, "by": b} for p, b in overridden],
             "conflict": [m.policy.id for m in conflict],
             "winner": None if winner is None else winner.policy.id,
-            "reasons": [f.reason.code._value_ for f in findings],
+            "reasons": [f.reason.code.value for f in findings],
         },
-        decided=f"first reason: {first.code._value_} ({first.rule})",
+        decided=f"first reason: {first.code.value} ({first.rule})",
     )
     return Applied(
         findings=tuple(findings),
@@ -640,9 +659,9 @@ def resolve_or_escalate(library: Library, applied: Applied) -> Resolution:
         stage="resolve_or_escalate",
         read=("apply_policy.reasons", "authority"),
         found={
-            "outcome": outcome._value_,
+            "outcome": outcome.value,
             "escalate_to": target,
-            "decided_by": first.reason.code._value_,
+            "decided_by": first.reason.code.value,
             "actions": [_describe(a) for a in actions],
             "actions_are": "carried out" if outcome is Outcome.RESOLVE else "recommended",
             "authority": {"role": engine.name, "limit": engine.limit},

@@ -28,12 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tier2.contract import CaseError, parse_case
 from tier2.core import decide
-from tier2.core.expressions import (
-    Expression,
-    ExpressionError,
-    compile_expression,
-    field_paths,
-)
+from tier2.core.expressions import Expression, ExpressionError, compile_expression
 from tier2.core.library import (
     ActionSpec,
     Authority,
@@ -493,11 +488,8 @@ def load_library(name_or_path: str) -> Library:
         templates=templates,
         currency=lib.currency,
     )
-    sources = [e.source for e in library.expressions]
     library = replace(
-        library,
-        view_names=frozenset(p.split(".")[0] for source in sources for p in field_paths(source)),
-        uses_functions=any("math." in source for source in sources),
+        library, view_names=frozenset(p.split(".")[0] for e in library.expressions for p in e.paths)
     )
     if (folder / "templates").is_dir():
         _smoke_render(library, folder / "templates")
