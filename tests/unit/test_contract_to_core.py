@@ -1,4 +1,4 @@
-"""The edge's one-pass conversion of a valid case into the core's dataclasses."""
+"""The edge's conversion of a valid case into the core's dataclasses."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def agrees_with_the_models(raw: Any) -> None:
 
 @pytest.mark.parametrize("name", ["saas", "ecommerce"])
 def test_generated_cases_become_the_case_the_models_describe(name: str) -> None:
-    """Every generated case converts in one pass to exactly the core case its models describe."""
+    """Every generated case converts to exactly the core case its models describe."""
     for raw in CaseGenerator(load_library(name), 7).cases(400):
         agrees_with_the_models(raw)
 

@@ -1,3 +1,5 @@
+"""The JSON edge: cases in (pydantic), decisions out (orjson), as the contract specifies."""
+
 from tier2.contract._case import (
     CaseError,
     CaseIn,

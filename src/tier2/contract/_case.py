@@ -5,9 +5,8 @@ Everything here only moves data between the contract's JSON and the core's froze
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -20,13 +19,10 @@ from pydantic import (
     Field,
     ValidationError,
 )
-from pydantic_core import SchemaValidator
-from pydantic_core import core_schema as cs
 
 from tier2.core import model as m
 
 _SEVERITY_ALIASES = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
-_SEVERITIES = {s.value: s for s in m.Severity}
 
 
 def _severity(value: Any) -> Any:
@@ -140,100 +136,76 @@ class CaseIn(_In):
 
 
 # --------------------------------------------------------------------------- to the core
-# A valid case goes from JSON straight into the core's frozen dataclasses: the contract
-# models' own field validators, rebuilt by pydantic-core as dataclass schemas of the core
-# classes (one Rust pass, no model objects in between). Only how a field *becomes* the core's
-# value is said here; what is valid is said once, by the models above.
+# A valid case's contract models become the core's frozen dataclasses. What is valid is said
+# once, by the models above; here only how a field becomes the core's value.
 
 
-def _as_tuple(value: Any) -> Any:
-    return () if value is None else tuple(value)
+def _message(x: MessageIn) -> m.Message:
+    return m.Message(x.sender, x.at, x.body or "")
 
 
-def _is_true(value: Any) -> bool:
-    return value is True
-
-
-def _text(value: Any) -> str:
-    return value or ""
-
-
-def _facts(value: Any) -> Any:
-    return value or {}
-
-
-_CORE_CLASSES: dict[type[BaseModel], type[Any]] = {
-    CaseIn: m.Case,
-    TicketIn: m.Ticket,
-    MessageIn: m.Message,
-    StepIn: m.Step,
-    RequestIn: m.Request,
-    HandoffIn: m.Handoff,
-    FlagIn: m.Flag,
-    CustomerIn: m.Customer,
-    HistoryIn: m.HistoryEntry,
-}
-_TO_CORE: dict[tuple[type[BaseModel], str], Callable[[Any], Any]] = {
-    (TicketIn, "severity"): _SEVERITIES.__getitem__,
-    (TicketIn, "messages"): _as_tuple,
-    (TicketIn, "tags"): _as_tuple,
-    (MessageIn, "body"): _text,
-    (HandoffIn, "steps_taken"): _as_tuple,
-    (CustomerIn, "flags"): _as_tuple,
-    (FlagIn, "resolved"): _is_true,
-    (HistoryIn, "complaint"): _is_true,
-    (HistoryIn, "escalated"): _is_true,
-    (CaseIn, "history"): _as_tuple,
-    (CaseIn, "facts"): _facts,
-}
-
-
-def _converted(schema: Any, convert: Callable[[Any], Any]) -> Any:
-    """A field's schema whose value, given or defaulted, is converted for the core."""
-    if schema.get("type") != "default":
-        return cs.no_info_after_validator_function(convert, schema)
-    default = convert(schema["default"])  # the field may be absent: convert its default too
-    inner = cs.no_info_after_validator_function(convert, schema["schema"])
-    if isinstance(default, dict):  # a fresh one for each case
-        return cs.with_default_schema(inner, default_factory=dict)
-    return cs.with_default_schema(inner, default=default)
-
-
-def _core_schema(node: Any) -> Any:
-    """The contract models' schema with each model turned into its core dataclass."""
-    if isinstance(node, list):
-        return [_core_schema(v) for v in node]
-    if not isinstance(node, dict):
-        return node
-    model = node.get("cls") if node.get("type") == "model" else None
-    if model not in _CORE_CLASSES:
-        return {k: _core_schema(v) for k, v in node.items()}
-    target = _CORE_CLASSES[model]
-    fields = []
-    for name, spec in node["schema"]["fields"].items():
-        schema = _core_schema(spec["schema"])
-        convert = _TO_CORE.get((model, name))
-        if convert is not None:
-            schema = _converted(schema, convert)
-        fields.append(
-            cs.dataclass_field(name, schema, validation_alias=spec.get("validation_alias"))
-        )
-    if {f["name"] for f in fields} != {f.name for f in dataclasses.fields(target)}:
-        raise TypeError(f"{model.__name__} and {target.__name__} do not have the same fields")
-    return cs.dataclass_schema(
-        target,
-        cs.dataclass_args_schema(target.__name__, fields),
-        [f["name"] for f in fields],
-        slots=True,
-        frozen=True,
-        ref=node.get("ref"),
-        config=cs.CoreConfig(coerce_numbers_to_str=True, extra_fields_behavior="ignore"),
+def _ticket(t: TicketIn) -> m.Ticket:
+    return m.Ticket(
+        id=t.id,
+        created_at=t.created_at,
+        severity=m.Severity(t.severity),
+        category=t.category,
+        subject=t.subject,
+        description=t.description,
+        channel=t.channel,
+        messages=tuple(_message(x) for x in t.messages or ()),
+        tags=tuple(t.tags or ()),
+        status=t.status,
     )
 
 
-if any(name not in model.model_fields for model, name in _TO_CORE):
-    raise TypeError("a conversion to the core names a field the contract does not have")
-_TO_CASE = SchemaValidator(_core_schema(CaseIn.__pydantic_core_schema__))
+def _request(r: RequestIn | None) -> m.Request | None:
+    return None if r is None else m.Request(type=r.type, amount=r.amount, currency=r.currency)
+
+
+def _handoff(h: HandoffIn) -> m.Handoff:
+    return m.Handoff(
+        sender=h.sender,
+        escalated_at=h.escalated_at,
+        reason=h.reason,
+        steps_taken=tuple(m.Step(s.step, s.result, s.at) for s in h.steps_taken or ()),
+        customer_expectation=h.customer_expectation,
+        request=_request(h.request),
+        sentiment=h.sentiment,
+    )
+
+
+def _customer(c: CustomerIn) -> m.Customer:
+    return m.Customer(
+        id=c.id,
+        name=c.name,
+        company=c.company,
+        segment=c.segment,
+        vip=c.vip,
+        arr=c.arr,
+        currency=c.currency,
+        plan=c.plan,
+        flags=tuple(m.Flag(f.type, f.note, f.resolved is True) for f in c.flags or ()),
+    )
+
+
+def _history(e: HistoryIn) -> m.HistoryEntry:
+    return m.HistoryEntry(
+        e.ticket_id, e.at, e.category, e.complaint is True, e.escalated is True, e.outcome
+    )
+
+
+def _to_core(c: CaseIn) -> m.Case:
+    """The core's case for a valid contract case (absent lists empty, absent flags false)."""
+    return m.Case(
+        case_id=c.case_id,
+        received_at=c.received_at,
+        ticket=_ticket(c.ticket),
+        handoff=_handoff(c.handoff),
+        customer=_customer(c.customer),
+        history=tuple(_history(e) for e in c.history or ()),
+        facts=c.facts or {},
+    )
 
 
 # --------------------------------------------------------------------------- input
@@ -302,16 +274,9 @@ def parse_model(raw: Any, position: str) -> CaseIn | CaseError:
 
 def parse_case(raw: Any, position: str) -> m.Case | CaseError:
     """Validate one decoded JSON value as a case for the core; never raises on bad input.
-    What was wrong is told as `parse_model` tells it, so the store and `tier2 decide` name a
-    bad case's problems in the same words."""
-    if isinstance(raw, dict):
-        try:
-            case: m.Case = _TO_CASE.validate_python(raw)
-        except ValidationError as exc:
-            failed = parse_model(raw, position)
-            return failed if isinstance(failed, CaseError) else _case_error(raw, position, exc)
-        return case
-    return _not_an_object(raw, position)
+    What was wrong is told as `parse_model` tells it."""
+    model = parse_model(raw, position)
+    return model if isinstance(model, CaseError) else _to_core(model)
 
 
 def read_cases(text: str | bytes, jsonl: bool = False) -> Iterator[m.Case | CaseError]:
@@ -395,11 +360,9 @@ def decision_to_dict(d: m.Decision) -> dict[str, Any]:
     """The decision in the contract's shape (section 3), extended by `escalation_handoff`."""
     return {
         "case_id": d.case_id,
-        "outcome": d.outcome._value_,
+        "outcome": d.outcome.value,
         "escalate_to": d.escalate_to,
-        "reasons": [
-            {"code": r.code._value_, "detail": r.detail, "rule": r.rule} for r in d.reasons
-        ],
+        "reasons": [{"code": r.code.value, "detail": r.detail, "rule": r.rule} for r in d.reasons],
         "policies": list(d.policies),
         "actions": [_action(a) for a in d.actions],
         "guidance": d.guidance,
