@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
-import jinja2.nodes
 
 TEMPLATE_NAMES = ("note.md", "handoff.md", "guidance.md", "reply.md")
-# A template with one of these renders another on its own context (see JinjaTemplates)
-_SHARING = (
-    jinja2.nodes.Include,
-    jinja2.nodes.Import,
-    jinja2.nodes.FromImport,
-    jinja2.nodes.Extends,
-)
 
 
 class TemplateLoadError(ValueError):
@@ -28,7 +20,8 @@ def _money(value: Any) -> str:
 
 
 class _Environment(jinja2.Environment):
-    """`x.y` on a dict looks up the key first (the default tries an attribute, and raises)."""
+    """`x.y` on a dict looks up the key first (the default tries an attribute, and raises);
+    a template's globals are one plain dict."""
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if type(obj) is dict:
@@ -40,6 +33,12 @@ class _Environment(jinja2.Environment):
             return getattr(obj, attribute)
         except AttributeError:
             return super().getattr(obj, attribute)
+
+    def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
+        """The environment's globals overlaid by the template's, flattened into one dict (not
+        Jinja2's ChainMap): `Template.render` copies them into each context, a dict quickly.
+        The templates are loaded once, after the globals are set."""
+        return {**self.globals, **(d or {})}
 
 
 class JinjaTemplates:
@@ -60,7 +59,6 @@ class JinjaTemplates:
             auto_reload=False,  # compiled once on load: no stat() per {% include %}
         )
         env.filters["money"] = _money
-        self._env = env
         self._templates: dict[str, jinja2.Template] = {}
         for name in TEMPLATE_NAMES:
             try:
@@ -70,33 +68,9 @@ class JinjaTemplates:
                     f"{exc.name or name}: line {exc.lineno}: {exc.message}"
                 ) from None
 
-        # `Template.render` copies a template's globals (a ChainMap) into every context, and
-        # Context() iterates them again; only a template that reads a global needs them.
-        self._globals: dict[str, dict[str, Any]] = {}
-        for name, template in self._templates.items():
-            source = env.loader.get_source(env, name + ".j2")[0] if env.loader else ""
-            # every name the template loads (meta.find_undeclared_variables leaves globals out);
-            # a template it includes, imports or extends sees this one's context: all of them
-            tree = env.parse(source)
-            reads = {n.name for n in tree.find_all(jinja2.nodes.Name)}
-            shares = any(tree.find_all(_SHARING))
-            self._globals[name] = {
-                k: v for k, v in template.globals.items() if shares or k in reads
-            }
-
     def render(self, name: str, context: Mapping[str, Any]) -> str:
-        """`Template.render(context)`, without copying the globals into each context."""
-        template = self._templates[name]
-        env = self._env
-        used = self._globals[name]
-        # Context only reads its parent; the caller's dict is used as it is when it can be
-        parent = {**used, **context} if used or type(context) is not dict else context
-        ctx = env.context_class(env, parent, template.name, template.blocks, None)
-        try:
-            return env.concat(template.root_render_func(ctx))
-        except Exception:
-            env.handle_exception()
-            raise  # handle_exception always raises (it re-raises with the template's lines)
+        """Render one document from plain data."""
+        return self._templates[name].render(context)
 
 
 class SlaNotes:
