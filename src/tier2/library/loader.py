@@ -336,6 +336,7 @@ def _digest(folder: Path) -> str:
 
 
 def load_library(name_or_path: str) -> Library:
+    """A library folder (or a built-in library by name) read, validated and compiled."""
     folder = resolve_library_path(name_or_path)
     lib_path, sla_path, pol_path = (folder / f for f in FILES)
     lib: LibraryY = _validate(LibraryY, _read_yaml(folder, "library.yaml"), lib_path)
@@ -343,9 +344,51 @@ def load_library(name_or_path: str) -> Library:
     pols: PoliciesY = _validate(
         PoliciesY, _read_yaml(folder, "policies.yaml"), pol_path, _policy_label
     )
-
     interned: dict[str, Expression] = {}
     ladder = tuple(Role(r.role, r.limit, tuple(r.may)) for r in lib.authority.ladder)
+    routing = _routing(lib, lib_path, ladder)
+    targets = {r.name for r in ladder} | set(lib.teams)
+    try:
+        templates = JinjaTemplates(folder / "templates")
+    except TemplateLoadError as exc:
+        raise LibraryError(f"{folder / 'templates'}: {exc}") from None
+    library = Library(
+        name=lib.name,
+        version=lib.version,
+        digest=_digest(folder),
+        title=lib.title,
+        authority=Authority(ladder=ladder, engine=lib.authority.engine),
+        handoff=_handoff_protocol(lib),
+        signals=_signals(lib, lib_path, interned),
+        triggers=tuple(
+            Trigger(
+                t.id,
+                t.title,
+                tuple(
+                    _compile(c, lib_path, f"management trigger {t.id}: when[{i}]", interned)
+                    for i, c in enumerate(t.when)
+                ),
+            )
+            for t in lib.management_triggers
+        ),
+        policies=_policies(pols, pol_path, targets, lib.teams, interned),
+        routing=routing,
+        sla=_sla(sla),
+        facts=dict(lib.facts),
+        plan=dict(lib.plan),
+        templates=templates,
+        currency=lib.currency,
+    )
+    library = replace(
+        library, view_names=frozenset(p.split(".")[0] for e in library.expressions for p in e.paths)
+    )
+    if (folder / "templates").is_dir():
+        _smoke_render(library, folder / "templates")
+    return library
+
+
+def _routing(lib: LibraryY, lib_path: Path, ladder: tuple[Role, ...]) -> Routing:
+    """The routing rules, each to a role on the ladder or a team; the engine on the ladder."""
     names = [r.name for r in ladder]
     if lib.authority.engine not in names:
         raise LibraryError(
@@ -357,7 +400,31 @@ def load_library(name_or_path: str) -> Library:
         raise LibraryError(
             f"{lib_path}: routing: unknown rule(s) {unknown}; known: {sorted(known_routing)}"
         )
+    targets = set(names) | set(lib.teams)
+    routing = Routing(**lib.routing)
+    for rule in Routing.__dataclass_fields__:
+        if getattr(routing, rule) not in targets:
+            raise LibraryError(
+                f"{lib_path}: routing.{rule}: {getattr(routing, rule)!r} "
+                "is neither a role nor a team"
+            )
+    return routing
 
+
+def _handoff_protocol(lib: LibraryY) -> HandoffProtocol:
+    required = lib.handoff_protocol.require
+    return HandoffProtocol(
+        require_reason="reason" in required,
+        require_steps="steps_taken" in required,
+        require_expectation="customer_expectation" in required,
+        require_customer_id="customer.id" in required,
+        amount_required_for=tuple(lib.handoff_protocol.amount_required_for),
+        required_steps={k: tuple(v) for k, v in lib.handoff_protocol.required_steps.items()},
+    )
+
+
+def _signals(lib: LibraryY, lib_path: Path, interned: dict[str, Expression]) -> Signals:
+    """The handbook's signals: complaint pattern, commercial and churn flags, complexity."""
     s = lib.signals
     signals = Signals(
         complaints=Window(
@@ -386,26 +453,15 @@ def load_library(name_or_path: str) -> Library:
             f"{lib_path}: signals.churn_threat.mention: {signals.churn_mention!r} "
             "is not a list under signals.mentions"
         )
-    triggers = tuple(
-        Trigger(
-            t.id,
-            t.title,
-            tuple(
-                _compile(c, lib_path, f"management trigger {t.id}: when[{i}]", interned)
-                for i, c in enumerate(t.when)
-            ),
-        )
-        for t in lib.management_triggers
-    )
+    return signals
 
-    targets = set(names) | set(lib.teams)
-    routing = Routing(**lib.routing)
-    for rule in Routing.__dataclass_fields__:
-        if getattr(routing, rule) not in targets:
-            raise LibraryError(
-                f"{lib_path}: routing.{rule}: {getattr(routing, rule)!r} "
-                "is neither a role nor a team"
-            )
+
+def _policies(
+    pols: PoliciesY, pol_path: Path, targets: set[str], teams: list[str],
+    interned: dict[str, Expression],
+) -> tuple[Policy, ...]:  # fmt: skip
+    """Every policy checked (unique id, a target for an escalation, guidance for a return)
+    and compiled, in the file's order."""
     policies: list[Policy] = []
     seen: set[str] = set()
     for p in pols.policies:
@@ -414,86 +470,55 @@ def load_library(name_or_path: str) -> Library:
             raise LibraryError(f"{pol_path}: {where}: id is used twice")
         seen.add(p.id)
         outcome = Outcome(p.outcome)
-        if outcome is Outcome.ESCALATE and not p.escalate_to:
-            raise LibraryError(f"{pol_path}: {where}: an escalating policy needs escalate_to")
-        if p.escalate_to and p.escalate_to not in targets:
-            raise LibraryError(
-                f"{pol_path}: {where}: escalate_to {p.escalate_to!r} is neither a role nor a team "
-                f"(teams: {', '.join(lib.teams)})"
-            )
-        if outcome is not Outcome.ESCALATE and p.escalate_to:
-            raise LibraryError(f"{pol_path}: {where}: escalate_to is only for outcome escalate")
-        if outcome is Outcome.RETURN_TO_TIER1 and not p.guidance:
-            raise LibraryError(
-                f"{pol_path}: {where}: a policy that returns to tier-1 needs guidance"
-            )
-        policies.append(
-            Policy(
-                id=p.id,
-                title=p.title,
-                citation=p.citation,
-                precedence=p.precedence,
-                when=tuple(
-                    _compile(c, pol_path, f"{where}: when[{i}]", interned)
-                    for i, c in enumerate(p.when)
-                ),
-                unless=tuple(
-                    _compile(c, pol_path, f"{where}: unless[{i}]", interned)
-                    for i, c in enumerate(p.unless)
-                ),
-                outcome=outcome,
-                escalate_to=p.escalate_to,
-                actions=tuple(
-                    ActionSpec(
-                        a.type,
-                        None
-                        if a.amount is None
-                        else _compile(
-                            a.amount, pol_path, f"{where}: actions[{i}].amount", interned
-                        ),
-                    )
-                    for i, a in enumerate(p.actions)
-                ),
-                guidance=p.guidance,
-                source=pol_path.name,
-            )
+        _check_outcome(p, outcome, f"{pol_path}: {where}", targets, teams)
+        policies.append(_policy(p, outcome, pol_path, where, interned))
+    return tuple(policies)
+
+
+def _check_outcome(
+    p: PolicyY, outcome: Outcome, where: str, targets: set[str], teams: list[str]
+) -> None:
+    if outcome is Outcome.ESCALATE and not p.escalate_to:
+        raise LibraryError(f"{where}: an escalating policy needs escalate_to")
+    if p.escalate_to and p.escalate_to not in targets:
+        raise LibraryError(
+            f"{where}: escalate_to {p.escalate_to!r} is neither a role nor a team "
+            f"(teams: {', '.join(teams)})"
         )
+    if outcome is not Outcome.ESCALATE and p.escalate_to:
+        raise LibraryError(f"{where}: escalate_to is only for outcome escalate")
+    if outcome is Outcome.RETURN_TO_TIER1 and not p.guidance:
+        raise LibraryError(f"{where}: a policy that returns to tier-1 needs guidance")
 
-    try:
-        templates = JinjaTemplates(folder / "templates")
-    except TemplateLoadError as exc:
-        raise LibraryError(f"{folder / 'templates'}: {exc}") from None
 
-    library = Library(
-        name=lib.name,
-        version=lib.version,
-        digest=_digest(folder),
-        title=lib.title,
-        authority=Authority(ladder=ladder, engine=lib.authority.engine),
-        handoff=HandoffProtocol(
-            require_reason="reason" in lib.handoff_protocol.require,
-            require_steps="steps_taken" in lib.handoff_protocol.require,
-            require_expectation="customer_expectation" in lib.handoff_protocol.require,
-            require_customer_id="customer.id" in lib.handoff_protocol.require,
-            amount_required_for=tuple(lib.handoff_protocol.amount_required_for),
-            required_steps={k: tuple(v) for k, v in lib.handoff_protocol.required_steps.items()},
+def _policy(
+    p: PolicyY, outcome: Outcome, pol_path: Path, where: str, interned: dict[str, Expression]
+) -> Policy:
+    return Policy(
+        id=p.id,
+        title=p.title,
+        citation=p.citation,
+        precedence=p.precedence,
+        when=tuple(
+            _compile(c, pol_path, f"{where}: when[{i}]", interned) for i, c in enumerate(p.when)
         ),
-        signals=signals,
-        triggers=triggers,
-        policies=tuple(policies),
-        routing=routing,
-        sla=_sla(sla),
-        facts=dict(lib.facts),
-        plan=dict(lib.plan),
-        templates=templates,
-        currency=lib.currency,
+        unless=tuple(
+            _compile(c, pol_path, f"{where}: unless[{i}]", interned) for i, c in enumerate(p.unless)
+        ),
+        outcome=outcome,
+        escalate_to=p.escalate_to,
+        actions=tuple(
+            ActionSpec(
+                a.type,
+                None
+                if a.amount is None
+                else _compile(a.amount, pol_path, f"{where}: actions[{i}].amount", interned),
+            )
+            for i, a in enumerate(p.actions)
+        ),
+        guidance=p.guidance,
+        source=pol_path.name,
     )
-    library = replace(
-        library, view_names=frozenset(p.split(".")[0] for e in library.expressions for p in e.paths)
-    )
-    if (folder / "templates").is_dir():
-        _smoke_render(library, folder / "templates")
-    return library
 
 
 def _smoke_render(library: Library, templates: Path) -> None:
