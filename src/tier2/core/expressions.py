@@ -14,8 +14,9 @@ only on values the memo has not met, as CEL gives the same outcome for the same 
 from __future__ import annotations
 
 import math
+import operator
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -113,6 +114,8 @@ class Expression:
     program: Any  # cel.Program
     paths: tuple[str, ...] = ()
     calls: bool = False  # whether it calls an extension function (math.*)
+    steps: tuple[tuple[str, ...], ...] = ()  # the same paths, split at the dots
+    tree: Mapping[str, Any] | None = None  # the same paths as a tree (see `prune`)
 
 
 def compile_expression(source: str) -> Expression:
@@ -123,11 +126,14 @@ def compile_expression(source: str) -> Expression:
         program = cel.compile(source)
     except Exception as exc:
         raise ExpressionError(_first_line(str(exc))) from None
+    paths = tuple(sorted(field_paths(source)))
     return Expression(
         source=source,
         program=program,
-        paths=tuple(sorted(field_paths(source))),
+        paths=paths,
         calls=bool(_SHORT_NAMES.intersection(program.references()["functions"])),
+        steps=tuple(tuple(p.split(".")) for p in paths),
+        tree=path_tree(paths),
     )
 
 
@@ -190,24 +196,60 @@ def _frozen(value: Any) -> Any:
     return (kind, value)
 
 
-def _at(view: Mapping[str, Any], path: str) -> Any:
-    """The key of the value at a dotted path: absent, or where the path ran into a non-map."""
+def _at(view: Mapping[str, Any], steps: tuple[str, ...]) -> Any:
+    """The key of the value at a path: absent, or where the path ran into a non-map."""
     node: Any = view
-    for depth, part in enumerate(path.split(".")):
+    for depth, part in enumerate(steps):
         if type(node) is not dict:
             return ("short", depth, _frozen(node))
         node = node.get(part, _ABSENT)
     return node if node is _ABSENT else _frozen(node)
 
 
+# One field compared with a literal: `customer.arr > 50000`, `facts.incident.id != null`.
+_COMPARISON = re.compile(
+    r"\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*(==|!=|<=|>=|<|>)\s*(null|-?\d+(?:\.\d+)?)\s*"
+)
+_ORDER: Mapping[str, Callable[[float, float], bool]] = {
+    "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+    "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}  # fmt: skip
+Classify = Callable[[Any], Any]
+
+
+def value_classes(expression: Expression) -> Classify | None:
+    """For one field compared with a literal, the class of values CEL answers alike, so one
+    outcome serves the class: compared with null, every value of one kind; compared with a
+    number, every number on one side of it. None for any other expression (each value is
+    its own class)."""
+    match = _COMPARISON.fullmatch(expression.source)
+    if match is None or expression.paths != (match.group(1),):
+        return None
+    op, literal = match.group(2), match.group(3)
+    if literal == "null":
+        return _kind if op in ("==", "!=") else None
+    bound, compare = float(literal), _ORDER[op]
+    return lambda key: ("side", compare(key, bound)) if type(key) is float else key
+
+
+def _kind(key: Any) -> Any:
+    """Null, absent and a path that ran into a non-map stay apart; any other value is its kind."""
+    if key is None or key is _ABSENT:
+        return key
+    if type(key) is tuple:  # ("short", ...) is a path that ran into a non-map
+        return key if key[0] == "short" else ("kind", key[0])
+    return ("kind", type(key))
+
+
 class Memo:
-    """Outcomes of expressions remembered across cases by the values they read: CEL is pure, so
-    the same values give the same outcome. Bounded: an expression's outcomes start afresh when
-    there are `limit` of them."""
+    """Outcomes of expressions remembered across cases by the values they read (or by their
+    class, see `value_classes`): CEL is pure, so the same values give the same outcome.
+    Bounded: an expression's outcomes start afresh when there are `limit` of them."""
 
     def __init__(self, limit: int = 65536) -> None:
         self.limit = limit
         self._outcomes: dict[Expression, dict[Any, Outcome]] = {}
+        self._classes: dict[Expression, Classify | None] = {}
 
     def outcomes(self, expression: Expression) -> dict[Any, Outcome]:
         """The expression's outcomes so far, by the key of the values it read."""
@@ -215,6 +257,12 @@ class Memo:
         if found is None or len(found) >= self.limit:
             found = self._outcomes[expression] = {}
         return found
+
+    def classify(self, expression: Expression) -> Classify | None:
+        """How the expression's keys are grouped into classes answered alike, if they are."""
+        if expression not in self._classes:
+            self._classes[expression] = value_classes(expression)
+        return self._classes[expression]
 
 
 _UNREAD = object()  # a path this case has not read yet
@@ -237,10 +285,10 @@ class Scope:
         """The values the expression reads in this case, as a hashable key."""
         keys = self._keys
         parts = []
-        for path in expression.paths:
+        for path, steps in zip(expression.paths, expression.steps, strict=True):
             key = keys.get(path, _UNREAD)
             if key is _UNREAD:
-                key = keys[path] = _at(self._view, path)
+                key = keys[path] = _at(self._view, steps)
             parts.append(key)
         return parts[0] if len(parts) == 1 else tuple(parts)
 
@@ -250,9 +298,12 @@ class Scope:
             return run(expression, self._view)
         outcomes = self._memo.outcomes(expression)
         key = self._key(expression)
+        classify = self._memo.classify(expression)
+        if classify is not None:
+            key = classify(key)
         found = outcomes.get(key)
         if found is None:
-            data = prune(self._view, path_tree(expression.paths))
+            data = prune(self._view, expression.tree)
             found = outcomes[key] = run(expression, data)
         return found
 

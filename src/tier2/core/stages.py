@@ -10,10 +10,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from tier2.core.expressions import EvaluationError, Scope
-from tier2.core.library import Library, Policy, Trigger
+from tier2.core.library import Library, Policy, Signals, Trigger
 from tier2.core.model import (
     Action,
     Case,
@@ -223,12 +223,29 @@ def _view(
     return {name: _SECTIONS[name](case, signals, now) for name in names if name in _SECTIONS}
 
 
-def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
-    """Read the thread, the handoff log and the CRM history into signals (A3)."""
-    settings = library.signals
+class _History(NamedTuple):
+    """What the customer's earlier tickets show."""
+
+    prior: int  # earlier tickets: dated before receipt, other than this ticket
+    complaints: int  # complaints within the complaint window
+    escalations: int  # escalations of this category within the escalation window
+    pattern: list[str]  # the thresholds reached, in words
+
+
+class _Concerns(NamedTuple):
+    """What the customer's flags, channel and words raise."""
+
+    commercial: tuple[str, ...]  # notes of unresolved commercial-sensitivity flags
+    mentions: dict[str, list[str]]  # the terms of each mention list the customer wrote
+    churn: list[str]  # churn flags and churn words
+    public: list[str]  # public-complaint flags and a public channel
+
+
+def _history(case: Case, settings: Signals) -> _History:
+    """Count the earlier complaints and same-category escalations within their windows."""
     received_at = case.received_at
-    # (age, entry) of each prior ticket: dated before receipt, other than this ticket
     ticket_id, category = case.ticket.id, case.ticket.category
+    # (age, entry) of each prior ticket: dated before receipt, other than this ticket
     prior = [
         (received_at - e.at, e)
         for e in case.history
@@ -244,15 +261,19 @@ def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
             if e.escalated and e.category == category and age <= escalation_window
         ]
     )
-    pattern_parts: list[str] = []
+    pattern: list[str] = []
     if complaints >= cw.at_least:
-        pattern_parts.append(f"{complaints} complaints in the {cw.within_days} days before receipt")
+        pattern.append(f"{complaints} complaints in the {cw.within_days} days before receipt")
     if escalations >= ew.at_least:
-        pattern_parts.append(
-            f"{escalations} earlier escalations of {case.ticket.category} cases in the "
+        pattern.append(
+            f"{escalations} earlier escalations of {category} cases in the "
             f"{ew.within_days} days before receipt (this is escalation {escalations + 1})"
         )
+    return _History(len(prior), complaints, escalations, pattern)
 
+
+def _concerns(case: Case, settings: Signals) -> _Concerns:
+    """Read the unresolved flags, the channel and the customer's words for risk."""
     unresolved = [f for f in case.customer.flags if not f.resolved]
     commercial = tuple(
         f.note or f.type for f in unresolved if f.type in settings.commercial_flag_types
@@ -262,28 +283,37 @@ def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
     churn_words = mentions.get(settings.churn_mention, []) if settings.churn_mention else []
     public_flags = [f.type for f in unresolved if f.type in settings.public_flag_types]
     public_channel = case.ticket.channel in settings.public_channels
-    follow_ups = _customer_messages_after_agent(case)
-    hours_before = (received_at - case.ticket.created_at).total_seconds() / 3600
+    return _Concerns(
+        commercial,
+        mentions,
+        churn_flags + churn_words,
+        public_flags + ([f"channel {case.ticket.channel}"] if public_channel else []),
+    )
 
-    signals: dict[str, Any] = {
-        "prior_tickets": len(prior),
-        "complaints": complaints,
-        "same_category_escalations": escalations,
-        "complaint_pattern": bool(pattern_parts),
-        "commercial_sensitivity": bool(commercial),
-        "churn_threat": bool(churn_flags or churn_words),
-        "public_complaint": bool(public_flags or public_channel),
-        "mentions": {name: bool(found) for name, found in mentions.items()},
+
+def _signals(case: Case, history: _History, concerns: _Concerns) -> dict[str, Any]:
+    """The signals the library's expressions read as `signals`."""
+    follow_ups = _customer_messages_after_agent(case)
+    hours_before = (case.received_at - case.ticket.created_at).total_seconds() / 3600
+    return {
+        "prior_tickets": history.prior,
+        "complaints": history.complaints,
+        "same_category_escalations": history.escalations,
+        "complaint_pattern": bool(history.pattern),
+        "commercial_sensitivity": bool(concerns.commercial),
+        "churn_threat": bool(concerns.churn),
+        "public_complaint": bool(concerns.public),
+        "mentions": {name: bool(found) for name, found in concerns.mentions.items()},
         "customer_messages_after_agent": follow_ups,
         "hours_before_tier2": round(hours_before, 4),
         "earlier_decisions": len(earlier_decisions(case)),
     }
-    scope = Scope(
-        _view(case, library, signals, now), memo=library.memo if library.memoize else None
-    )
-    points = tuple([p.id for p in settings.complexity_points if scope.holds(p.when)])
-    is_complex = len(points) >= settings.complexity_threshold
 
+
+def _gather_record(
+    signals: Mapping[str, Any], concerns: _Concerns, points: tuple[str, ...], is_complex: bool
+) -> StageRecord:
+    """The record of the gather_context stage: the signals found and the risks shown."""
     shown = [
         k
         for k in ("complaint_pattern", "commercial_sensitivity", "churn_threat", "public_complaint")
@@ -291,29 +321,41 @@ def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
     ]
     if is_complex:
         shown.append("complex")
-    record = StageRecord(
+    return StageRecord(
         stage="gather_context",
         read=("ticket.messages", "handoff.steps_taken", "customer.flags", "history", "facts"),
         found={
             **{k: v for k, v in signals.items() if k != "mentions"},
-            "mentions": {k: v for k, v in mentions.items() if v},
-            "churn_signals": churn_flags + churn_words,
-            "public_signals": public_flags
-            + ([f"channel {case.ticket.channel}"] if public_channel else []),
-            "commercial_flags": list(commercial),
+            "mentions": {k: v for k, v in concerns.mentions.items() if v},
+            "churn_signals": concerns.churn,
+            "public_signals": concerns.public,
+            "commercial_flags": list(concerns.commercial),
             "complexity_points": list(points),
             "complex": is_complex,
         },
         decided=("signals: " + ", ".join(shown)) if shown else "no risk signals",
     )
+
+
+def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
+    """Read the thread, the handoff log and the CRM history into signals (A3)."""
+    settings = library.signals
+    history = _history(case, settings)
+    concerns = _concerns(case, settings)
+    signals = _signals(case, history, concerns)
+    scope = Scope(
+        _view(case, library, signals, now), memo=library.memo if library.memoize else None
+    )
+    points = tuple([p.id for p in settings.complexity_points if scope.holds(p.when)])
+    is_complex = len(points) >= settings.complexity_threshold
     return Gathered(
         signals=signals,
-        complaint_detail="; ".join(pattern_parts) or None,
-        commercial_notes=commercial,
+        complaint_detail="; ".join(history.pattern) or None,
+        commercial_notes=concerns.commercial,
         complexity_points=points,
         complex=is_complex,
         scope=scope,
-        record=record,
+        record=_gather_record(signals, concerns, points, is_complex),
     )
 
 
@@ -383,6 +425,78 @@ def _fmt(amount: float, currency: str | None) -> str:
     return f"{amount:,.2f}" + (f" {currency}" if currency else "")
 
 
+def _conflict_finding(library: Library, conflict: tuple[PolicyMatch, ...]) -> Finding:
+    """Policies of the same precedence prescribe different things: escalate."""
+    names = ", ".join(m.policy.id for m in conflict)
+    return Finding(
+        Reason(
+            ReasonCode.POLICY_CONFLICT,
+            f"{names} (precedence {conflict[0].policy.precedence}) prescribe different "
+            "outcomes or actions",
+            "A4.6",
+        ),
+        Outcome.ESCALATE,
+        library.routing.policy_conflict,
+    )
+
+
+def _no_match_finding(library: Library) -> Finding:
+    """No policy covers the case: escalate."""
+    return Finding(
+        Reason(
+            ReasonCode.NO_POLICY_MATCH,
+            f"no policy of the {library.name} library covers this case",
+            "A4.6",
+        ),
+        Outcome.ESCALATE,
+        library.routing.no_policy_match,
+    )
+
+
+def _authority_finding(library: Library, winner: PolicyMatch) -> Finding | None:
+    """Escalate to the lowest role that may grant the largest amount above the engine's limit;
+    None if the engine may grant every amount."""
+    priced = [a for a in winner.actions if a.amount is not None]
+    authority = library.authority
+    engine = authority.engine_role
+    if not priced:
+        return None
+    largest = max(priced, key=lambda a: a.amount or 0.0)
+    amount = largest.amount or 0.0
+    if engine.covers(amount):
+        return None
+    role = authority.lowest_covering(amount)
+    target = role.name if role else authority.ladder[-1].name
+    limit = "no limit" if role is None or role.limit is None else f"up to {_fmt(role.limit, None)}"
+    return Finding(
+        Reason(
+            ReasonCode.AUTHORITY_EXCEEDED,
+            f"{winner.policy.id} prescribes {largest.type} {_fmt(amount, largest.currency)}, "
+            f"above {engine.name}'s limit of {_fmt(engine.limit or 0.0, None)}; "
+            f"{target} may grant {limit}",
+            "A1",
+        ),
+        Outcome.ESCALATE,
+        target,
+    )
+
+
+def _complexity_finding(library: Library, policy: Policy, gathered: Gathered) -> Finding:
+    """A policy matched, but the case is too complex to resolve in place: escalate."""
+    return Finding(
+        Reason(
+            ReasonCode.COMPLEXITY,
+            f"{policy.id} matched, but the case is complex "
+            f"({len(gathered.complexity_points)} points: "
+            + ", ".join(gathered.complexity_points)
+            + ")",
+            "A4.6",
+        ),
+        Outcome.ESCALATE,
+        library.routing.complexity,
+    )
+
+
 def _policy_step(
     library: Library,
     gathered: Gathered,
@@ -390,29 +504,10 @@ def _policy_step(
     conflict: tuple[PolicyMatch, ...],
 ) -> Finding:
     """A4 step 6: exactly one finding from the policies of the library."""
-    routing = library.routing
     if conflict:
-        names = ", ".join(m.policy.id for m in conflict)
-        return Finding(
-            Reason(
-                ReasonCode.POLICY_CONFLICT,
-                f"{names} (precedence {conflict[0].policy.precedence}) prescribe different "
-                "outcomes or actions",
-                "A4.6",
-            ),
-            Outcome.ESCALATE,
-            routing.policy_conflict,
-        )
+        return _conflict_finding(library, conflict)
     if winner is None:
-        return Finding(
-            Reason(
-                ReasonCode.NO_POLICY_MATCH,
-                f"no policy of the {library.name} library covers this case",
-                "A4.6",
-            ),
-            Outcome.ESCALATE,
-            routing.no_policy_match,
-        )
+        return _no_match_finding(library)
     policy = winner.policy
     if policy.outcome is Outcome.RETURN_TO_TIER1:
         return Finding(
@@ -430,44 +525,11 @@ def _policy_step(
             Outcome.ESCALATE,
             policy.escalate_to,
         )
-    priced = [a for a in winner.actions if a.amount is not None]
-    authority = library.authority
-    engine = authority.engine_role
-    if priced:
-        largest = max(priced, key=lambda a: a.amount or 0.0)
-        amount = largest.amount or 0.0
-        if not engine.covers(amount):
-            role = authority.lowest_covering(amount)
-            target = role.name if role else authority.ladder[-1].name
-            limit = (
-                "no limit"
-                if role is None or role.limit is None
-                else f"up to {_fmt(role.limit, None)}"
-            )
-            return Finding(
-                Reason(
-                    ReasonCode.AUTHORITY_EXCEEDED,
-                    f"{policy.id} prescribes {largest.type} {_fmt(amount, largest.currency)}, "
-                    f"above {engine.name}'s limit of {_fmt(engine.limit or 0.0, None)}; "
-                    f"{target} may grant {limit}",
-                    "A1",
-                ),
-                Outcome.ESCALATE,
-                target,
-            )
+    over_authority = _authority_finding(library, winner)
+    if over_authority is not None:
+        return over_authority
     if gathered.complex:
-        return Finding(
-            Reason(
-                ReasonCode.COMPLEXITY,
-                f"{policy.id} matched, but the case is complex "
-                f"({len(gathered.complexity_points)} points: "
-                + ", ".join(gathered.complexity_points)
-                + ")",
-                "A4.6",
-            ),
-            Outcome.ESCALATE,
-            library.routing.complexity,
-        )
+        return _complexity_finding(library, policy, gathered)
     return Finding(
         Reason(ReasonCode.POLICY_RESOLUTION, f"{policy.id} matched", policy.id),
         Outcome.RESOLVE,
