@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -344,11 +344,11 @@ class Runner:
             return tx.open_cases()
 
     def _cases(
-        self, tx: Transaction, case_ids: Sequence[str], states: Any, payload: str | None = None
+        self, tx: Transaction, case_ids: Sequence[str], states: Collection[str]
     ) -> list[CaseRow]:
         """The cases among these in one of the states whose tickets this runner holds (held
         to the end of the transaction)."""
-        rows = [row for row in tx.cases(case_ids, payload=payload) if row.state in states]
+        rows = [row for row in tx.cases(case_ids) if row.state in states]
         if not rows:
             return []
         mine = tx.held(sorted({r.ticket_id for r in rows}))
@@ -564,26 +564,26 @@ class Runner:
         if not cases:
             return
         bodies = self._bodies(tx, [c.id for c in cases])
-        orders: list[NoteOrder] = []
+        notes: list[tuple[str, NoteOrder]] = []  # (case id, the note)
         moves: list[TicketMove] = []
         done: list[Move] = []
-        case_of: dict[str, str] = {}
         for c in cases:
             seq, body = bodies[c.id]
-            written = _notes(c, seq, body, orders)
-            case_of.update((o.key, c.id) for o in orders[len(case_of) :])
+            orders = _notes(c, seq, body)
+            notes.extend((c.id, o) for o in orders)
+            written = [o.kind for o in orders]
             moves.append(_move(c.ticket_id, body["outcome"], body["escalate_to"]))
             data = {"written": written, "move": body["outcome"], "to": body["escalate_to"]}
             done.append((c.id, CaseState.DOCUMENTED.value, "documented", data))
-        self.desk.write_notes(tx.handle, orders, now)
+        self.desk.write_notes(tx.handle, [o for _, o in notes], now)
         crash_point("between_effects")
         self.desk.move(tx.handle, moves, now)
-        recorded = tx.recorded_notes([o.key for o in orders])
+        recorded = tx.recorded_notes([o.key for _, o in notes])
         tx.add_notes(
             [
-                {"case_id": case_of[o.key], "ticket_id": o.ticket_id, "idempotency_key": o.key,
+                {"case_id": case_id, "ticket_id": o.ticket_id, "idempotency_key": o.key,
                  "kind": o.kind, "body": o.body, "written_at": now}
-                for o in orders
+                for case_id, o in notes
                 if o.key not in recorded
             ]
         )  # fmt: skip
@@ -637,16 +637,15 @@ def _decided_move(row: dict[str, Any], summary: Summary) -> Move:
     return (row["case_id"], CaseState.DECIDED.value, "decided", data)
 
 
-def _notes(case: CaseRow, seq: int, body: dict[str, Any], orders: list[NoteOrder]) -> list[str]:
+def _notes(case: CaseRow, seq: int, body: dict[str, Any]) -> list[NoteOrder]:
     """The decision's note, reply draft and guidance (those it has) as orders for the case's
-    ticket, each under its key; the kinds written."""
-    written = []
-    for kind, text in (
-        ("note", body["note"]),
-        ("reply_draft", body["customer_reply"]),
-        ("guidance", body["guidance"]),
-    ):
-        if text:
-            orders.append(NoteOrder(case.ticket_id, f"{case.id}:{seq}:{kind}", kind, text))
-            written.append(kind)
-    return written
+    ticket, each under its key."""
+    return [
+        NoteOrder(case.ticket_id, f"{case.id}:{seq}:{kind}", kind, text)
+        for kind, text in (
+            ("note", body["note"]),
+            ("reply_draft", body["customer_reply"]),
+            ("guidance", body["guidance"]),
+        )
+        if text
+    ]

@@ -260,9 +260,11 @@ class Memo:
 
     def classify(self, expression: Expression) -> Classify | None:
         """How the expression's keys are grouped into classes answered alike, if they are."""
-        if expression not in self._classes:
-            self._classes[expression] = value_classes(expression)
-        return self._classes[expression]
+        try:
+            return self._classes[expression]
+        except KeyError:
+            found = self._classes[expression] = value_classes(expression)
+            return found
 
 
 _UNREAD = object()  # a path this case has not read yet

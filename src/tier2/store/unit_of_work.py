@@ -32,6 +32,11 @@ _MONITOR_LOCK = 7_272_003  # the advisory lock SLA monitors take turns at on Pos
 OPEN = [s.value for s in CaseState if s not in FINAL_STATES]
 
 
+# A case as a step reads it (CaseRow), and with its payload and escalations.
+_ROW = (m.Case.id, m.Case.ticket_id, m.Case.state, m.Case.updated_at)
+_FULL = (*_ROW, m.Case.payload, m.Case.escalations)
+
+
 def _stored(value: dict[str, Any] | str) -> Any:
     """A JSON value as given: decoded, or JSON text stored as it is."""
     return Encoded(value) if isinstance(value, str) else value
@@ -79,40 +84,25 @@ class SqlTransaction:
     def cases(self, case_ids: Sequence[str], *, payload: str | None = None) -> list[CaseRow]:
         """By key, not by state: given `state IN (...)`, SQLite's planner reads the state
         index (every waiting case) instead of looking these few up."""
-        columns: list[Any] = [m.Case.id, m.Case.ticket_id, m.Case.state, m.Case.updated_at]
+        columns: tuple[Any, ...] = _ROW
         if payload == "text":
-            columns.append(cast(m.Case.payload, Text).label("payload"))
+            columns = (*_ROW, cast(m.Case.payload, Text).label("payload"))
         elif payload == "json":
-            columns.append(m.Case.payload)
-        rows = self.session.execute(
-            select(*columns).where(m.Case.id.in_(list(case_ids))).order_by(m.Case.id)
-        )
-        return [
-            CaseRow(r.id, r.ticket_id, r.state, r.updated_at, r.payload if payload else None)
-            for r in rows
-        ]
+            columns = (*_ROW, m.Case.payload)
+        query = select(*columns).where(m.Case.id.in_(list(case_ids))).order_by(m.Case.id)
+        return [CaseRow(*r) for r in self.session.execute(query)]
 
     def cases_of_tickets(self, ticket_ids: Sequence[str]) -> list[CaseRow]:
-        rows = self.session.execute(
-            select(m.Case.id, m.Case.ticket_id, m.Case.state, m.Case.updated_at)
+        query = (
+            select(*_ROW)
             .where(m.Case.ticket_id.in_(sorted(ticket_ids)))
             .order_by(m.Case.received_at, m.Case.id)
         )
-        return [CaseRow(r.id, r.ticket_id, r.state, r.updated_at) for r in rows]
+        return [CaseRow(*r) for r in self.session.execute(query)]
 
     def cases_to_take_in(self, case_ids: Sequence[str]) -> dict[str, CaseRow]:
-        rows = self.session.execute(
-            select(
-                m.Case.id, m.Case.ticket_id, m.Case.state, m.Case.updated_at, m.Case.payload,
-                m.Case.escalations,
-            )
-            .where(m.Case.id.in_(list(case_ids)))
-            .with_for_update()
-        )  # fmt: skip
-        return {
-            r.id: CaseRow(r.id, r.ticket_id, r.state, r.updated_at, r.payload, r.escalations)
-            for r in rows
-        }
+        query = select(*_FULL).where(m.Case.id.in_(list(case_ids))).with_for_update()
+        return {r.id: CaseRow(*r) for r in self.session.execute(query)}
 
     def add_cases(self, rows: Sequence[Mapping[str, Any]]) -> None:
         insert_rows(
@@ -234,13 +224,8 @@ class SqlTransaction:
     # ------------------------------------------------------------------ the SLA monitor
 
     def cases_in(self, states: Sequence[str]) -> list[CaseRow]:
-        rows = self.session.execute(
-            select(m.Case.id, m.Case.ticket_id, m.Case.state, m.Case.updated_at,
-                   m.Case.payload, m.Case.escalations)
-            .where(m.Case.state.in_(list(states)))
-            .order_by(m.Case.id)
-        )  # fmt: skip
-        return [CaseRow(*r) for r in rows]
+        query = select(*_FULL).where(m.Case.state.in_(list(states))).order_by(m.Case.id)
+        return [CaseRow(*r) for r in self.session.execute(query)]
 
     def monitors_take_turns(self) -> None:
         """On PostgreSQL an advisory lock to the end of the transaction; on SQLite the
