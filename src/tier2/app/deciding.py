@@ -173,9 +173,32 @@ def decide_units(
     return out
 
 
-def _decide_units(units: Sequence[Unit], now: datetime | None, text: bool) -> list[Verdict]:
+# The input of `decide_all`, which its forked workers find here: each is sent only where its
+# chunk starts and stops, not the chunk itself.
+_units: Sequence[Unit] = ()
+
+
+def _decide_range(start: int, stop: int, now: datetime | None, text: bool) -> list[Verdict]:
     assert _worker_library is not None
-    return decide_units(_worker_library, units, now, text)
+    return _joined(decide_units(_worker_library, _units[start:stop], now, text))
+
+
+def _joined(verdicts: list[Verdict]) -> list[Verdict]:
+    """The same verdicts with each run of decisions as one: what a worker sends back is a few
+    large strings, not one object per case."""
+    out: list[Verdict] = []
+    run: list[bytes] = []
+    for status, written in verdicts:
+        if status == DECIDED:
+            run.append(written)
+            continue
+        if run:
+            out.append((DECIDED, b"".join(run)))
+            run = []
+        out.append((status, written))
+    if run:
+        out.append((DECIDED, b"".join(run)))
+    return out
 
 
 def decide_all(
@@ -190,15 +213,25 @@ def decide_all(
 ) -> Iterator[list[Verdict]]:
     """Every unit's verdict, a chunk at a time and in input order; with more than one worker,
     the chunks are decided in that many processes (the same verdicts, byte for byte)."""
-    chunks = [units[i : i + chunk] for i in range(0, len(units), chunk)]
-    if workers <= 1 or len(chunks) <= 1:
-        for part in chunks:
-            yield decide_units(library, part, now, text)
+    starts = range(0, len(units), chunk)
+    if workers <= 1 or len(starts) <= 1:
+        for start in starts:
+            yield decide_units(library, units[start : start + chunk], now, text)
         return
-    size = min(workers, len(chunks))
-    _loaded[spec] = library
-    with ProcessPoolExecutor(size, initializer=_load, initargs=(spec, os.getpid())) as pool:
-        yield from pool.map(_decide_units, chunks, repeat(now), repeat(text))
+    global _units  # noqa: PLW0603 (what the forked workers read)
+    _loaded[spec], _units = library, units
+    context = multiprocessing.get_context("fork")  # the workers start with library and input
+    try:
+        with ProcessPoolExecutor(
+            min(workers, len(starts)),
+            mp_context=context,
+            initializer=_load,
+            initargs=(spec, os.getpid()),
+        ) as pool:
+            stops = [start + chunk for start in starts]
+            yield from pool.map(_decide_range, starts, stops, repeat(now), repeat(text))
+    finally:
+        _units = ()
 
 
 class WorkerPool:

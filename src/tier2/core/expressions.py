@@ -248,23 +248,22 @@ class Memo:
 
     def __init__(self, limit: int = 65536) -> None:
         self.limit = limit
-        self._outcomes: dict[Expression, dict[Any, Outcome]] = {}
-        self._classes: dict[Expression, Classify | None] = {}
+        # per expression: its outcomes by key, and how its keys are grouped into classes
+        self._entries: dict[Expression, tuple[dict[Any, Outcome], Classify | None]] = {}
+
+    def entry(self, expression: Expression) -> tuple[dict[Any, Outcome], Classify | None]:
+        """The expression's outcomes so far (by the key of the values it read), and how its
+        keys are grouped into classes answered alike, if they are."""
+        found = self._entries.get(expression)
+        if found is None:
+            found = self._entries[expression] = ({}, value_classes(expression))
+        elif len(found[0]) >= self.limit:
+            found[0].clear()
+        return found
 
     def outcomes(self, expression: Expression) -> dict[Any, Outcome]:
         """The expression's outcomes so far, by the key of the values it read."""
-        found = self._outcomes.get(expression)
-        if found is None or len(found) >= self.limit:
-            found = self._outcomes[expression] = {}
-        return found
-
-    def classify(self, expression: Expression) -> Classify | None:
-        """How the expression's keys are grouped into classes answered alike, if they are."""
-        try:
-            return self._classes[expression]
-        except KeyError:
-            found = self._classes[expression] = value_classes(expression)
-            return found
+        return self.entry(expression)[0]
 
 
 _UNREAD = object()  # a path this case has not read yet
@@ -283,30 +282,30 @@ class Scope:
         self._memo = memo
         self._keys: dict[str, Any] = {}  # the key of the value at each path read so far
 
+    def _key_at(self, path: str, steps: tuple[str, ...]) -> Any:
+        key = self._keys.get(path, _UNREAD)
+        if key is _UNREAD:
+            key = self._keys[path] = _at(self._view, steps)
+        return key
+
     def _key(self, expression: Expression) -> Any:
         """The values the expression reads in this case, as a hashable key."""
-        keys = self._keys
-        parts = []
-        for path, steps in zip(expression.paths, expression.steps, strict=True):
-            key = keys.get(path, _UNREAD)
-            if key is _UNREAD:
-                key = keys[path] = _at(self._view, steps)
-            parts.append(key)
-        return parts[0] if len(parts) == 1 else tuple(parts)
+        paths, steps = expression.paths, expression.steps
+        if len(paths) == 1:
+            return self._key_at(paths[0], steps[0])
+        return tuple(map(self._key_at, paths, steps))
 
     def outcome(self, expression: Expression) -> Outcome:
         """The expression's value for this case, or why it has none."""
         if self._memo is None:
             return run(expression, self._view)
-        outcomes = self._memo.outcomes(expression)
+        outcomes, classify = self._memo.entry(expression)
         key = self._key(expression)
-        classify = self._memo.classify(expression)
         if classify is not None:
             key = classify(key)
         found = outcomes.get(key)
         if found is None:
-            data = prune(self._view, expression.tree)
-            found = outcomes[key] = run(expression, data)
+            found = outcomes[key] = run(expression, prune(self._view, expression.tree))
         return found
 
     def value(self, expression: Expression) -> Any:
