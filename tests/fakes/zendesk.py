@@ -11,8 +11,11 @@ documented shape:
 - cursor pagination (`page[size]`, capped at `max_page_size`; `meta.has_more`,
   `meta.after_cursor`, `links.next`) on comments, audits, requested tickets, views and the
   search export; the incremental ticket export by cursor (`after_cursor`, `end_of_stream`);
-- ticket updates that append a comment (authored by the API user), merge `custom_fields`,
-  apply `additional_tags` / `remove_tags`, and record an audit with Change and Comment events.
+- `GET users/me`: the API user (the agent whose token it is);
+- ticket updates that append a comment (authored by the API user, or by the comment's
+  `author_id` when given), merge `custom_fields`, apply `additional_tags` / `remove_tags`,
+  and record an audit (by the API user) with Change and Comment events (a Comment event
+  with its `author_id`, `body` and `public`).
 """
 
 from __future__ import annotations
@@ -335,11 +338,12 @@ class FakeZendesk:
             ]
         comment = change.get("comment")
         if comment:
+            author = comment.get("author_id") or self.agent_id
             self.add_comment(
-                tid, self.agent_id, comment["body"], public=comment.get("public", True), at=at
+                tid, author, comment["body"], public=comment.get("public", True), at=at
             )
-            events.append({"id": self._next_id(), "type": "Comment", "body": comment["body"],
-                           "public": comment.get("public", True)})  # fmt: skip
+            events.append({"id": self._next_id(), "type": "Comment", "author_id": author,
+                           "body": comment["body"], "public": comment.get("public", True)})  # fmt: skip
         ticket["updated_at"] = at
         self.audits[tid].append({"id": self._next_id(), "ticket_id": tid, "created_at": at,
                                  "author_id": self.agent_id, "events": events})  # fmt: skip

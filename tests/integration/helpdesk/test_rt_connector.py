@@ -5,7 +5,8 @@ escalations to mapped queues and in place), plus one whose customer's history is
 complaints, are filed in RT as tier-1 would leave them. tier2 then runs on RT, and the test
 reads back what RT holds: comments with their keys, status, queue and custom fields. A
 second run changes nothing; a run after a simulated crash writes nothing twice; a ticket
-tier-1 escalates again is decided again.
+tier-1 escalates again is decided again; key lines the customer and another agent write on a
+ticket stop none of tier2's writes.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tier2.contract import CaseError, decision_to_dict, parse_case
 from tier2.core import decide
 from tier2.core.library import Library
 from tier2.helpdesk._marks import keys_in
-from tier2.helpdesk.rt import DEFAULT_FIELDS, RtClient, RtSettings, file_case
+from tier2.helpdesk.rt import DEFAULT_FIELDS, RtClient, RtSettings, file_case, requestor_of
 from tier2.library.loader import load_library
 from tier2.store import models as m
 
@@ -228,5 +229,116 @@ def test_tier2_runs_on_request_tracker(rt_url: str, tmp_path: Path, library: str
         assert db.scalar(select(m.Case.escalations).where(m.Case.id == f"RT-{returned}")) == 2
 
     _sla_scan_goes_to_managers(tmp_path, client, tickets, expected, queues)
+    engine.dispose()
+    client.close()
+
+
+# Writes on a ticket as two other RT users, through RT's Perl API on the test server's
+# database: its requestor corresponds (the requestors of its queue may reply, as a help desk
+# that takes mail from customers lets them) and another agent comments.
+_AS_OTHERS = r"""
+use strict; use warnings; use JSON;
+use RT; RT::LoadConfig(); RT::Init();
+my $spec = decode_json(do { local $/; <STDIN> });
+my $ticket = RT::Ticket->new(RT->SystemUser);
+$ticket->Load($spec->{ticket}) or die "ticket $spec->{ticket}: not found\n";
+my $queue = $ticket->QueueObj;
+sub grant { my ($principal, @rights) = @_;
+    for my $right (@rights) {
+        next if $principal->HasRight(Right => $right, Object => $queue);
+        my ($ok, $msg) = $principal->GrantRight(Right => $right, Object => $queue);
+        die "grant $right: $msg\n" unless $ok;
+    } }
+grant($queue->RoleGroup('Requestor')->PrincipalObj, qw(ShowTicket ReplyToTicket));
+my $agent = RT::User->new(RT->SystemUser);
+my ($ok, $msg) = $agent->Create(Name => $spec->{agent}, Privileged => 1);
+die "agent: $msg\n" unless $ok;
+grant($agent->PrincipalObj, qw(ShowTicket CommentOnTicket));
+my $customer = $ticket->Requestors->UserMembersObj->First or die "no requestor\n";
+my $as = RT::Ticket->new(RT::CurrentUser->new($customer));
+$as->Load($ticket->id);
+($ok, $msg) = $as->Correspond(Content => $spec->{customer_says});
+die "correspond: $msg\n" unless $ok;
+$as = RT::Ticket->new(RT::CurrentUser->new($agent));
+$as->Load($ticket->id);
+($ok, $msg) = $as->Comment(Content => $spec->{agent_says});
+die "comment: $msg\n" unless $ok;
+"""
+
+
+def _written_by_others(ticket_id: str, agent: str, customer_says: str, agent_says: str) -> None:
+    spec = {"ticket": ticket_id, "agent": agent, "customer_says": customer_says,
+            "agent_says": agent_says}  # fmt: skip
+    done = subprocess.run(
+        ["perl", "-I", "/usr/share/request-tracker5/lib", "-e", _AS_OTHERS],
+        input=json.dumps(spec), capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def _keys_by(client: RtClient, ticket_id: str) -> dict[str, Counter[str]]:
+    """Each RT user's key lines on the ticket, counted, by the name that created them."""
+    attachments = client.call(
+        "GET", f"ticket/{ticket_id}/attachments",
+        params={"fields": "Content,Creator", "per_page": 100},
+    )["items"]  # fmt: skip
+    by: dict[str, Counter[str]] = {}
+    for a in attachments:
+        by.setdefault(a["Creator"]["id"], Counter()).update(keys_in([a]))
+    return by
+
+
+@pytest.mark.slow
+def test_key_lines_written_by_others_do_not_stop_tier2(rt_url: str, tmp_path: Path) -> None:
+    """The customer's correspondence and another agent's comment holding the note's, the
+    reply's and the refund's keys change nothing: tier2 writes all three and records the
+    refund once, the customer's message stays the customer's, and a run after a crash adds
+    nothing."""
+    tag = uuid.uuid4().hex[:8]
+    queue, tier1 = f"forged tier2 {tag}", f"forged tier1 {tag}"
+    client = RtClient(rt_url, user="root", password=PASSWORD)
+    for name in (queue, tier1):
+        client.call("POST", "queue", json={"Name": name})
+    (tmp_path / "tier2.toml").write_text(
+        f'library = "saas"\n[connector]\nkind = "rt"\n[connector.rt]\n'
+        f'url = "{rt_url}"\nuser = "root"\npassword_env = "TIER2_TEST_RT_SECRET"\n'
+        f'queue = "{queue}"\nreturn_queue = "{tier1}"\n'
+    )
+    case = _cases("saas", tag)[0]  # resolved with a refund
+    assert [a["type"] for a in _expected(case, "saas")["actions"]] == ["refund"]
+    ticket_id = file_case(client, RtSettings(queue=queue, return_queue=tier1), case, backdate)
+    key = f"RT-{ticket_id}:1"
+    forged = "".join(f"tier2-key: {key}:{k}\n" for k in ("note", "reply_draft", "0:refund"))
+    customer = requestor_of(case)
+    _written_by_others(ticket_id, f"agent-{tag}", "Where is my refund?\n" + forged,
+                       "From a macro:\n" + forged)  # fmt: skip
+    mine = Counter({f"{key}:note": 1, f"{key}:reply_draft": 1, f"{key}:0:refund": 1})
+    assert _keys_by(client, ticket_id)[customer] == mine  # forged on the ticket
+
+    first = _run(tmp_path)
+    assert "received 1, reopened 0, finished 1" in first.stdout, first.stdout
+    state = _ticket(client, ticket_id)
+    assert state["status"] == "resolved" and state["cf"][CF["tier2.outcome"]] == ["resolve"]
+    assert state["cf"][CF["tier2.actions"]] == [f"refund 240.00 EUR [{key}:0:refund]"]
+    written = _keys_by(client, ticket_id)
+    assert written["root"] == mine
+    assert written[customer] == mine and written[f"agent-{tag}"] == mine  # left as they were
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'tier2.db'}")
+    with engine.connect() as db:
+        payload = db.scalar(select(m.Case.payload).where(m.Case.id == f"RT-{ticket_id}"))
+        refunds = db.scalars(select(m.Action.type).where(m.Action.case_id == f"RT-{ticket_id}"))
+        assert list(refunds) == ["refund"]
+    said = [(x["from"], x["body"].splitlines()[0]) for x in payload["ticket"]["messages"]]
+    assert ("customer", "Where is my refund?") in said
+
+    # a crash after RT was written but before the store committed: nothing is written twice
+    with engine.begin() as db:
+        db.execute(update(m.Case).values(state="decided"))
+        db.execute(update(m.Action).values(status="pending"))
+    again = _run(tmp_path)
+    assert "finished 1" in again.stdout, again.stdout
+    assert _keys_by(client, ticket_id)["root"] == mine
+    assert _ticket(client, ticket_id)["cf"][CF["tier2.actions"]] == state["cf"][CF["tier2.actions"]]
     engine.dispose()
     client.close()

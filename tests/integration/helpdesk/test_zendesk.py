@@ -261,3 +261,71 @@ def test_every_action_of_a_case_is_listed_in_the_actions_field(tmp_path: Path) -
     listed = next(f["value"] for f in fake.tickets[tid]["custom_fields"] if f["id"] == 520)
     assert listed.splitlines() == [f"credit 10.00 EUR [ZD-{tid}:1:0:credit]",
                                    f"credit 20.00 EUR [ZD-{tid}:1:1:credit]"]  # fmt: skip
+
+
+def _forged(tid: int) -> str:
+    """Key lines for the note, the reply and the refund of a ticket's first decision."""
+    return "".join(
+        f"tier2-key: ZD-{tid}:1:{kind}\n" for kind in ("note", "reply_draft", "0:refund")
+    )
+
+
+def _tier2s_keys(fake: FakeZendesk, tid: int) -> list[str]:
+    """The keys on tier2's own comments (private, by its agent), in order."""
+    return [
+        k
+        for c in fake.comments[tid]
+        if c["author_id"] == fake.agent_id and not c["public"]
+        for k in keys_in([{"Content": c["body"]}])
+    ]
+
+
+def test_key_lines_in_others_comments_do_not_stop_tier2(tmp_path: Path) -> None:
+    """The customer's public comment and another agent's private one holding the note's, the
+    reply's and the refund's keys change nothing: tier2 writes all three, the refund once,
+    and the customer's comment stays the customer's message; a run after a crash adds none."""
+    fake = _fake()
+    case = _examples("saas")[0]  # resolved with a refund
+    tid = fake.add_case(case, FIELDS, "tier2")
+    requester = fake.tickets[tid]["requester_id"]
+    fake.add_comment(tid, requester, "Where is my refund?\n" + _forged(tid))
+    fake.add_comment(tid, 7001, "Pasted from a macro:\n" + _forged(tid), public=False)
+    runner, engine = _runner(tmp_path, fake, "saas")
+    assert runner.run_once().finished == 1
+    expected = [f"ZD-{tid}:1:note", f"ZD-{tid}:1:reply_draft", f"ZD-{tid}:1:0:refund"]
+    assert sorted(_tier2s_keys(fake, tid)) == sorted(expected)
+    ticket = fake.tickets[tid]
+    assert ticket["status"] == "solved" and "tier2_action_refund" in ticket["tags"]
+    listed = next(f["value"] for f in ticket["custom_fields"] if f["id"] == 520)
+    assert listed.splitlines() == [f"refund 240.00 EUR [ZD-{tid}:1:0:refund]"]
+    with Session(engine) as session:
+        payload = session.get(m.Case, f"ZD-{tid}").payload  # type: ignore[union-attr]
+        refunds = session.scalars(select(m.Action).where(m.Action.case_id == f"ZD-{tid}")).all()
+    assert [a.type for a in refunds] == ["refund"]
+    assert ("customer", "Where is my refund?") in [
+        (x["from"], x["body"].splitlines()[0]) for x in payload["ticket"]["messages"]
+    ]
+    with engine.begin() as db:
+        db.execute(update(m.Case).values(state="decided"))
+        db.execute(update(m.Action).values(status="pending"))
+    again, _ = _runner(tmp_path, fake, "saas")
+    assert again.run_once().finished == 1
+    assert sorted(_tier2s_keys(fake, tid)) == sorted(expected)
+    assert ("GET", "users/me") in fake.requests
+
+
+def test_another_agents_marked_comment_is_activity_for_the_sla_clock(tmp_path: Path) -> None:
+    """tier2's own comments are not the owner's activity; another agent's comment is, even
+    when it holds a key line."""
+    fake = _fake()
+    tid = fake.add_case(_examples("saas")[0], FIELDS, "tier2")
+    runner, _ = _runner(tmp_path, fake, "saas")
+    runner.run_once()
+    assert runner.desk.timelines([str(tid)])[str(tid)].last_owner_action is None
+    client = ZendeskClient("acme", fake.email, fake.token, transport=fake.transport)
+    body = "Done by hand.\n" + _forged(tid)
+    client.call("PUT", f"tickets/{tid}",
+                json={"ticket": {"comment": {"body": body, "public": False, "author_id": 7001}}})  # fmt: skip
+    last = runner.desk.timelines([str(tid)])[str(tid)].last_owner_action
+    assert last is not None
+    assert last == datetime.fromisoformat(fake.audits[tid][-1]["created_at"])

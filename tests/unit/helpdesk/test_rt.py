@@ -28,6 +28,7 @@ from tier2.helpdesk.rt import (
     case_fields,
     custom_field_types,
     rt_case,
+    tier2_keys,
 )
 
 SETTINGS = RtSettings(queue="Tier2", return_queue="Tier1")
@@ -156,6 +157,49 @@ def test_keys_are_read_from_the_last_line_of_tier2s_writes() -> None:
     assert keys_in(attachments) == {"RT-1:1:note"}
 
 
+def test_only_keys_in_tier2s_own_attachments_count() -> None:
+    """A key line in an attachment created by another RT user is no key of tier2's."""
+    attachments = [
+        {"Creator": {"id": "root"}, "Content": "note\n\ntier2-key: RT-1:1:note\n"},
+        {"Creator": {"id": "ada@example.com"}, "Content": "hi\ntier2-key: RT-1:1:reply_draft\n"},
+        {"Creator": {"id": "agent1"}, "Content": "x\ntier2-key: RT-1:1:0:refund\n"},
+        {"Content": "no creator\ntier2-key: RT-1:1:guidance\n"},
+    ]
+    assert tier2_keys(attachments, "root") == {"RT-1:1:note"}
+    assert tier2_keys(attachments, "agent1") == {"RT-1:1:0:refund"}
+
+
+def test_a_key_line_in_the_customers_correspondence_leaves_it_the_customers() -> None:
+    """The requestor's message that holds a key line is in the thread as the customer's;
+    tier2's own marked reply is not, and another agent's marked reply is the agent's."""
+    transactions = [
+        *TRANSACTIONS,
+        {"id": "7", "Type": "Correspond", "Creator": {"id": "ada@example.com"},
+         "Created": "2026-03-03T10:00:00Z"},
+        {"id": "8", "Type": "Correspond", "Creator": {"id": "tier2"},
+         "Created": "2026-03-03T11:00:00Z"},
+        {"id": "9", "Type": "Correspond", "Creator": {"id": "agent1"},
+         "Created": "2026-03-03T12:00:00Z"},
+    ]  # fmt: skip
+    attachments = [
+        *ATTACHMENTS,
+        {"TransactionId": "7", "ContentType": "text/plain",
+         "Content": "Refund me.\ntier2-key: RT-1618:1:note\n"},
+        {"TransactionId": "8", "ContentType": "text/plain",
+         "Content": "Refunded.\n\ntier2-key: RT-1618:1:reply_draft\n"},
+        {"TransactionId": "9", "ContentType": "text/plain",
+         "Content": "Quoting: tier2-key: x\ntier2-key: RT-1618:1:0:refund\n"},
+    ]  # fmt: skip
+    case = rt_case(TICKET, transactions, attachments, [], SETTINGS, tier2_user="tier2")
+    assert [(x["from"], x["body"].splitlines()[0]) for x in case["ticket"]["messages"]] == [
+        ("customer", "We were billed twice."),
+        ("agent", "Checking with billing."),
+        ("customer", "Any news?"),
+        ("customer", "Refund me."),
+        ("agent", "Quoting: tier2-key: x"),
+    ]
+
+
 def test_the_escalation_query_leaves_out_what_tier2_escalated_in_place() -> None:
     """By queue or by custom field, active, and not already escalated by tier2."""
     assert SETTINGS.escalation_query() == (
@@ -183,7 +227,7 @@ def test_custom_field_types_follow_the_configured_names() -> None:
 
 class _FakeRt:
     """Just enough of REST2 to watch what the desk writes (the real RT is in the
-    integration tests)."""
+    integration tests): the signed-in user is `root`, each attachment names its `Creator`."""
 
     def __init__(self) -> None:
         self.posts: list[tuple[str, dict[str, Any]]] = []
@@ -195,8 +239,10 @@ class _FakeRt:
         if request.method == "POST" and path.endswith(("/comment", "/correspond")):
             body = json.loads(request.content)
             self.posts.append((path, body))
-            self.attachments.append({"Content": body["Content"]})
+            self.attachments.append({"Content": body["Content"], "Creator": _user("root")})
             return httpx.Response(201, json=["Comments added"])
+        if path == "user/root":
+            return httpx.Response(200, json={"id": 14, "Name": "root", "Privileged": 1})
         if request.method == "PUT":
             body = json.loads(request.content)
             self.puts.append((path, body))
@@ -207,6 +253,11 @@ class _FakeRt:
         if path.startswith("ticket/"):
             return httpx.Response(200, json={"id": 7, "CustomFields": []})
         return httpx.Response(404, json={"message": "Resource does not exist"})
+
+
+def _user(name: str) -> dict[str, str]:
+    """A user as REST2 names one (`Creator`, `Requestor`): its name is the id."""
+    return {"type": "user", "id": name, "_url": f"http://rt.test/REST/2.0/user/{name}"}
 
 
 def _desk(fake: _FakeRt, **settings: Any) -> RtHelpDesk:
@@ -233,7 +284,7 @@ def test_notes_are_comments_and_the_reply_goes_out_only_when_configured() -> Non
 def test_a_key_on_the_ticket_is_not_written_again_by_a_new_process() -> None:
     """The keys are read from the ticket's attachments when this process has not seen it."""
     fake = _FakeRt()
-    fake.attachments = [{"Content": "note\n\ntier2-key: RT-7:1:note\n"}]
+    fake.attachments = [{"Content": "note\n\ntier2-key: RT-7:1:note\n", "Creator": _user("root")}]
     desk = _desk(fake)
     desk.write_notes(None, [NoteOrder("7", "RT-7:1:note", "note", "n")], NOW)  # type: ignore[arg-type]
     result = desk.carry_out(
@@ -244,6 +295,33 @@ def test_a_key_on_the_ticket_is_not_written_again_by_a_new_process() -> None:
     assert result == [{"rt_ticket": "7", "recorded": "comment"}]
     assert fake.puts == [
         ("ticket/7", {"CustomFields": {"Tier2 Actions": ["refund 240.00 EUR [RT-7:1:0:refund]"]}})
+    ]
+
+
+def test_forged_key_lines_by_others_do_not_stop_tier2s_writes() -> None:
+    """The customer's correspondence and another agent's comment holding the note's, the
+    reply's and the refund's keys do not stop tier2: it writes all three, the refund once."""
+    fake = _FakeRt()
+    forged = "tier2-key: RT-7:1:note\ntier2-key: RT-7:1:reply_draft\ntier2-key: RT-7:1:0:refund\n"
+    fake.attachments = [
+        {"Content": "Please refund.\n" + forged, "Creator": _user("ada@example.com")},
+        {"Content": "internal\n" + forged, "Creator": _user("agent1")},
+    ]
+    desk = _desk(fake)
+    notes = [NoteOrder("7", "RT-7:1:note", "note", "n"),
+             NoteOrder("7", "RT-7:1:reply_draft", "reply_draft", "r")]  # fmt: skip
+    refund = [ActionOrder("7", "RT-7:1:0:refund", "refund", 240.0, "EUR")]
+    desk.write_notes(None, notes, NOW)  # type: ignore[arg-type]
+    result = desk.carry_out(None, refund, NOW)  # type: ignore[arg-type]
+    assert result == [{"rt_ticket": "7", "recorded": "comment"}]
+    again = _desk(fake)  # a new process after a crash: tier2's own keys are found
+    again.write_notes(None, notes, NOW)  # type: ignore[arg-type]
+    assert again.carry_out(None, refund, NOW) == [{"rt_ticket": "7", "recorded": "already"}]  # type: ignore[arg-type]
+    keys = [p[1]["Content"].splitlines()[-1] for p in fake.posts]
+    assert keys == [
+        "tier2-key: RT-7:1:note",
+        "tier2-key: RT-7:1:reply_draft",
+        "tier2-key: RT-7:1:0:refund",
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tier2.contract import CaseError, parse_case
-from tier2.helpdesk.zendesk import ZendeskSettings, zendesk_case
+from tier2.helpdesk.zendesk import ZendeskSettings, tier2_keys, tier2s_comment, zendesk_case
 
 SETTINGS = ZendeskSettings(tag="tier2", fields={"ticket.category": 1, "handoff.steps_taken": 2,
                                                 "handoff.request.amount": 3, "facts": 4})  # fmt: skip
@@ -75,3 +75,36 @@ def test_escalated_tickets_and_the_search_query() -> None:
     assert not SETTINGS.escalated({**TICKET, "status": "solved"})
     assert not SETTINGS.escalated({**TICKET, "tags": ["tier2", "tier2_escalated"]})
     assert SETTINGS.search_query() == "type:ticket status<solved tags:tier2 -tags:tier2_escalated"
+
+
+FORGED = "tier2-key: ZD-35436:1:note\ntier2-key: ZD-35436:1:reply_draft\n"
+MARKED = [
+    {"id": 5, "author_id": 20978392, "public": True, "body": "Refund me.\n" + FORGED,
+     "created_at": "2026-03-03T10:00:00Z"},
+    {"id": 6, "author_id": 7001, "public": False, "body": "fyi\n" + FORGED,
+     "created_at": "2026-03-03T10:05:00Z"},
+    {"id": 7, "author_id": 7001, "public": True, "body": "Looking.\n" + FORGED,
+     "created_at": "2026-03-03T10:10:00Z"},
+    {"id": 8, "author_id": 9001, "public": True, "body": "Refunded.\n\ntier2-key: ZD-35436:1:x\n",
+     "created_at": "2026-03-03T11:00:00Z"},
+]  # fmt: skip
+
+
+def test_a_key_line_in_a_customers_comment_leaves_it_the_customers() -> None:
+    """The requester's comment holding key lines is the customer's message, another agent's
+    the agent's; only tier2's own marked comment is left out of the thread."""
+    case = zendesk_case(TICKET, [*COMMENTS, *MARKED], USER, ORG, [], SETTINGS, agent_id=9001)
+    assert [(m["from"], m["body"].splitlines()[0]) for m in case["ticket"]["messages"]] == [
+        ("customer", "We were billed twice."), ("agent", "Checking."),
+        ("customer", "Refund me."), ("agent", "Looking."),
+    ]  # fmt: skip
+
+
+def test_only_tier2s_own_private_comments_hold_its_keys() -> None:
+    """Keys count on private comments by tier2's agent; its public ones only where tier2
+    sends its replies publicly; nobody else's."""
+    comments = [*COMMENTS, *MARKED]
+    assert tier2_keys(comments, 9001) == {"ZD-35436:1:note"}
+    assert tier2_keys(comments, 9001, public_replies=True) == {"ZD-35436:1:note", "ZD-35436:1:x"}
+    assert tier2_keys(comments, None) == set()
+    assert tier2s_comment(MARKED[3], 9001) and not tier2s_comment(MARKED[0], 9001)

@@ -13,6 +13,7 @@ from tier2.helpdesk.rt._desk import (
     file_case,
     requestor_of,
     rt_case,
+    tier2_keys,
 )
 from tier2.helpdesk.rt._sla import rt_site_config
 
@@ -30,4 +31,5 @@ __all__ = [
     "requestor_of",
     "rt_case",
     "rt_site_config",
+    "tier2_keys",
 ]

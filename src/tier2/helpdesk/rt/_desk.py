@@ -17,15 +17,19 @@ in `DEFAULT_FIELDS`):
   escalation target's queue, or the tier-1 queue on a return) and `Tier2 Outcome`.
 
 Every write carries a key, and a key already on the ticket is not written again, so a run
-repeated after a crash changes nothing it already changed. `take` writes nothing: a ticket
-stays an escalation until tier2 moves it, so a crash between RT and the case store cannot
-lose it (the runner skips a case it already has in flight).
+repeated after a crash changes nothing it already changed. Only tier2's own messages count,
+those created by the RT user tier2 signs in as: a key line in a message any other RT user
+created (the customer's correspondence, another agent's comment) is text like any other,
+neither a key nor a message of tier2's. `take` writes nothing: a ticket stays an escalation
+until tier2 moves it, so a crash between RT and the case store cannot lose it (the runner
+skips a case it already has in flight).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -301,13 +305,16 @@ def rt_case(
     settings: RtSettings,
     *,
     escalation_queue_id: str | None = None,
+    tier2_user: str | None = None,
 ) -> dict[str, Any]:
     """One RT ticket, its history and attachments, and the requestor's other tickets, as a
-    case in the contract's shape. Pure: the tests feed it what a real RT answered."""
+    case in the contract's shape (`tier2_user`: the name of the RT user tier2 writes as, whose
+    marked messages are tier2's own and not part of the thread). Pure: the tests feed it what
+    a real RT answered."""
     form = _Form(_values(ticket), settings)
     ticket_id = str(ticket["id"])
     requestors = {str(r.get("id")) for r in ticket.get("Requestor") or []}
-    messages = _thread(transactions, attachments, requestors)
+    messages = _thread(transactions, attachments, requestors, tier2_user)
     moved, sender = _moved_in(transactions, escalation_queue_id)
     # when tier-1 handed it over: the later of the form's time and the last move into the
     # queue, else when the ticket was created
@@ -345,9 +352,11 @@ def _thread(
     transactions: Sequence[Mapping[str, Any]],
     attachments: Sequence[Mapping[str, Any]],
     requestors: set[str],
+    tier2_user: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The plain-text body of each Create and Correspond transaction but tier2's own, in
-    the order RT lists the attachments: the Create's and the requestors' are the customer's."""
+    """The plain-text body of each Create and Correspond transaction but tier2's own (by
+    tier2's user and marked with a key), in the order RT lists the attachments: the Create's
+    and the requestors' are the customer's, whatever their text says."""
     kinds = {str(t["id"]): t for t in transactions}
     messages: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -358,13 +367,25 @@ def _thread(
         if str(a.get("ContentType", "")).split(";")[0] != "text/plain" or txn["id"] in seen:
             continue
         body = str(a.get("Content") or "")
-        if marked(body):
+        creator = _creator(txn)
+        if tier2_user is not None and creator == tier2_user and marked(body):
             continue  # tier2's own reply
         seen.add(txn["id"])
-        creator = str((txn.get("Creator") or {}).get("id", ""))
         author = "customer" if txn["Type"] == "Create" or creator in requestors else "agent"
         messages.append({"from": author, "at": _utc(txn.get("Created")), "body": body.strip()})
     return messages
+
+
+def _creator(record: Mapping[str, Any]) -> str:
+    """The name of the RT user who created a transaction or an attachment (REST2 gives the
+    user's name as the id of `Creator`)."""
+    return str((record.get("Creator") or {}).get("id", ""))
+
+
+def tier2_keys(attachments: Sequence[Mapping[str, Any]], tier2_user: str) -> set[str]:
+    """The keys tier2 wrote on a ticket: those of the attachments (REST2's, with `Creator`
+    and `Content`) created by tier2's own RT user. A key line anyone else wrote is no key."""
+    return keys_in([a for a in attachments if _creator(a) == tier2_user])
 
 
 def _moved_in(
@@ -483,11 +504,23 @@ class RtHelpDesk:
         self._queue_ids: dict[str, str] = {}
         self._cf_names: dict[str, str] | None = None
         self._escalated: set[str] = set()  # tickets that were escalations when last read
+        self._me: str | None = None  # the name of the RT user tier2 writes as
 
     def close(self) -> None:
         self.rt.close()
 
     # ------------------------------------------------------------------ reading
+
+    def tier2_user(self) -> str:
+        """The RT user tier2 writes as: the configured user, by the name RT gives it (the
+        name each of its transactions and attachments names as `Creator`); asked once."""
+        if self._me is None:
+            data = self.rt.call("GET", "user/" + urllib.parse.quote(self.rt.user, safe="@"))
+            name = (data or {}).get("Name")
+            if not name:
+                raise RtError(f"RT GET user/{self.rt.user}: no user name in RT's answer")
+            self._me = str(name)
+        return self._me
 
     def queue_id(self, name: str) -> str:
         if name not in self._queue_ids:
@@ -530,9 +563,11 @@ class RtHelpDesk:
                 self._paged(f"ticket/{ticket_id}/history", "Type,Field,NewValue,Created,Creator")
             )
             attachments = list(
-                self._paged(f"ticket/{ticket_id}/attachments", "TransactionId,ContentType,Content")
+                self._paged(
+                    f"ticket/{ticket_id}/attachments", "TransactionId,ContentType,Content,Creator"
+                )
             )
-            self._keys[ticket_id] = keys_in(attachments)
+            self._keys[ticket_id] = tier2_keys(attachments, self.tier2_user())
             self._cf[ticket_id] = _values(ticket)
             if self._is_escalation(ticket):
                 self._escalated.add(ticket_id)
@@ -551,6 +586,7 @@ class RtHelpDesk:
                     list(mine.values()),
                     self.settings,
                     escalation_queue_id=queue_id,
+                    tier2_user=self.tier2_user(),
                 )
             )
         return out
@@ -584,8 +620,8 @@ class RtHelpDesk:
     def _known_keys(self, ticket_id: str) -> set[str]:
         keys = self._keys.get(ticket_id)
         if keys is None:  # not read in this process (a run after a crash): ask RT
-            attachments = self._paged(f"ticket/{ticket_id}/attachments", "Content")
-            keys = self._keys[ticket_id] = keys_in(list(attachments))
+            attachments = self._paged(f"ticket/{ticket_id}/attachments", "Content,Creator")
+            keys = self._keys[ticket_id] = tier2_keys(list(attachments), self.tier2_user())
         return keys
 
     def _field_values(self, ticket_id: str) -> dict[str, list[str]]:
@@ -687,6 +723,7 @@ class RtHelpDesk:
         groups = {self.queue_id(q): g for g, q in s.queues.items()}
         groups[self.queue_id(s.return_queue)] = "tier1"
         severity_id = self._cf_id(s.cf("ticket.severity"))
+        me = self.tier2_user() if ticket_ids else None
         out: dict[str, Timeline] = {}
         for ticket_id in ticket_ids:
             changes: list[StatusChange] = []
@@ -712,7 +749,7 @@ class RtHelpDesk:
                     and new
                 ):
                     changes.append(StatusChange(at, severity=new, actor=actor))
-                if actor not in _SYSTEM and actor != self.rt.user and kind in (
+                if actor not in _SYSTEM and actor != me and kind in (
                     "Correspond", "Comment", "Status", "Set", "CustomField",
                 ):  # fmt: skip
                     last = at if last is None else max(last, at)

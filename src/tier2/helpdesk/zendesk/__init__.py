@@ -9,6 +9,8 @@ from tier2.helpdesk.zendesk._desk import (
     ZendeskError,
     ZendeskHelpDesk,
     ZendeskSettings,
+    tier2_keys,
+    tier2s_comment,
     zendesk_case,
 )
 
@@ -21,5 +23,7 @@ __all__ = [
     "ZendeskError",
     "ZendeskHelpDesk",
     "ZendeskSettings",
+    "tier2_keys",
+    "tier2s_comment",
     "zendesk_case",
 ]

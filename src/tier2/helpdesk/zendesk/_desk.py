@@ -13,9 +13,12 @@
   plus a tag (and a line in a text field when one is configured); a move sets status,
   group and tags.
 
-Every write carries a key, and a key already on the ticket is not written again. Requests
-are retried after a `429` or `503` once the `Retry-After` seconds have passed; lists are
-read by cursor (`page[size]`, `meta.has_more`, `links.next`).
+Every write carries a key, and a key already on the ticket is not written again. Only tier2's
+own comments count: those whose author is the agent tier2 signs in as (`GET users/me`, asked
+once) and that are private (or public replies, when tier2 is configured to send them); a key
+line in anyone else's comment is text like any other, neither a key nor a comment of tier2's.
+Requests are retried after a `429` or `503` once the `Retry-After` seconds have passed;
+lists are read by cursor (`page[size]`, `meta.has_more`, `links.next`).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from tier2.app.ports import (
 )
 from tier2.core.sla import StatusChange
 from tier2.faults import crash_point
-from tier2.helpdesk._marks import KEY_LINE, keys_in
+from tier2.helpdesk._marks import KEY_LINE, keys_in, marked
 
 ESCALATED_TAG = "tier2_escalated"  # tier2 escalated it in place: not an escalation any more
 SEVERITY_OF_PRIORITY = {"urgent": "critical", "high": "high", "normal": "medium", "low": "low"}
@@ -269,6 +272,32 @@ def _flags(value: Any) -> list[dict[str, Any]]:
     return out
 
 
+def tier2s_comment(comment: Mapping[str, Any], agent_id: Any) -> bool:
+    """Whether a comment (or an audit's Comment event) is one tier2 wrote: by tier2's own
+    agent and marked with a key. A key line in anyone else's comment does not make it tier2's."""
+    return (
+        agent_id is not None
+        and comment.get("author_id") == agent_id
+        and marked(str(comment.get("body") or ""))
+    )
+
+
+def tier2_keys(
+    comments: Sequence[Mapping[str, Any]], agent_id: Any, *, public_replies: bool = False
+) -> set[str]:
+    """The keys tier2 wrote on a ticket: those of the private comments by tier2's own agent
+    (and of its public ones, where tier2 sends its replies as public comments)."""
+    return keys_in(
+        [
+            {"Content": c.get("body")}
+            for c in comments
+            if agent_id is not None
+            and c.get("author_id") == agent_id
+            and (public_replies or c.get("public") is False)
+        ]
+    )
+
+
 def zendesk_case(  # noqa: PLR0917 (what one ticket is read from, as the API gives it)
     ticket: Mapping[str, Any],
     comments: Sequence[Mapping[str, Any]],
@@ -276,16 +305,19 @@ def zendesk_case(  # noqa: PLR0917 (what one ticket is read from, as the API giv
     organization: Mapping[str, Any] | None,
     others: Sequence[Mapping[str, Any]],
     settings: ZendeskSettings,
+    *,
+    agent_id: Any = None,
 ) -> dict[str, Any]:
     """One Zendesk ticket with its comments, requester, organization and the requester's
-    other tickets, as a case in the contract's shape. Pure: tests feed it API answers."""
+    other tickets, as a case in the contract's shape (`agent_id`: tier2's own agent, whose
+    marked comments are not part of the thread). Pure: tests feed it API answers."""
     fields = settings.fields
 
     def tf(path: str) -> Any:
         return _field(ticket, fields.get(path))
 
     ticket_id = str(ticket["id"])
-    messages = _thread(comments, ticket.get("requester_id"))
+    messages = _thread(comments, ticket.get("requester_id"), agent_id)
     # the handoff form's time, else when the ticket was created (never "last updated": that
     # moves with every write, and the same ticket must give the same case)
     escalated_at = tf("handoff.escalated_at") or _iso(ticket.get("created_at"))
@@ -302,8 +334,11 @@ def zendesk_case(  # noqa: PLR0917 (what one ticket is read from, as the API giv
     }
 
 
-def _thread(comments: Sequence[Mapping[str, Any]], requester_id: Any) -> list[dict[str, Any]]:
-    """The public comments but tier2's own: the requester's are the customer's."""
+def _thread(
+    comments: Sequence[Mapping[str, Any]], requester_id: Any, agent_id: Any = None
+) -> list[dict[str, Any]]:
+    """The public comments but tier2's own: the requester's are the customer's, whatever
+    their text says."""
     return [
         _drop_none(
             {
@@ -313,7 +348,7 @@ def _thread(comments: Sequence[Mapping[str, Any]], requester_id: Any) -> list[di
             }
         )
         for c in comments
-        if c.get("public", True) and KEY_LINE not in str(c.get("body") or "")
+        if c.get("public", True) and not tier2s_comment(c, agent_id)
     ]
 
 
@@ -428,11 +463,27 @@ class ZendeskHelpDesk:
         self.since = since  # a backfill: escalations from the incremental export
         self._keys: dict[str, set[str]] = {}
         self._tickets: dict[str, dict[str, Any]] = {}
+        self._me: int | None = None  # the agent tier2 signs in as
 
     def close(self) -> None:
         self.zd.close()
 
     # ------------------------------------------------------------------ reading
+
+    def agent_id(self) -> int:
+        """The id of the agent tier2 signs in as (`GET users/me`), asked once: the author of
+        every comment tier2 writes."""
+        if self._me is None:
+            user = (self.zd.call("GET", "users/me") or {}).get("user") or {}
+            if user.get("id") is None:
+                raise ZendeskError(
+                    "Zendesk GET users/me: the credentials are not a signed-in agent (anonymous)"
+                )
+            self._me = int(user["id"])
+        return self._me
+
+    def _own_keys(self, comments: Sequence[Mapping[str, Any]]) -> set[str]:
+        return tier2_keys(comments, self.agent_id(), public_replies=self.settings.reply_to_customer)
 
     def escalations(self) -> list[str]:
         s = self.settings
@@ -487,19 +538,23 @@ class ZendeskHelpDesk:
             if ticket is None:
                 continue
             comments = list(self.zd.pages(f"tickets/{ticket_id}/comments", "comments"))
-            self._keys[ticket_id] = keys_in([{"Content": c.get("body")} for c in comments])
+            self._keys[ticket_id] = self._own_keys(comments)
             self._tickets[ticket_id] = ticket
             user = users.get(ticket.get("requester_id"))
             org = orgs.get((user or {}).get("organization_id"))
             mine = others.get(ticket.get("requester_id"), [])
-            out.append(zendesk_case(ticket, comments, user, org, mine, self.settings))
+            out.append(
+                zendesk_case(
+                    ticket, comments, user, org, mine, self.settings, agent_id=self.agent_id()
+                )
+            )
         return out
 
     def _known_keys(self, ticket_id: str) -> set[str]:
         keys = self._keys.get(ticket_id)
         if keys is None:  # not read in this process (a run after a crash): ask Zendesk
-            comments = self.zd.pages(f"tickets/{ticket_id}/comments", "comments")
-            keys = self._keys[ticket_id] = keys_in([{"Content": c.get("body")} for c in comments])
+            comments = list(self.zd.pages(f"tickets/{ticket_id}/comments", "comments"))
+            keys = self._keys[ticket_id] = self._own_keys(comments)
         return keys
 
     # ------------------------------------------------------------------ writing
@@ -613,7 +668,9 @@ class ZendeskHelpDesk:
     # ------------------------------------------------------------------ the SLA monitor
 
     def timelines(self, ticket_ids: Sequence[str]) -> dict[str, Timeline]:
-        """Status, group and priority changes from each ticket's audits."""
+        """Status, group and priority changes from each ticket's audits; the last activity
+        is the last comment by anyone but the requester and tier2."""
+        me = self.agent_id() if ticket_ids else None
         groups = {v: k for k, v in self.settings.groups.items()}
         if self.settings.return_group_id is not None:
             groups[self.settings.return_group_id] = "tier1"
@@ -646,14 +703,19 @@ class ZendeskHelpDesk:
                         changes.append(
                             StatusChange(at, severity=SEVERITY_OF_PRIORITY[value], actor=actor)
                         )
-                    elif (
-                        e.get("type") == "Comment"
-                        and audit.get("author_id") != requester
-                        and KEY_LINE not in str(e.get("body") or "")
-                    ):
+                    elif e.get("type") == "Comment" and _by_agent(e, audit, requester, me):
                         last = at if last is None else max(last, at)
             out[ticket_id] = Timeline(tuple(changes), last)
         return out
+
+
+def _by_agent(
+    event: Mapping[str, Any], audit: Mapping[str, Any], requester: Any, agent_id: Any
+) -> bool:
+    """Whether an audit's Comment event is an agent's: neither the requester's nor tier2's
+    own (its author is the event's, else the audit's)."""
+    comment = {**event, "author_id": event.get("author_id", audit.get("author_id"))}
+    return comment["author_id"] != requester and not tier2s_comment(comment, agent_id)
 
 
 def _int(value: Any) -> int | None:
