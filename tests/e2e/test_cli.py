@@ -70,6 +70,39 @@ def test_array_jsonl_and_stdin(tmp_path: Path) -> None:
         assert [d["case_id"] for d in lines(r.stdout)] == ["NW-0", "NW-1", "NW-2"]
 
 
+def test_a_bad_first_line_on_standard_input_fails_alone() -> None:
+    """Standard input is decided line by line like a file: a broken first line is one error,
+    the cases after it are decided."""
+    good = [orjson.dumps(patched(SAAS_BASE, {"case_id": f"NW-{i}"})) for i in range(2)]
+    r = tier2("decide", "-", stdin=b"{broken\n" + b"\n".join(good) + b"\n")
+    assert r.returncode == 2
+    assert [d["case_id"] for d in lines(r.stdout)] == ["NW-0", "NW-1"]
+    assert len(r.stderr.splitlines()) == 1
+    assert r.stderr.startswith(b"case line 1: (line): not valid JSON")
+
+
+@pytest.mark.parametrize(("name", "content"), [("empty.jsonl", b""), ("blank.json", b" \n\n")])
+def test_an_empty_input_is_one_error(tmp_path: Path, name: str, content: bytes) -> None:
+    """An input with no case exits 2 with one line saying so."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    for r in (tier2("decide", str(path)), tier2("decide", "-", stdin=content)):
+        assert r.returncode == 2 and r.stdout == b""
+        assert r.stderr.decode().splitlines() == [
+            "case (input): (input): no case: the input is empty"
+        ]
+
+
+def test_an_unforeseen_failure_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """Whatever a command did not foresee ends it with one line on stderr (here: the store
+    path is a directory), exit status 1 or 2, never a traceback."""
+    store = tmp_path / "store.db"
+    store.mkdir()
+    r = tier2("import", str(EXAMPLES / "saas" / "cases.jsonl"), "--db", f"sqlite:///{store}")
+    assert r.returncode in (1, 2) and b"Traceback" not in r.stderr
+    assert len(r.stderr.decode().splitlines()) == 1 and r.stderr.startswith(b"tier2: ")
+
+
 def test_bad_case_in_a_batch(tmp_path: Path) -> None:
     """A bad case exits 2 with one line naming case and field; the good ones are still decided."""
     cases = [

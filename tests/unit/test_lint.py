@@ -9,7 +9,7 @@ import pytest
 
 from tier2.library.analysis import field_paths, path_tree
 from tier2.library.lint import lint_library, report_text
-from tier2.library.loader import load_library, resolve_library_path
+from tier2.library.loader import LibraryError, load_library, resolve_library_path
 
 
 @pytest.fixture(scope="module")
@@ -58,27 +58,53 @@ def test_built_ins_have_no_unknown_fields_or_unreachable_policies(
         assert all(n > 0 for n in report.matches.values())
 
 
-def test_unknown_field_and_unreachable_policy(tmp_path: Path) -> None:
-    """A typo in a field is reported, and so is a policy whose conditions contradict."""
+def test_an_unknown_field_is_a_load_error_naming_file_policy_and_clause(tmp_path: Path) -> None:
+    """A typo in a field stops the library from loading, naming where it is."""
     folder = tmp_path / "lib"
     shutil.copytree(resolve_library_path("ecommerce"), folder)
     policies = folder / "policies.yaml"
-    text = policies.read_text()
-    text = text.replace(
-        "'facts.order.chargeback_open == true'", "'facts.order.chargeback_opened == true'"
+    policies.write_text(
+        policies.read_text().replace(
+            "'facts.order.chargeback_open == true'", "'facts.order.chargeback_opened == true'"
+        )
     )
-    text = text.replace(
+    with pytest.raises(LibraryError) as error:
+        load_library(str(folder))
+    message = str(error.value)
+    assert "policies.yaml: policy payments.chargeback-open: when[0]" in message
+    assert "facts.order.chargeback_opened" in message
+
+
+def test_unreachable_policy(tmp_path: Path) -> None:
+    """A policy whose conditions contradict each other is reported."""
+    folder = tmp_path / "lib"
+    shutil.copytree(resolve_library_path("ecommerce"), folder)
+    policies = folder / "policies.yaml"
+    text = policies.read_text().replace(
         '      - \'request.type == "information"\'\n      - \'ticket.category in ["order", "shipping"]\'',
         "      - 'request.type == \"information\"'\n      - 'request.type == \"refund\"'",
     )
     policies.write_text(text)
     report = lint_library(load_library(str(folder)), samples=3000, seed=1)
-    unknown = report.of("unknown_field")
-    assert [f.subject for f in unknown] == [("policy payments.chargeback-open",)]
-    assert "facts.order.chargeback_opened" in unknown[0].detail
-    unreachable = {f.subject[0] for f in report.of("unreachable")}
-    assert {"order.status", "payments.chargeback-open"} <= unreachable
-    assert "Unreachable policies: 2" in report_text(report)
+    assert {f.subject[0] for f in report.of("unreachable")} == {"order.status"}
+    assert "Unreachable policies: 1" in report_text(report)
+
+
+def test_a_clause_that_can_fail_is_reported(tmp_path: Path) -> None:
+    """A clause that cannot be evaluated on some generated case is a finding, with how often."""
+    folder = tmp_path / "lib"
+    shutil.copytree(resolve_library_path("ecommerce"), folder)
+    policies = folder / "policies.yaml"
+    policies.write_text(
+        policies.read_text().replace(
+            "'facts.order.chargeback_open == true'", "'facts.order.chargeback_open + 1.0 > 0.0'"
+        )
+    )
+    report = lint_library(load_library(str(folder)), samples=500, seed=1)
+    failing = report.of("can_fail")
+    assert [f.subject[0] for f in failing] == ["policy payments.chargeback-open"]
+    assert failing[0].count > 0 and "library_error" in failing[0].detail
+    assert "Clauses that can fail" in report_text(report)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -21,6 +22,7 @@ from pydantic import (
 )
 
 from tier2.core import model as m
+from tier2.core.money import ISO_4217, MAX_AMOUNT
 
 _SEVERITY_ALIASES = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
 
@@ -32,6 +34,27 @@ def _severity(value: Any) -> Any:
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError("must be a finite number")
+    return value
+
+
+def _only_true(value: Any) -> Any:
+    """A flag is true only when it is JSON `true`: any other value is judged false, not
+    refused (the safe reading of handbook A3)."""
+    return value if value is None or isinstance(value, bool) else False
+
+
+def _currency(value: str) -> str:
+    code = value.upper() if value.isascii() and value.isalpha() else value
+    if code not in ISO_4217:
+        raise ValueError("not an ISO 4217 currency code")
+    return code
+
+
+def _identifier(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    if not value.isprintable():
+        raise ValueError("must not contain control characters or line breaks")
     return value
 
 
@@ -47,8 +70,11 @@ RequestType = Literal[
 ]  # fmt: skip
 Sentiment = Literal["calm", "neutral", "frustrated", "angry"]
 Segment = Literal["enterprise", "mid_market", "smb", "consumer"]
-Money = Annotated[float, BeforeValidator(_finite), Field(ge=0)]
+Money = Annotated[float, BeforeValidator(_finite), Field(ge=0, le=MAX_AMOUNT)]
 Text = str | None
+Flag = Annotated[bool | None, BeforeValidator(_only_true)]
+Currency = Annotated[str, AfterValidator(_currency)]
+Identifier = Annotated[str, AfterValidator(_identifier)]
 
 
 class _In(BaseModel):
@@ -64,7 +90,7 @@ class MessageIn(_In):
 
 
 class TicketIn(_In):
-    id: str
+    id: Identifier
     created_at: AwareDatetime
     severity: Severity
     category: Category
@@ -77,7 +103,7 @@ class TicketIn(_In):
 
 
 class StepIn(_In):
-    step: str
+    step: Text = None
     result: Text = None
     at: AwareDatetime | None = None
 
@@ -85,7 +111,7 @@ class StepIn(_In):
 class RequestIn(_In):
     type: RequestType | None = None
     amount: Money | None = None
-    currency: Text = None
+    currency: Currency | None = None
 
 
 class HandoffIn(_In):
@@ -99,9 +125,9 @@ class HandoffIn(_In):
 
 
 class FlagIn(_In):
-    type: str
+    type: Text = None
     note: Text = None
-    resolved: bool | None = None
+    resolved: Flag = None
 
 
 class CustomerIn(_In):
@@ -109,9 +135,9 @@ class CustomerIn(_In):
     name: Text = None
     company: Text = None
     segment: Segment | None = None
-    vip: bool | None = None
+    vip: Flag = None
     arr: Money | None = None
-    currency: Text = None
+    currency: Currency | None = None
     plan: dict[str, Any] | None = None
     flags: list[FlagIn] | None = None
 
@@ -120,13 +146,13 @@ class HistoryIn(_In):
     ticket_id: Text = None
     at: AwareDatetime | None = None
     category: Text = None
-    complaint: bool | None = None
-    escalated: bool | None = None
+    complaint: Flag = None
+    escalated: Flag = None
     outcome: Text = None
 
 
 class CaseIn(_In):
-    case_id: str = Field(min_length=1)
+    case_id: Identifier
     received_at: AwareDatetime
     ticket: TicketIn
     handoff: HandoffIn
@@ -219,7 +245,21 @@ class CaseError:
     problems: tuple[tuple[str, str], ...]  # (field path, what was wrong)
 
     def lines(self) -> list[str]:
-        return [f"case {self.case}: {path}: {problem}" for path, problem in self.problems]
+        """One line per problem, control characters shown escaped (an id or a value from the
+        input cannot start a line of its own or move the terminal's cursor)."""
+        return [
+            printable(f"case {self.case}: {path}: {problem}") for path, problem in self.problems
+        ]
+
+
+def printable(text: str) -> str:
+    """The text with every control or format character written as its escape (`\\n`,
+    `\\x1b`, `\\u202e`)."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -317,32 +357,50 @@ def parse_unit_case(unit: Unit) -> m.Case | CaseError:
 
 
 def read_units(text: str | bytes, jsonl: bool = False) -> Iterator[Unit | CaseError]:
-    """The cases of an input in order, not yet validated: a JSON Lines line stays bytes (so
-    the work of decoding it can go to another process); a fault of the whole input is a
-    CaseError."""
+    """The cases of an input in order, not yet validated: one JSON value (a case or an array
+    of cases) or JSON Lines, each line a case of its own (a line stays bytes, so the work of
+    decoding it can go to another process); a fault of the whole input is a CaseError.
+
+    Input that is not one JSON value is read as JSON Lines when any of its lines is a JSON
+    object on its own, so one bad line of a batch on standard input fails alone."""
     data = text.encode() if isinstance(text, str) else text
+    stripped = data.strip()
+    if not stripped:
+        yield CaseError("(input)", (("(input)", "no case: the input is empty"),))
+        return
     if not jsonl:
-        stripped = data.strip()
-        if not stripped:
-            yield CaseError("(input)", (("(input)", "no case: the input is empty"),))
-            return
         try:
             whole = orjson.loads(stripped)
         except orjson.JSONDecodeError as exc:
-            if stripped[:1] != b"{":
+            if not _has_object_line(stripped):
                 yield CaseError("(input)", (("(input)", f"not valid JSON: {exc}"),))
                 return
-            whole = None  # perhaps JSON Lines of objects
         else:
-            if isinstance(whole, list):
-                for i, raw in enumerate(whole):
-                    yield (f"item {i + 1}", raw)
-                return
-            yield ("item 1", whole)
+            yield from _items(whole)
             return
     for n, line in enumerate(data.splitlines(), start=1):
         if line.strip():
             yield (f"line {n}", line)
+
+
+def _items(whole: Any) -> Iterator[Unit | CaseError]:
+    if not isinstance(whole, list):
+        yield ("item 1", whole)
+    elif not whole:
+        yield CaseError("(input)", (("(input)", "no case: the array is empty"),))
+    else:
+        yield from ((f"item {i + 1}", raw) for i, raw in enumerate(whole))
+
+
+def _has_object_line(data: bytes) -> bool:
+    for line in data.splitlines():
+        if line.lstrip()[:1] == b"{":
+            try:
+                if isinstance(orjson.loads(line), dict):
+                    return True
+            except orjson.JSONDecodeError:
+                continue
+    return False
 
 
 # --------------------------------------------------------------------------- output

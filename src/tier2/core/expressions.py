@@ -1,10 +1,16 @@
 """CEL, compiled once on load and evaluated against one case's plain-data view.
 
 The standard Common Expression Language (via the `common-expression-language` package) is
-safe and not Turing-complete: no loops, no I/O, no access to Python objects. A clause
-*holds* only when it evaluates to exactly ``true``; an absent field raises inside CEL and
-so makes the clause not hold, which is the handbook's convention ("a condition on a field
-that is absent is false").
+safe and not Turing-complete: no loops, no I/O, no access to Python objects. A library is
+still untrusted input, so an expression is bounded when it is compiled (its length, its
+nesting, its comprehensions inside comprehensions, the functions it calls) and when it runs
+(the lists it may loop over).
+
+Evaluating an expression on a case has one of three outcomes: a value; *absent* (it reads a
+field the case does not have, or has as null: the handbook's "a condition on a field that
+is absent is false"); or *failed* (anything else: a type the expression cannot take, a
+division by zero, a list too long). A failed clause is neither true nor false: the stage
+that reads it fails closed (see `ClauseFailed`).
 
 An `Expression` is an immutable compiled program; `run` evaluates one against plain data. A
 `Scope` is one case's data; given a `Memo` (a library owns one), it evaluates an expression
@@ -29,23 +35,56 @@ class ExpressionError(ValueError):
 
 
 class EvaluationError(ValueError):
-    """An expression that could not be evaluated against this case (e.g. a field is absent)."""
+    """An expression that has no value on this case: `absent` when it reads a field the case
+    does not have (or has as null), else it failed."""
+
+    def __init__(self, why: str, *, absent: bool = False) -> None:
+        super().__init__(why)
+        self.absent = absent
 
 
-def _ceil(x: float) -> float:
-    return float(math.ceil(x))
+# What a library expression may be (checked when it is compiled) and may loop over (checked
+# when it runs): well above what a policy needs, well below what hurts.
+MAX_SOURCE = 4000  # characters
+MAX_NESTING = 24  # brackets inside brackets
+MAX_LOOP_NESTING = 2  # comprehensions (all, exists, map, ...) inside comprehensions
+MAX_LIST = 1000  # elements of a list an expression with a comprehension reads
 
 
-def _floor(x: float) -> float:
-    return float(math.floor(x))
+class _BadArguments:
+    """What an extension function returns for arguments it cannot take: CEL cannot convert
+    it, so the call fails like any type error (a raised exception would also be printed)."""
+
+    __slots__ = ()
 
 
-def _least(*xs: float) -> float:
-    return float(min(xs))
+_BAD = _BadArguments()
 
 
-def _greatest(*xs: float) -> float:
-    return float(max(xs))
+def _numbers(xs: tuple[Any, ...]) -> list[float] | None:
+    """The arguments as numbers (one list argument is cel-go's list form); None if they are not."""
+    items = xs[0] if len(xs) == 1 and isinstance(xs[0], list) else list(xs)
+    if not items or not all(type(x) in (int, float) for x in items):
+        return None
+    return [float(x) for x in items]
+
+
+def _ceil(x: Any) -> Any:
+    return float(math.ceil(x)) if type(x) in (int, float) and math.isfinite(x) else _BAD
+
+
+def _floor(x: Any) -> Any:
+    return float(math.floor(x)) if type(x) in (int, float) and math.isfinite(x) else _BAD
+
+
+def _least(*xs: Any) -> Any:
+    numbers = _numbers(xs)
+    return _BAD if numbers is None else min(numbers)
+
+
+def _greatest(*xs: Any) -> Any:
+    numbers = _numbers(xs)
+    return _BAD if numbers is None else max(numbers)
 
 
 # The names of cel-go's math extension, so libraries stay portable to other CEL runtimes.
@@ -56,6 +95,20 @@ FUNCTIONS: Mapping[str, Any] = {
     "math.greatest": _greatest,
 }
 _SHORT_NAMES = frozenset(name.rsplit(".", 1)[-1] for name in FUNCTIONS)  # as CEL reports calls
+# The functions and operators of the CEL runtime's standard library, as `references()` names
+# them; with the extensions above, the only calls an expression may make.
+STANDARD_FUNCTIONS = frozenset(
+    {
+        "!_", "-_", "_+_", "_-_", "_*_", "_/_", "_%_", "_==_", "_!=_", "_<_", "_<=_", "_>_",
+        "_>=_", "_&&_", "_||_", "_?_:_", "_[_]", "@in", "@not_strictly_false",
+        "size", "contains", "startsWith", "endsWith", "matches", "type", "dyn",
+        "int", "uint", "double", "string", "bytes", "timestamp", "duration",
+        "getFullYear", "getMonth", "getDayOfYear", "getDayOfMonth", "getDate", "getDayOfWeek",
+        "getHours", "getMinutes", "getSeconds", "getMilliseconds",
+    }
+)  # fmt: skip
+_EXTENSION_CALL = re.compile(r"(?<![\w.])(?:(math)\.)?(" + "|".join(_SHORT_NAMES) + r")\s*\(")
+_LOOP = re.compile(r"\.(?:all|exists|exists_one|map|filter)\s*\(")
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
@@ -116,25 +169,81 @@ class Expression:
     calls: bool = False  # whether it calls an extension function (math.*)
     steps: tuple[tuple[str, ...], ...] = ()  # the same paths, split at the dots
     tree: Mapping[str, Any] | None = None  # the same paths as a tree (see `prune`)
+    loops: bool = False  # whether it has a comprehension (so list sizes bound its cost)
 
 
 def compile_expression(source: str) -> Expression:
     """Compile CEL source once; raise ExpressionError with CEL's own message if it is not valid."""
     if not isinstance(source, str) or not source.strip():
         raise ExpressionError("an expression must be a non-empty string")
+    loops = _check_shape(source)
     try:
         program = cel.compile(source)
     except Exception as exc:
         raise ExpressionError(_first_line(str(exc))) from None
+    calls = set(program.references()["functions"])
+    _check_calls(source, calls)
     paths = tuple(sorted(field_paths(source)))
     return Expression(
         source=source,
         program=program,
         paths=paths,
-        calls=bool(_SHORT_NAMES.intersection(program.references()["functions"])),
+        calls=bool(_SHORT_NAMES & calls),
         steps=tuple(tuple(p.split(".")) for p in paths),
         tree=path_tree(paths),
+        loops=loops,
     )
+
+
+def _check_shape(source: str) -> bool:
+    """Refuse an expression too long or too deeply nested for the parser and the evaluator
+    (before CEL parses it); whether it loops over lists."""
+    if len(source) > MAX_SOURCE:
+        raise ExpressionError(f"longer than {MAX_SOURCE} characters ({len(source)})")
+    text = _STRING.sub('""', source)
+    depth = deepest = loop_depth = deepest_loop = 0
+    open_loops: list[int] = []  # the bracket depth at which each open comprehension began
+    for i, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if char == "(" and _LOOP.match(text, _start_of_call(text, i)):
+                open_loops.append(depth)
+                loop_depth += 1
+                deepest_loop = max(deepest_loop, loop_depth)
+        elif char in ")]}":
+            if open_loops and open_loops[-1] == depth:
+                open_loops.pop()
+                loop_depth -= 1
+            depth -= 1
+    if deepest > MAX_NESTING:
+        raise ExpressionError(f"nested {deepest} deep; at most {MAX_NESTING}")
+    if deepest_loop > MAX_LOOP_NESTING:
+        raise ExpressionError(
+            f"{deepest_loop} comprehensions (all, exists, map, filter) inside each other; "
+            f"at most {MAX_LOOP_NESTING}"
+        )
+    return deepest_loop > 0
+
+
+def _start_of_call(text: str, paren: int) -> int:
+    """Where `.name(` begins, for the `(` at `paren` (or `paren` if it is no method call)."""
+    i = paren
+    while i > 0 and (text[i - 1].isalnum() or text[i - 1] == "_" or text[i - 1].isspace()):
+        i -= 1
+    return i - 1 if i > 0 and text[i - 1] == "." else paren
+
+
+def _check_calls(source: str, calls: set[str]) -> None:
+    """Refuse a call to a function the runtime does not have, or an extension without its
+    `math.` namespace."""
+    unknown = sorted(calls - STANDARD_FUNCTIONS - _SHORT_NAMES)
+    if unknown:
+        raise ExpressionError(f"unknown function(s): {', '.join(unknown)}")
+    for match in _EXTENSION_CALL.finditer(_STRING.sub('""', source)):
+        if match.group(1) is None:
+            name = match.group(2)
+            raise ExpressionError(f"unknown function: {name} (did you mean math.{name}?)")
 
 
 def _first_line(text: str) -> str:
@@ -154,16 +263,41 @@ def plain(value: Any) -> Any:
     return value
 
 
-Outcome = tuple[bool, Any]  # (True, the value) or (False, why it has none)
+VALUE, ABSENT, FAILED = 0, 1, 2
+Outcome = tuple[int, Any]  # (VALUE, the value), or (ABSENT or FAILED, why it has none)
 
 
 def run(expression: Expression, data: Mapping[str, Any]) -> Outcome:
     """Evaluate an expression against plain data (converted into CEL here)."""
     extensions = dict(FUNCTIONS) if expression.calls else None
+    converted = plain(data)
+    if expression.loops:
+        longest = _longest_list(converted)
+        if longest > MAX_LIST:
+            return (FAILED, f"it loops over a list of {longest} elements; at most {MAX_LIST}")
     try:
-        return (True, expression.program.execute(cel.Context(plain(data), functions=extensions)))
-    except Exception as exc:  # absent field, type mismatch, a value CEL cannot take
-        return (False, _first_line(str(exc)))
+        return (VALUE, expression.program.execute(cel.Context(converted, functions=extensions)))
+    except KeyError as exc:  # a field the case does not have
+        return (ABSENT, f"no field {exc}")
+    except Exception as exc:  # a type it cannot take, a division by zero, a failed function
+        why = _first_line(str(exc))
+        if why.startswith(_UNDEFINED):  # a top-level name the data lacks (functions are
+            return (ABSENT, why)  # checked when the expression is compiled)
+        if "_BadArguments" in why:
+            why = why.split(" error:", 1)[0] + ": arguments it cannot take (numbers expected)"
+        return (FAILED, why)
+
+
+_UNDEFINED = "Undefined variable or function"
+
+
+def _longest_list(value: Any) -> int:
+    kind = type(value)
+    if kind is dict:
+        return max(map(_longest_list, value.values()), default=0)
+    if kind is list:
+        return max(len(value), max(map(_longest_list, value), default=0))
+    return 0
 
 
 class _Absent:
@@ -269,6 +403,21 @@ class Memo:
 _UNREAD = object()  # a path this case has not read yet
 
 
+class ClauseFailed(Exception):
+    """A clause that is neither true nor false on this case: the stage reading it fails
+    closed, naming the clause and why."""
+
+    def __init__(self, expression: Expression, why: str) -> None:
+        super().__init__(why)
+        self.expression = expression
+        self.why = why
+
+
+def _kind_name(value: Any) -> str:
+    return {str: "a string", float: "a number", int: "a number", list: "a list", dict: "a map",
+            type(None): "null"}.get(type(value), type(value).__name__)  # fmt: skip
+
+
 class Scope:
     """One case's data as the library's expressions see it, and their outcomes on it.
 
@@ -310,15 +459,22 @@ class Scope:
 
     def value(self, expression: Expression) -> Any:
         """The expression's value for this case; EvaluationError if it has none."""
-        ok, value = self.outcome(expression)
-        if not ok:
-            raise EvaluationError(value)
+        status, value = self.outcome(expression)
+        if status != VALUE:
+            raise EvaluationError(value, absent=status == ABSENT)
         return value
 
     def holds(self, expression: Expression) -> bool:
-        """Whether the expression evaluates to exactly true (one without a value does not)."""
-        ok, value = self.outcome(expression)
-        return ok and value is True
+        """Whether the clause is true: false when it reads an absent field; ClauseFailed when
+        it cannot be evaluated or its value is not a boolean."""
+        status, value = self.outcome(expression)
+        if status == VALUE:
+            if value is True or value is False:
+                return value
+            raise ClauseFailed(expression, f"its value is {_kind_name(value)}, not a boolean")
+        if status == ABSENT:
+            return False
+        raise ClauseFailed(expression, value)
 
     def all_hold(self, expressions: Iterable[Expression]) -> bool:
         """Whether every expression holds (in order, stopping at the first that does not)."""

@@ -125,6 +125,8 @@ class Routing:
     no_policy_match: str = "senior_support"
     complexity: str = "senior_support"
     sla_breach: str = "support_manager"
+    library_error: str = "senior_support"
+    currency_not_accepted: str = "senior_support"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +192,9 @@ class Library:
     plan: Mapping[str, str]  # declared customer.plan fields -> type
     templates: Templates
     currency: str | None = None
+    # The currencies the library accepts, each with the value of one unit in the unit its
+    # authority limits are written in (the handbook: EUR, USD and GBP at face value).
+    currencies: Mapping[str, float] = field(default_factory=dict)
     # The top-level names the expressions read (set by the loader): the view has only these.
     view_names: frozenset[str] | None = None
     # Whether the outcomes of the expressions are remembered, across the cases this library

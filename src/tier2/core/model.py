@@ -38,6 +38,9 @@ class ReasonCode(StrEnum):
     COMPLEXITY = "complexity"
     SLA_BREACH = "sla_breach"
     POLICY_RESOLUTION = "policy_resolution"
+    # Beyond the handbook: tier2 fails closed.
+    LIBRARY_ERROR = "library_error"  # a clause or amount could not be evaluated on the case
+    CURRENCY_NOT_ACCEPTED = "currency_not_accepted"  # not a currency the library accepts
 
 
 STAGE_NAMES = ("receive", "gather_context", "apply_policy", "resolve_or_escalate", "document")
@@ -66,7 +69,7 @@ class Ticket:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    step: str
+    step: str | None  # the handbook's step code (None: tier-1 did not name it)
     result: str | None = None
     at: datetime | None = None
 
@@ -91,7 +94,7 @@ class Handoff:
 
 @dataclass(frozen=True, slots=True)
 class Flag:
-    type: str
+    type: str | None  # None: the CRM did not say
     note: str | None = None
     resolved: bool = False
 

@@ -9,10 +9,9 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, NamedTuple
 
-from tier2.core.expressions import EvaluationError, Scope
+from tier2.core.expressions import ClauseFailed, EvaluationError, Expression, Scope
 from tier2.core.library import Library, Policy, Signals, Trigger
 from tier2.core.model import (
     Action,
@@ -22,6 +21,9 @@ from tier2.core.model import (
     ReasonCode,
     StageRecord,
 )
+from tier2.core.money import MAX_AMOUNT, money
+
+__all__ = ["money"]  # (rounding lives in tier2.core.money)
 
 # --------------------------------------------------------------------------- receive
 
@@ -106,6 +108,36 @@ class Gathered:
     complex: bool
     scope: Scope
     record: StageRecord
+    failures: tuple[Failure, ...] = ()  # clauses that could not be evaluated (fail closed)
+
+
+class Failure(NamedTuple):
+    """A clause or amount that could not be evaluated on the case."""
+
+    owner: str  # "policy P", "management trigger T", "complexity point C"
+    clause: str  # where in it: "when[0]", "unless[1]", "actions[0].amount"
+    source: str  # the expression
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.owner} {self.clause}: `{self.source}` could not be evaluated: {self.why}"
+
+
+def _failure(
+    owner: str, exc: ClauseFailed, places: Mapping[str, tuple[Expression | None, ...]]
+) -> Failure:
+    """The failure, its clause named by its place in the owner (`places`: a pattern such as
+    "unless[{}]" and the expressions it numbers)."""
+    where = next(
+        (
+            pattern.format(i)
+            for pattern, listed in places.items()
+            for i, e in enumerate(listed)
+            if e is exc.expression
+        ),
+        "when",
+    )
+    return Failure(owner, where, exc.expression.source, exc.why)
 
 
 def _days(n: int) -> timedelta:
@@ -122,9 +154,27 @@ def _mentions(
 
 
 def earlier_decisions(case: Case) -> list[Mapping[str, Any]]:
-    """tier2's earlier decisions on this case, when it was reopened (`facts.earlier_decisions`)."""
+    """tier2's earlier decisions on this case, when it was reopened (`facts.earlier_decisions`,
+    as the runner writes them from the store): only entries of exactly that shape count."""
     found = case.facts.get("earlier_decisions")
-    return [d for d in found if isinstance(d, Mapping)] if isinstance(found, list) else []
+    return [d for d in found if _is_decision(d)] if isinstance(found, list) else []
+
+
+_OUTCOMES = frozenset(o.value for o in Outcome)
+
+
+def _is_decision(d: Any) -> bool:
+    """An entry shaped as the store's record of a decision (seq, decided_at, outcome,
+    escalate_to, reasons)."""
+    return (
+        isinstance(d, Mapping)
+        and type(d.get("seq")) is int
+        and isinstance(d.get("decided_at"), str)
+        and d.get("outcome") in _OUTCOMES
+        and (d.get("escalate_to") is None or isinstance(d.get("escalate_to"), str))
+        and isinstance(d.get("reasons"), list)
+        and all(isinstance(r, str) for r in d["reasons"])
+    )
 
 
 def _customer_messages_after_agent(case: Case) -> int:
@@ -140,6 +190,16 @@ def _customer_messages_after_agent(case: Case) -> int:
 
 def _compact(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
+
+
+def _present(value: Any) -> Any:
+    """Open data (facts, a plan) as expressions read it: a field that is null is absent,
+    at any depth of maps (the contract: a field may be absent or null, alike)."""
+    if type(value) is dict:
+        return {k: _present(v) for k, v in value.items() if v is not None}
+    if type(value) is list:
+        return [_present(v) for v in value]
+    return value
 
 
 def _section_case(case: Case, signals: Mapping[str, Any], now: datetime) -> Any:
@@ -172,7 +232,7 @@ def _section_handoff(case: Case, signals: Mapping[str, Any], now: datetime) -> A
             "customer_expectation": h.customer_expectation,
             "sentiment": h.sentiment,
             "escalated_at": h.escalated_at,
-            "steps": [s.step for s in h.steps_taken],
+            "steps": [s.step for s in h.steps_taken if s.step is not None],
         }
     )
 
@@ -193,8 +253,8 @@ def _section_customer(case: Case, signals: Mapping[str, Any], now: datetime) -> 
             "vip": c.vip,
             "arr": c.arr,
             "currency": c.currency,
-            "plan": c.plan,
-            "flags": [{"type": f.type, "resolved": f.resolved} for f in c.flags],
+            "plan": None if c.plan is None else _present(c.plan),
+            "flags": [_compact({"type": f.type, "resolved": f.resolved}) for f in c.flags],
         }
     )
 
@@ -209,7 +269,7 @@ _SECTIONS: Mapping[str, Callable[[Case, Mapping[str, Any], datetime], Any]] = {
     "handoff": _section_handoff,
     "request": _section_request,
     "customer": _section_customer,
-    "facts": lambda case, signals, now: case.facts,
+    "facts": lambda case, signals, now: _present(case.facts),
     "signals": lambda case, signals, now: signals,
 }
 _VIEW_NAMES = tuple(_SECTIONS)
@@ -346,7 +406,10 @@ def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
     scope = Scope(
         _view(case, library, signals, now), memo=library.memo if library.memoize else None
     )
-    points = tuple([p.id for p in settings.complexity_points if scope.holds(p.when)])
+    failures: list[Failure] = []
+    points = tuple(
+        [p.id for p in settings.complexity_points if _point_holds(scope, p.id, p.when, failures)]
+    )
     is_complex = len(points) >= settings.complexity_threshold
     return Gathered(
         signals=signals,
@@ -356,7 +419,16 @@ def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
         complex=is_complex,
         scope=scope,
         record=_gather_record(signals, concerns, points, is_complex),
+        failures=tuple(failures),
     )
+
+
+def _point_holds(scope: Scope, point: str, when: Expression, failures: list[Failure]) -> bool:
+    try:
+        return scope.holds(when)
+    except ClauseFailed as exc:
+        failures.append(_failure(f"complexity point {point}", exc, {}))  # its one clause: when
+        return False
 
 
 # --------------------------------------------------------------------------- apply policy
@@ -395,15 +467,12 @@ class Applied:
     overridden: tuple[tuple[str, str], ...]  # (overridden policy, by policy)
     triggers: tuple[str, ...]
     record: StageRecord
-
-
-def money(x: float) -> float:
-    """Round an amount half-up to cents, the way a finance team would."""
-    return float(Decimal(repr(x)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+    failures: tuple[Failure, ...] = ()
 
 
 def _price(policy: Policy, scope: Scope, currency: str | None) -> tuple[Action, ...] | None:
-    """The policy's actions with amounts computed; None if an amount cannot be computed."""
+    """The policy's actions with amounts computed; None if an amount reads a field the case
+    does not have (the policy does not match); ClauseFailed if it cannot be computed."""
     out: list[Action] = []
     for spec in policy.actions:
         if spec.amount is None:
@@ -411,14 +480,23 @@ def _price(policy: Policy, scope: Scope, currency: str | None) -> tuple[Action, 
             continue
         try:
             value = scope.value(spec.amount)
-        except EvaluationError:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            return None
-        if not math.isfinite(value) or value < 0:
-            return None
-        out.append(Action(type=spec.type, amount=money(float(value)), currency=currency))
+        except EvaluationError as exc:
+            if exc.absent:
+                return None
+            raise ClauseFailed(spec.amount, str(exc)) from None
+        out.append(Action(type=spec.type, amount=_amount(spec.amount, value), currency=currency))
     return tuple(out)
+
+
+def _amount(expression: Expression, value: Any) -> float:
+    """A computed amount, rounded to cents; ClauseFailed if it is no amount."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ClauseFailed(expression, f"its value is {value!r:.40}, not an amount")
+    if not math.isfinite(value) or value < 0 or value > MAX_AMOUNT:
+        raise ClauseFailed(
+            expression, f"its value {value!r} is not an amount between 0 and {MAX_AMOUNT:,.0f}"
+        )
+    return money(float(value))
 
 
 def _fmt(amount: float, currency: str | None) -> str:
@@ -453,16 +531,19 @@ def _no_match_finding(library: Library) -> Finding:
     )
 
 
-def _authority_finding(library: Library, winner: PolicyMatch) -> Finding | None:
-    """Escalate to the lowest role that may grant the largest amount above the engine's limit;
-    None if the engine may grant every amount."""
+def _authority_finding(
+    library: Library, winner: PolicyMatch, currency: str | None
+) -> Finding | None:
+    """Escalate to the lowest role that may grant the largest amount above the engine's limit
+    (amounts valued in the unit of the limits); None if the engine may grant every amount."""
     priced = [a for a in winner.actions if a.amount is not None]
     authority = library.authority
     engine = authority.engine_role
     if not priced:
         return None
     largest = max(priced, key=lambda a: a.amount or 0.0)
-    amount = largest.amount or 0.0
+    rate = library.currencies.get(currency, 1.0) if currency else 1.0
+    amount = (largest.amount or 0.0) * rate
     if engine.covers(amount):
         return None
     role = authority.lowest_covering(amount)
@@ -471,7 +552,8 @@ def _authority_finding(library: Library, winner: PolicyMatch) -> Finding | None:
     return Finding(
         Reason(
             ReasonCode.AUTHORITY_EXCEEDED,
-            f"{winner.policy.id} prescribes {largest.type} {_fmt(amount, largest.currency)}, "
+            f"{winner.policy.id} prescribes {largest.type} "
+            f"{_fmt(largest.amount or 0.0, largest.currency)}, "
             f"above {engine.name}'s limit of {_fmt(engine.limit or 0.0, None)}; "
             f"{target} may grant {limit}",
             "A1",
@@ -502,6 +584,7 @@ def _policy_step(
     gathered: Gathered,
     winner: PolicyMatch | None,
     conflict: tuple[PolicyMatch, ...],
+    currency: str | None,
 ) -> Finding:
     """A4 step 6: exactly one finding from the policies of the library."""
     if conflict:
@@ -525,7 +608,7 @@ def _policy_step(
             Outcome.ESCALATE,
             policy.escalate_to,
         )
-    over_authority = _authority_finding(library, winner)
+    over_authority = _authority_finding(library, winner, currency)
     if over_authority is not None:
         return over_authority
     if gathered.complex:
@@ -608,26 +691,88 @@ def _missing_steps(case: Case, steps: tuple[str, ...]) -> Finding:
     )
 
 
-def _match_policies(
-    case: Case, library: Library, scope: Scope
-) -> tuple[list[PolicyMatch], list[str]]:
-    """The policies whose conditions hold, priced; and those whose amounts cannot be computed."""
+def case_currency(case: Case, library: Library) -> str | None:
+    """The currency of the case's amounts: the request's, else the customer's, else the
+    library's."""
     request = case.handoff.request
-    currency = (
-        request.currency
-        if request and request.currency
-        else case.customer.currency or library.currency
-    )
+    if request and request.currency:
+        return request.currency
+    return case.customer.currency or library.currency
+
+
+def _match_policies(
+    library: Library, scope: Scope, currency: str | None, failures: list[Failure]
+) -> tuple[list[PolicyMatch], list[str]]:
+    """The policies whose conditions hold, priced; and those whose amounts read an absent
+    field. A policy with a clause or amount that cannot be evaluated goes to `failures`."""
     matched: list[PolicyMatch] = []
     unpriced: list[str] = []
     for policy in library.policies:
-        if scope.all_hold(policy.when) and not scope.any_holds(policy.unless):
+        try:
+            if not scope.all_hold(policy.when) or scope.any_holds(policy.unless):
+                continue
             actions = _price(policy, scope, currency)
-            if actions is None:
-                unpriced.append(policy.id)
-            else:
-                matched.append(PolicyMatch(policy, actions))
+        except ClauseFailed as exc:
+            places = {
+                "when[{}]": policy.when,
+                "unless[{}]": policy.unless,
+                "actions[{}].amount": tuple(a.amount for a in policy.actions),
+            }
+            failures.append(_failure(f"policy {policy.id}", exc, places))
+            continue
+        if actions is None:
+            unpriced.append(policy.id)
+        else:
+            matched.append(PolicyMatch(policy, actions))
     return matched, unpriced
+
+
+def _fired(library: Library, scope: Scope, failures: list[Failure]) -> list[Trigger]:
+    """The management triggers whose conditions all hold."""
+    fired: list[Trigger] = []
+    for trigger in library.triggers:
+        try:
+            if scope.all_hold(trigger.when):
+                fired.append(trigger)
+        except ClauseFailed as exc:
+            failures.append(
+                _failure(f"management trigger {trigger.id}", exc, {"when[{}]": trigger.when})
+            )
+    return fired
+
+
+def _closed_findings(
+    library: Library, currency: str | None, failures: list[Failure]
+) -> list[Finding]:
+    """Fail closed: what tier2 cannot judge goes to a human, first of all reasons."""
+    findings: list[Finding] = []
+    if failures:
+        findings.append(
+            Finding(
+                Reason(
+                    ReasonCode.LIBRARY_ERROR,
+                    "the library cannot be evaluated on this case: "
+                    + "; ".join(map(str, failures)),
+                    failures[0].owner.split(" ")[-1],
+                ),
+                Outcome.ESCALATE,
+                library.routing.library_error,
+            )
+        )
+    if currency is not None and currency not in library.currencies:
+        accepted = ", ".join(sorted(library.currencies)) or "none"
+        findings.append(
+            Finding(
+                Reason(
+                    ReasonCode.CURRENCY_NOT_ACCEPTED,
+                    f"the case is in {currency}; the {library.name} library accepts {accepted}",
+                    "currencies",
+                ),
+                Outcome.ESCALATE,
+                library.routing.currency_not_accepted,
+            )
+        )
+    return findings
 
 
 def _by_precedence(
@@ -650,11 +795,14 @@ def _by_precedence(
 def apply_policy(case: Case, library: Library, received: Received, gathered: Gathered) -> Applied:
     """Check every rule of A4 in order of precedence and match the policies (A4 step 6)."""
     scope = gathered.scope
-    fired = [t for t in library.triggers if scope.all_hold(t.when)]
-    findings = _rule_findings(case, library, received, gathered, fired)
-    matched, unpriced = _match_policies(case, library, scope)
+    currency = case_currency(case, library)
+    failures = list(gathered.failures)
+    fired = _fired(library, scope, failures)
+    matched, unpriced = _match_policies(library, scope, currency, failures)
+    findings = _closed_findings(library, currency, failures)
+    findings += _rule_findings(case, library, received, gathered, fired)
     winner, conflict, overridden = _by_precedence(matched)
-    findings.append(_policy_step(library, gathered, winner, conflict))
+    findings.append(_policy_step(library, gathered, winner, conflict, currency))
 
     first = findings[0].reason
     record = StageRecord(
@@ -673,6 +821,7 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
             "conflict": [m.policy.id for m in conflict],
             "winner": None if winner is None else winner.policy.id,
             "reasons": [f.reason.code.value for f in findings],
+            **({"not_evaluated": [str(f) for f in failures]} if failures else {}),
         },
         decided=f"first reason: {first.code.value} ({first.rule})",
     )
@@ -684,6 +833,7 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
         overridden=tuple(overridden),
         triggers=tuple(t.id for t in fired),
         record=record,
+        failures=tuple(failures),
     )
 
 

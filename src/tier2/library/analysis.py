@@ -22,7 +22,8 @@ TICKET_FIELDS = ("id", "severity", "category", "channel", "created_at", "subject
                  "tags", "status")  # fmt: skip
 SIGNAL_FIELDS = ("prior_tickets", "complaints", "same_category_escalations", "complaint_pattern",
                  "commercial_sensitivity", "churn_threat", "public_complaint",
-                 "customer_messages_after_agent", "hours_before_tier2")  # fmt: skip
+                 "customer_messages_after_agent", "hours_before_tier2",
+                 "earlier_decisions")  # fmt: skip
 
 
 def tested_values(sources: Iterable[str]) -> Mapping[str, set[Any]]:
@@ -57,55 +58,34 @@ def expression_sources(library: Library) -> list[tuple[str, str]]:
 
 def case_schema(library: Library) -> dict[str, Any]:
     """The fields a case view has: nested dicts, with None for a leaf (any sub-field allowed)."""
+    return schema_of(library.facts, library.plan, library.signals.mentions)
 
-    def leaves(names: Iterable[str]) -> dict[str, Any]:
-        return dict.fromkeys(names)
 
-    facts: dict[str, Any] = {}
-    for record, fields in library.facts.items():
-        facts[record] = leaves(fields) if isinstance(fields, Mapping) else None
+def schema_of(
+    facts: Mapping[str, Any], plan: Iterable[str], mentions: Iterable[str]
+) -> dict[str, Any]:
+    """The fields a case view has, for a library declaring these facts, plan fields and
+    mention lists."""
+    leaves = dict.fromkeys
+    records: dict[str, Any] = {
+        record: leaves(fields) if isinstance(fields, Mapping) else None
+        for record, fields in facts.items()
+    }
     return {
         "case": leaves(["id"]),
         "received_at": None,
         "now": None,
-        "ticket": leaves(
-            [
-                "id",
-                "severity",
-                "category",
-                "channel",
-                "created_at",
-                "subject",
-                "description",
-                "tags",
-                "status",
-            ]
-        ),
+        "ticket": leaves(TICKET_FIELDS),
         "handoff": leaves(
             ["from", "reason", "customer_expectation", "sentiment", "escalated_at", "steps"]
         ),
         "request": leaves(["type", "amount", "currency"]),
         "customer": {
             **leaves(["id", "segment", "vip", "arr", "currency", "flags"]),
-            "plan": leaves(library.plan),
+            "plan": leaves(plan),
         },
-        "facts": facts,
-        "signals": {
-            **leaves(
-                [
-                    "prior_tickets",
-                    "complaints",
-                    "same_category_escalations",
-                    "complaint_pattern",
-                    "commercial_sensitivity",
-                    "churn_threat",
-                    "public_complaint",
-                    "customer_messages_after_agent",
-                    "hours_before_tier2",
-                ]
-            ),
-            "mentions": leaves(library.signals.mentions),
-        },
+        "facts": records,
+        "signals": {**leaves(SIGNAL_FIELDS), "mentions": leaves(mentions)},
     }
 
 

@@ -3,8 +3,12 @@
 - likely conflicts: pairs of policies of equal precedence that both hold on some generated
   case and prescribe different outcomes, targets or actions (found by running the real
   matching over exhaustive generated cases, so what lint says is what `decide` does);
-- fields an expression reads that no case has (by reading the expressions);
+- clauses and amounts that cannot be evaluated on some generated case (a case with them
+  goes to a human, see `library_error`);
 - policies no generated case reaches.
+
+Fields no case has, unknown functions and expressions beyond the size limits are load
+errors, so a library with them does not get this far.
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ import orjson
 from tier2.contract import CaseError, parse_case
 from tier2.core.library import Library
 from tier2.core.model import Outcome
-from tier2.core.stages import PolicyMatch, apply_policy, gather_context, receive
-from tier2.library.analysis import case_schema, expression_sources, field_paths, unknown_prefix
+from tier2.core.stages import Failure, PolicyMatch, apply_policy, gather_context, receive
+from tier2.library.analysis import field_paths
 from tier2.library.samples import CaseGenerator
 
 
 @dataclass(frozen=True, slots=True)
 class LintFinding:
-    kind: str  # conflict | unknown_field | unreachable
+    kind: str  # conflict | can_fail | unreachable
     subject: tuple[str, ...]
     detail: str
     count: int = 0
@@ -83,15 +87,27 @@ def _example(raw: dict[str, Any], a: PolicyMatch, b: PolicyMatch) -> dict[str, A
 
 
 Pairs = dict[tuple[str, str], tuple[int, dict[str, Any], str, str]]
+Failed = dict[tuple[str, str], tuple[int, dict[str, Any], str]]  # (owner, clause) -> count,
+# first example, why
 
 
 def lint_library(library: Library, samples: int = 20000, seed: int = 7) -> LintReport:
-    """Unknown fields, likely conflicts and unreachable policies, over `samples` generated
-    cases (seeded)."""
-    matches, pairs = _matches(library, samples, seed)
+    """Likely conflicts, clauses that can fail and unreachable policies, over `samples`
+    generated cases (seeded)."""
+    matches, pairs, failed = _matches(library, samples, seed)
     findings = [
-        *_unknown_fields(library),
         *_conflicts(library, pairs),
+        *(
+            LintFinding(
+                "can_fail",
+                (owner, source),
+                f"{owner}: `{source}` could not be evaluated on {n} of {samples} generated "
+                f"cases (e.g. {why}); such a case goes to a human with reason library_error",
+                count=n,
+                example=example,
+            )
+            for (owner, source), (n, example, why) in failed.items()
+        ),
         *(
             LintFinding(
                 "unreachable",
@@ -115,34 +131,14 @@ def lint_library(library: Library, samples: int = 20000, seed: int = 7) -> LintR
     )
 
 
-def _unknown_fields(library: Library) -> list[LintFinding]:
-    """Each field an expression reads that no case has, once per policy and field."""
-    schema = case_schema(library)
-    findings: list[LintFinding] = []
-    seen: set[tuple[str, str]] = set()
-    for owner, source in expression_sources(library):
-        for path in sorted(field_paths(source)):
-            bad = unknown_prefix(path, schema)
-            if bad is None or (owner, path) in seen:
-                continue
-            seen.add((owner, path))
-            findings.append(
-                LintFinding(
-                    "unknown_field",
-                    (owner,),
-                    f"{owner} reads {path}, which no case has ({bad} is not a known field; "
-                    "declare open records under `facts:` or `plan:` in library.yaml)",
-                )
-            )
-    return findings
-
-
-def _matches(library: Library, samples: int, seed: int) -> tuple[Counter[str], Pairs]:
-    """How many generated cases each policy matched, and the pairs of equal precedence
-    that matched together and prescribe differently (count, first example, prescriptions)."""
+def _matches(library: Library, samples: int, seed: int) -> tuple[Counter[str], Pairs, Failed]:
+    """How many generated cases each policy matched; the pairs of equal precedence that
+    matched together and prescribe differently (count, first example, prescriptions); and
+    the clauses that could not be evaluated (count, first example, why)."""
     generator = CaseGenerator(library, seed, exhaustive=True)
     matches: Counter[str] = Counter()
     pairs: Pairs = {}
+    failed: Failed = {}
     for i in range(samples):
         raw = generator.case(i)
         case = parse_case(raw, f"generated {i}")
@@ -150,15 +146,28 @@ def _matches(library: Library, samples: int, seed: int) -> tuple[Counter[str], P
             raise AssertionError("; ".join(case.lines()))
         received = receive(case, library)
         gathered = gather_context(case, library, case.received_at)
-        matched = apply_policy(case, library, received, gathered).matched
+        applied = apply_policy(case, library, received, gathered)
+        matched = applied.matched
         matches.update(m.policy.id for m in matched)
+        for failure in applied.failures:
+            _count_failure(failed, raw, failure)
         for x, a in enumerate(matched):
             for b in matched[x + 1 :]:
                 if a.policy.precedence == b.policy.precedence and (
                     a.prescription() != b.prescription()
                 ):
                     _count_pair(pairs, raw, a, b)
-    return matches, pairs
+    return matches, pairs, failed
+
+
+def _count_failure(failed: Failed, raw: dict[str, Any], failure: Failure) -> None:
+    key = (failure.owner, failure.source)
+    if key in failed:
+        n, example, why = failed[key]
+        failed[key] = (n + 1, example, why)
+    else:
+        shown = {p: _raw_value(raw, p) for p in sorted(field_paths(failure.source))}
+        failed[key] = (1, {"case_id": raw["case_id"], **shown}, failure.why)
 
 
 def _count_pair(pairs: Pairs, raw: dict[str, Any], a: PolicyMatch, b: PolicyMatch) -> None:
@@ -206,7 +215,7 @@ def report_text(report: LintReport) -> str:
         example = ", ".join(f"{k}={v!r}" for k, v in f.example.items())
         lines.append(f"     e.g. {example}")
     for kind, title in (
-        ("unknown_field", "Fields no case has"),
+        ("can_fail", "Clauses that can fail (a case with them goes to a human)"),
         ("unreachable", "Unreachable policies"),
     ):
         found = report.of(kind)

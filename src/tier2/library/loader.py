@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import re
 import traceback
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import date
 from importlib import resources
@@ -46,6 +48,8 @@ from tier2.core.library import (
     Window,
 )
 from tier2.core.model import Outcome
+from tier2.core.money import ISO_4217
+from tier2.library.analysis import schema_of, unknown_prefix
 from tier2.library.render import JinjaTemplates, TemplateLoadError
 from tier2.library.samples import CaseGenerator
 
@@ -133,6 +137,7 @@ class LibraryY(_Y):
     version: str
     title: str
     currency: str | None = None
+    currencies: dict[str, float] = {}
     authority: AuthorityY
     teams: list[str] = []
     routing: dict[str, str] = {}
@@ -316,15 +321,52 @@ def _policy_label(data: Any, loc: list[Any]) -> str:
         return f"policy #{loc[1] + 1}:"
 
 
-def _compile(source: str, path: Path, where: str, interned: dict[str, Expression]) -> Expression:
-    """Compile once; the same text anywhere in the library is the same Expression."""
-    if source in interned:
-        return interned[source]
-    try:
-        expression = interned[source] = compile_expression(source)
-        return expression
-    except ExpressionError as exc:
-        raise LibraryError(f"{path}: {where}: CEL does not compile: {exc} (in: {source})") from None
+class _Compiler:
+    """Compiles a library's expressions once each (the same text anywhere in the library is
+    the same Expression), refusing any that reads a field no case has."""
+
+    def __init__(self, schema: Mapping[str, Any]) -> None:
+        self.schema = schema
+        self.interned: dict[str, Expression] = {}
+
+    def __call__(self, source: str, path: Path, where: str) -> Expression:
+        found = self.interned.get(source)
+        if found is None:
+            try:
+                found = compile_expression(source)
+            except ExpressionError as exc:
+                raise LibraryError(
+                    f"{path}: {where}: CEL does not compile: {exc} (in: {_shown(source)})"
+                ) from None
+            for field_path in found.paths:
+                bad = unknown_prefix(field_path, self.schema)
+                if bad is not None:
+                    raise LibraryError(
+                        f"{path}: {where}: reads {field_path}, which no case has ({bad} is not "
+                        "a known field; declare open records under `facts:` or `plan:` in "
+                        f"library.yaml) (in: {_shown(source)})"
+                    )
+            self.interned[source] = found
+        return found
+
+
+def _shown(source: str) -> str:
+    return source if len(source) <= 200 else source[:197] + "..."
+
+
+def _currencies(lib: LibraryY, lib_path: Path) -> dict[str, float]:
+    """The currencies the library accepts and their value; by default only its own, at 1."""
+    currencies = dict(lib.currencies) or ({lib.currency: 1.0} if lib.currency else {})
+    for code, value in currencies.items():
+        if code not in ISO_4217:
+            raise LibraryError(f"{lib_path}: currencies: {code!r} is not an ISO 4217 code")
+        if not (math.isfinite(value) and value > 0):
+            raise LibraryError(f"{lib_path}: currencies.{code}: the value must be above 0")
+    if lib.currency is not None and lib.currency not in currencies:
+        raise LibraryError(
+            f"{lib_path}: currency: {lib.currency!r} is not one of the accepted currencies"
+        )
+    return currencies
 
 
 def _digest(folder: Path) -> str:
@@ -344,7 +386,7 @@ def load_library(name_or_path: str) -> Library:
     pols: PoliciesY = _validate(
         PoliciesY, _read_yaml(folder, "policies.yaml"), pol_path, _policy_label
     )
-    interned: dict[str, Expression] = {}
+    compile_ = _Compiler(schema_of(dict(lib.facts), dict(lib.plan), dict(lib.signals.mentions)))
     ladder = tuple(Role(r.role, r.limit, tuple(r.may)) for r in lib.authority.ladder)
     routing = _routing(lib, lib_path, ladder)
     targets = {r.name for r in ladder} | set(lib.teams)
@@ -359,25 +401,26 @@ def load_library(name_or_path: str) -> Library:
         title=lib.title,
         authority=Authority(ladder=ladder, engine=lib.authority.engine),
         handoff=_handoff_protocol(lib),
-        signals=_signals(lib, lib_path, interned),
+        signals=_signals(lib, lib_path, compile_),
         triggers=tuple(
             Trigger(
                 t.id,
                 t.title,
                 tuple(
-                    _compile(c, lib_path, f"management trigger {t.id}: when[{i}]", interned)
+                    compile_(c, lib_path, f"management trigger {t.id}: when[{i}]")
                     for i, c in enumerate(t.when)
                 ),
             )
             for t in lib.management_triggers
         ),
-        policies=_policies(pols, pol_path, targets, lib.teams, interned),
+        policies=_policies(pols, pol_path, targets, lib.teams, compile_),
         routing=routing,
         sla=_sla(sla),
         facts=dict(lib.facts),
         plan=dict(lib.plan),
         templates=templates,
         currency=lib.currency,
+        currencies=_currencies(lib, lib_path),
     )
     library = replace(
         library, view_names=frozenset(p.split(".")[0] for e in library.expressions for p in e.paths)
@@ -423,7 +466,7 @@ def _handoff_protocol(lib: LibraryY) -> HandoffProtocol:
     )
 
 
-def _signals(lib: LibraryY, lib_path: Path, interned: dict[str, Expression]) -> Signals:
+def _signals(lib: LibraryY, lib_path: Path, compile_: _Compiler) -> Signals:
     """The handbook's signals: complaint pattern, commercial and churn flags, complexity."""
     s = lib.signals
     signals = Signals(
@@ -442,9 +485,7 @@ def _signals(lib: LibraryY, lib_path: Path, interned: dict[str, Expression]) -> 
         mentions={k: tuple(v) for k, v in s.mentions.items()},
         complexity_threshold=s.complexity.threshold,
         complexity_points=tuple(
-            ComplexityPoint(
-                p.id, p.title, _compile(p.when, lib_path, f"complexity point {p.id}", interned)
-            )
+            ComplexityPoint(p.id, p.title, compile_(p.when, lib_path, f"complexity point {p.id}"))
             for p in s.complexity.points
         ),
     )
@@ -457,8 +498,7 @@ def _signals(lib: LibraryY, lib_path: Path, interned: dict[str, Expression]) -> 
 
 
 def _policies(
-    pols: PoliciesY, pol_path: Path, targets: set[str], teams: list[str],
-    interned: dict[str, Expression],
+    pols: PoliciesY, pol_path: Path, targets: set[str], teams: list[str], compile_: _Compiler
 ) -> tuple[Policy, ...]:  # fmt: skip
     """Every policy checked (unique id, a target for an escalation, guidance for a return)
     and compiled, in the file's order."""
@@ -471,7 +511,7 @@ def _policies(
         seen.add(p.id)
         outcome = Outcome(p.outcome)
         _check_outcome(p, outcome, f"{pol_path}: {where}", targets, teams)
-        policies.append(_policy(p, outcome, pol_path, where, interned))
+        policies.append(_policy(p, outcome, pol_path, where, compile_))
     return tuple(policies)
 
 
@@ -492,18 +532,16 @@ def _check_outcome(
 
 
 def _policy(
-    p: PolicyY, outcome: Outcome, pol_path: Path, where: str, interned: dict[str, Expression]
+    p: PolicyY, outcome: Outcome, pol_path: Path, where: str, compile_: _Compiler
 ) -> Policy:
     return Policy(
         id=p.id,
         title=p.title,
         citation=p.citation,
         precedence=p.precedence,
-        when=tuple(
-            _compile(c, pol_path, f"{where}: when[{i}]", interned) for i, c in enumerate(p.when)
-        ),
+        when=tuple(compile_(c, pol_path, f"{where}: when[{i}]") for i, c in enumerate(p.when)),
         unless=tuple(
-            _compile(c, pol_path, f"{where}: unless[{i}]", interned) for i, c in enumerate(p.unless)
+            compile_(c, pol_path, f"{where}: unless[{i}]") for i, c in enumerate(p.unless)
         ),
         outcome=outcome,
         escalate_to=p.escalate_to,
@@ -512,7 +550,7 @@ def _policy(
                 a.type,
                 None
                 if a.amount is None
-                else _compile(a.amount, pol_path, f"{where}: actions[{i}].amount", interned),
+                else compile_(a.amount, pol_path, f"{where}: actions[{i}].amount"),
             )
             for i, a in enumerate(p.actions)
         ),

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
 from tier2.core.expressions import (
+    ABSENT as ABSENT_OUTCOME,
+)
+from tier2.core.expressions import (
+    FAILED,
+    MAX_LIST,
+    STANDARD_FUNCTIONS,
+    VALUE,
+    ClauseFailed,
     EvaluationError,
     Expression,
     ExpressionError,
@@ -46,9 +55,9 @@ def _view(path: str, value: Any) -> dict[str, Any]:
     return view
 
 
-def _plain_outcome(outcome: tuple[bool, Any]) -> tuple[bool, Any]:
-    ok, value = outcome
-    return (ok, value if ok else None)  # CEL's message may name other fields of the view
+def _plain_outcome(outcome: tuple[int, Any]) -> tuple[int, Any]:
+    status, value = outcome
+    return (status, value if status == VALUE else None)  # a message may name other fields
 
 
 def test_an_expression_is_an_immutable_compiled_program() -> None:
@@ -62,19 +71,97 @@ def test_an_expression_is_an_immutable_compiled_program() -> None:
     assert not hasattr(expression, "__dict__")  # nowhere to keep results
 
 
-@pytest.mark.parametrize("source", ["", "   ", "customer.arr >", "a ? b"])
-def test_an_expression_that_does_not_compile_is_refused(source: str) -> None:
-    with pytest.raises(ExpressionError):
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        ("", "non-empty"),
+        ("   ", "non-empty"),
+        ("customer.arr >", "Syntax error"),
+        ("a ? b", "Syntax error"),
+        ("nosuchfn(customer.id)", "unknown function(s): nosuchfn"),
+        ("least(1.0, 2.0) < 3.0", "did you mean math.least"),
+        ("'x'.lowerAscii() == 'x'", "unknown function(s): lowerAscii"),
+        (" || ".join(["true"] * 20_000), "longer than 4000 characters"),
+        ("(" * 30 + "true" + ")" * 30, "nested 30 deep"),
+        ("l.all(a, l.all(b, l.all(c, true)))", "3 comprehensions"),
+        ("l.all(a, l.exists(b, l.map(c, c).size() > 0))", "3 comprehensions"),
+    ],
+)
+def test_an_expression_that_does_not_compile_or_exceeds_a_bound_is_refused(
+    source: str, why: str
+) -> None:
+    """Bad syntax, an unknown function and expressions too long, too deep or looping too
+    deep are refused when compiled (before CEL's parser sees an oversized one)."""
+    with pytest.raises(ExpressionError, match=re.escape(why)):
         compile_expression(source)
 
 
+def test_two_comprehensions_one_inside_the_other_and_chains_compile() -> None:
+    """The bound is on nesting: a comprehension inside one, or several in a row, is fine."""
+    assert compile_expression("l.all(a, l.exists(b, a == b))").loops
+    assert compile_expression("l.filter(a, a > 1).map(b, b * 2.0).size() > 0").loops
+    assert not compile_expression("size(l) > 1").loops
+
+
+def test_every_allowed_standard_function_is_one_the_runtime_has() -> None:
+    """The allowlist names only functions CEL evaluates (none fails as undefined)."""
+    calls = {
+        "size": "size('ab')", "contains": "'ab'.contains('a')", "startsWith": "'ab'.startsWith('a')",
+        "endsWith": "'ab'.endsWith('b')", "matches": "'ab'.matches('a')", "type": "type(1)",
+        "dyn": "dyn(1)", "int": "int(1.5)", "uint": "uint(1)", "double": "double(1)",
+        "string": "string(1)", "bytes": "bytes('a')", "timestamp": "timestamp('2026-01-01T00:00:00Z')",
+        "duration": "duration('1h')",
+    }  # fmt: skip
+    ts = "timestamp('2026-01-01T10:11:12Z')"
+    for name in STANDARD_FUNCTIONS:
+        if name.startswith("get"):
+            calls[name] = f"{ts}.{name}()"
+    for name, source in calls.items():
+        status, value = run(compile_expression(source), {})
+        assert status == VALUE, (name, value)
+
+
 def test_evaluation_is_against_plain_data() -> None:
-    """Integers are doubles to CEL; an absent field has no value; the math extension works."""
-    assert run(compile_expression("a.b == 240.0"), {"a": {"b": 240}}) == (True, True)
-    ok, _ = run(compile_expression("a.c == 1"), {"a": {"b": 1}})
-    assert not ok
+    """Integers are doubles to CEL; an absent field is absent, not a failure; the math
+    extension works, in cel-go's list form too."""
+    assert run(compile_expression("a.b == 240.0"), {"a": {"b": 240}}) == (VALUE, True)
+    status, _ = run(compile_expression("a.c == 1"), {"a": {"b": 1}})
+    assert status == ABSENT_OUTCOME
     least = compile_expression("math.least(a, 2.5)")
-    assert run(least, {"a": 7}) == (True, 2.5)
+    assert run(least, {"a": 7}) == (VALUE, 2.5)
+    assert run(compile_expression("math.greatest([1.0, a])"), {"a": 7}) == (VALUE, 7.0)
+
+
+@pytest.mark.parametrize(
+    ("source", "data", "why"),
+    [
+        ("a + 1.0 > 0.0", {"a": True}, "bool + float"),
+        ("a.b > 1.0", {"a": 5}, ""),
+        ("1 / int(a) > 0", {"a": 0}, "division by zero"),
+        ("math.least(a, 'x') < 1.0", {"a": 1}, "math.least': arguments it cannot take"),
+        ("math.ceil(a) > 1.0", {"a": "x"}, "math.ceil': arguments it cannot take"),
+        ("a.exists(x, x > 1.0)", {"a": list(range(MAX_LIST + 1))}, "loops over a list of 1001"),
+    ],
+)
+def test_what_cannot_be_evaluated_fails_and_writes_nothing(
+    source: str, data: dict[str, Any], why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A type CEL cannot take, a division by zero, an extension given the wrong arguments and
+    a loop over too long a list fail (not absent), and nothing is written to standard error."""
+    status, message = run(compile_expression(source), data)
+    assert status == FAILED and why in message
+    assert capsys.readouterr().err == ""
+
+
+def test_a_clause_that_fails_or_is_not_a_boolean_is_neither_true_nor_false() -> None:
+    """holds() raises ClauseFailed naming the clause; an absent field is plainly false."""
+    for scope in (Scope({"a": "x"}), Scope({"a": "x"}, Memo())):
+        with pytest.raises(ClauseFailed) as failed:
+            scope.holds(compile_expression("a > 1.0"))
+        assert failed.value.expression.source == "a > 1.0"
+        with pytest.raises(ClauseFailed, match="not a boolean"):
+            scope.holds(compile_expression("a"))
+        assert scope.holds(compile_expression("b.c > 1.0")) is False
 
 
 @pytest.mark.parametrize(("source", "values"), CLAUSES)
@@ -126,13 +213,15 @@ def test_the_memo_lives_outside_the_expression() -> None:
 
 
 def test_a_scope_answers_holds_value_all_and_any() -> None:
+    """A scope's answers are CEL's, with or without a memo."""
     view = {"a": 2, "b": "x"}
     yes, no, bad = (compile_expression(s) for s in ("a > 1", "b == 'y'", "c.d > 1"))
     for scope in (Scope(view), Scope(view, Memo())):
         assert scope.holds(yes) and not scope.holds(no) and not scope.holds(bad)
         assert scope.value(compile_expression("a * 2.0")) == 4.0
-        with pytest.raises(EvaluationError):
+        with pytest.raises(EvaluationError) as missing:
             scope.value(bad)
+        assert missing.value.absent
         assert scope.all_hold([yes]) and not scope.all_hold([yes, bad])
         assert scope.any_holds([no, yes]) and not scope.any_holds([no, bad])
 

@@ -40,6 +40,8 @@ STEP6 = {
     "policy_resolution",
 }
 ORDER = [
+    "library_error",
+    "currency_not_accepted",
     "handoff_ambiguity",
     "commercial_sensitivity",
     "complaint_pattern",
@@ -119,15 +121,17 @@ def _opt(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     return st.one_of(st.none(), strategy)
 
 
+identifier = st.text(min_size=1, max_size=10).filter(lambda s: s.strip() and s.isprintable())
+
 # Arbitrary cases the contract accepts. Built once, at import: building the strategies inside
 # a @composite on every draw cost more than deciding the case.
 CASES = st.fixed_dictionaries(
     {
-        "case_id": st.text(min_size=1, max_size=10),
+        "case_id": identifier,
         "received_at": times,
         "ticket": st.fixed_dictionaries(
             {
-                "id": st.text(min_size=1, max_size=6),
+                "id": identifier,
                 "created_at": times,
                 "severity": st.sampled_from([*SEVERITIES, "P1", "P4"]),
                 "category": st.sampled_from(CATEGORIES),
@@ -173,7 +177,7 @@ CASES = st.fixed_dictionaries(
                     optional={
                         "type": st.sampled_from(REQUESTS),
                         "amount": money,
-                        "currency": st.sampled_from(["EUR", "USD"]),
+                        "currency": st.sampled_from(["EUR", "USD", "gbp", "XAU", "JPY"]),
                     },
                 ),
             },
@@ -197,7 +201,9 @@ CASES = st.fixed_dictionaries(
                                 ]
                             )
                         },
-                        optional={"resolved": st.booleans()},
+                        optional={
+                            "resolved": st.sampled_from([True, False, None, "yes", 1, "true"])
+                        },
                     ),
                     max_size=3,
                 ),

@@ -5,6 +5,9 @@ Each command imports what only it needs (the store, the connectors, Rich, the se
 `tier2 decide` starts without loading SQLAlchemy, Alembic or the help desks.
 """
 
+import os
+import sys
+
 import typer
 
 from tier2.entrypoints.cli.decide import decide, import_cases, lint
@@ -38,7 +41,29 @@ app.add_typer(case_app, name="case")
 
 
 def main() -> None:
-    app()
+    """Run the command; what it did not foresee ends it with one line, never a traceback
+    (set TIER2_TRACEBACK=1 to see one)."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.stderr.write("tier2: interrupted\n")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("TIER2_TRACEBACK"):
+            raise
+        sys.stderr.write(f"tier2: {_one_line(exc)}\n")
+        sys.exit(1)
+
+
+def _one_line(exc: Exception) -> str:
+    """The exception in one line: a database's own message rather than SQLAlchemy's
+    wrapping of it."""
+    cause = getattr(exc, "orig", None) or exc
+    message = " ".join(str(cause).split()) or "(no message)"
+    if len(message) > 400:
+        message = message[:397] + "..."
+    kind = type(exc).__name__
+    return f"{kind}: {message}"
 
 
 __all__ = ["app", "main"]
