@@ -118,7 +118,7 @@ class Chaos:
         self.log.touch()
         config = tmp / "tier2.toml"
         config.write_text(
-            f'database = "{database_url}"\n[run]\npoll_seconds = 0.3\nsla_scan = false\n'
+            "[run]\npoll_seconds = 0.3\nsla_scan = false\n"
             "workers = 0\nbatch = 20\nlease_seconds = 3\n"
         )
         self.roles = [
@@ -150,7 +150,11 @@ class Chaos:
         self.events: Counter[str] = Counter()
 
     def env(self, role: Role, armed: bool) -> dict[str, str]:
-        env = {"TIER2_API_TOKENS": "chaos-token-0123456789", "TIER2_CRASH_LOG": str(self.log)}
+        env = {
+            "TIER2_API_TOKENS": "chaos-token-0123456789",
+            "TIER2_CRASH_LOG": str(self.log),
+            "TIER2_DB": self.url,  # secrets (a password in the URL) only from the environment
+        }
         role.armed = None
         if armed:
             hits = self.hits()  # the point reached least so far that this role can reach

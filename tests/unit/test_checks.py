@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tier2.entrypoints.checks import check_database, check_rt, check_zendesk, run_checks
 from tier2.entrypoints.config import Config, RtConfig, ZendeskConfig
@@ -127,3 +128,15 @@ def test_run_checks_lists_every_part(tmp_path: Path) -> None:
         "API tokens",
     ]
     assert [r.ok for r in results] == [True, True, True, True, True, False]
+
+
+@pytest.mark.parametrize(
+    ("tokens", "ok", "says"),
+    [(",", False, "token 1 is empty"), ("short", False, "shorter than"),
+     ("a-long-enough-token-0123456789", True, "1 from TOKENS")],
+)  # fmt: skip
+def test_api_tokens_are_checked_as_serve_checks_them(tokens: str, ok: bool, says: str) -> None:
+    """`tier2 check` refuses what `tier2 serve` refuses: an empty entry, a short token."""
+    config = Config.model_validate({"database": "sqlite://", "api": {"tokens_env": "TOKENS"}})
+    found = next(r for r in run_checks(config, {"TOKENS": tokens}) if r.name == "API tokens")
+    assert found.ok is ok and says in found.detail

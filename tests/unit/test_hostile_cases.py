@@ -64,7 +64,7 @@ PATHS = [
 ]  # fmt: skip
 
 
-def _set(node: Any, parts: list[str], value: Any) -> Any:
+def set_at(node: Any, parts: list[str], value: Any) -> Any:
     """A copy of node with the value at the path (a number is a list position); whatever
     stands in the way of the path is replaced by what the path needs."""
     if not parts:
@@ -72,10 +72,10 @@ def _set(node: Any, parts: list[str], value: Any) -> Any:
     head, rest = parts[0], parts[1:]
     if head.isdigit():
         items = list(node) if isinstance(node, list) and node else [{}]
-        items[0] = _set(items[0], rest, value)
+        items[0] = set_at(items[0], rest, value)
         return items
     out = dict(node) if isinstance(node, dict) else {}
-    out[head] = _set(out.get(head), rest, value)
+    out[head] = set_at(out.get(head), rest, value)
     return out
 
 
@@ -94,7 +94,7 @@ def test_any_json_anywhere_is_decided_or_named(
     """Decided, or an input error naming the case and a field; never a library fault."""
     case = BASES[name]
     for path, value in changes:
-        case = _set(case, path.split("."), value)
+        case = set_at(case, path.split("."), value)
     line = orjson.dumps(case, option=orjson.OPT_NON_STR_KEYS)
     units = list(read_units(line, jsonl=True))
     verdicts = decide_units(LIBRARIES[name], units, None)

@@ -14,7 +14,14 @@ import httpx
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from tier2.entrypoints.config import Config, ConfigError, RtConfig, ZendeskConfig, secret
+from tier2.entrypoints.config import (
+    Config,
+    ConfigError,
+    RtConfig,
+    ZendeskConfig,
+    api_tokens,
+    secret,
+)
 from tier2.helpdesk.rt import custom_field_types
 from tier2.library.loader import LibraryError, load_library
 from tier2.store.db import DEFAULT_DB, current_revision, database_url, head_revision, make_engine
@@ -232,7 +239,6 @@ def run_checks(
     for name, variable in (
         ("webhook secret zendesk", config.webhooks.zendesk_secret_env),
         ("webhook secret rt", config.webhooks.rt_secret_env),
-        ("API tokens", config.api.tokens_env),
     ):
         if variable:
             try:
@@ -240,4 +246,10 @@ def run_checks(
                 out.append(Check(name, True, f"from {variable}"))
             except ConfigError as exc:
                 out.append(Check(name, False, str(exc)))
+    if config.api.tokens_env:
+        try:
+            found = api_tokens(config.api.tokens_env, environ)
+            out.append(Check("API tokens", True, f"{len(found)} from {config.api.tokens_env}"))
+        except ConfigError as exc:
+            out.append(Check("API tokens", False, str(exc)))
     return out

@@ -36,21 +36,39 @@
     rt_secret_env = "TIER2_RT_WEBHOOK_SECRET"
 
     [api]
-    tokens_env = "TIER2_API_TOKENS"       # comma-separated bearer tokens
+    tokens_env = "TIER2_API_TOKENS"       # comma-separated bearer tokens, each 20+ characters
+    docs = true                           # /docs and /openapi.json (false: not served)
+    max_body_bytes = 1048576              # a larger request body is refused (413)
+    body_timeout_seconds = 30             # a body not in by then is refused (408)
+    header_timeout_seconds = 10           # a request's headers not in by then: closed
+    keep_alive_seconds = 5                # an idle connection is closed after this
+    max_connections = 100                 # beyond this, requests are answered 503
+    max_header_bytes = 16384              # a larger request head is refused (400)
 
-`load_config` validates the file and says which key is wrong; `secret` reads a secret from
-the environment and says which variable is missing.
+`load_config` validates the file and says which key is wrong, and refuses a secret written
+in it (a password in `database` or in a URL, a `password` or `token` key) saying which
+environment variable holds it instead; `secret` reads a secret from the environment and says
+which variable is missing; `api_tokens` reads `tier2 serve`'s bearer tokens.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qs, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from tier2.app.ports import CASE_FIELDS
 
@@ -61,8 +79,67 @@ class ConfigError(ValueError):
     """A configuration that cannot be used: which file, which key, what is wrong."""
 
 
+MIN_TOKEN_LENGTH = 20  # characters of each API bearer token
+DEFAULT_TOKENS_ENV = "TIER2_API_TOKENS"
+
+_SECRET_KEY = re.compile(r"password|passwd|secret|token|api_key|apikey", re.IGNORECASE)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.fullmatch(value):
+        raise ValueError(
+            "must be the name of an environment variable (letters, digits and _), "
+            "not the secret itself"
+        )
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+
+
+def _password_in(url: str) -> bool:
+    """Whether a URL carries a password (user:password@host, or ?password=)."""
+    if "://" not in url:
+        return False
+    try:
+        parts = urlsplit(url)
+        given = parts.password
+    except ValueError:  # a port that is not a number, say: the store says what is wrong
+        return False
+    query = {k.lower() for k in parse_qs(parts.query, keep_blank_values=True)}
+    return bool(given) or bool(query & {"password", "passwd"})
+
+
+def _no_password_in_url(value: str | None) -> str | None:
+    if value is not None and _password_in(value):
+        raise ValueError(
+            "holds a password; a secret is not kept in tier2.toml: give the URL without it "
+            "and name the variable that holds the password (password_env or token_env)"
+        )
+    return value
+
+
 class _C(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_secrets(cls, data: Any) -> Any:
+        """A key that is not one of the section's and names a secret (`password`, `token`,
+        `secret`...) is refused with the variable-name key to use instead."""
+        if isinstance(data, dict):
+            for key in data:
+                if key in cls.model_fields or not _SECRET_KEY.search(str(key)):
+                    continue
+                named = f"{key}_env"
+                hint = (
+                    f"put it in an environment variable and give that variable's name as {named}"
+                    if named in cls.model_fields
+                    else "put it in an environment variable"
+                )
+                raise ValueError(f"{key}: a secret is not kept in tier2.toml; {hint}")
+        return data
 
 
 class RunConfig(_C):
@@ -79,10 +156,10 @@ class RunConfig(_C):
 
 
 class RtConfig(_C):
-    url: str
+    url: Annotated[str, AfterValidator(_no_password_in_url)]
     user: str = "root"
-    password_env: str | None = None
-    token_env: str | None = None
+    password_env: EnvName | None = None
+    token_env: EnvName | None = None
     queue: str = "Tier2"
     custom_field: str | None = None  # escalated when this custom field has `custom_field_value`
     custom_field_value: str | None = None
@@ -112,8 +189,9 @@ class RtConfig(_C):
 class ZendeskConfig(_C):
     subdomain: str
     email: str
-    token_env: str
-    base_url: str | None = None  # default https://{subdomain}.zendesk.com/api/v2/
+    token_env: EnvName
+    # default https://{subdomain}.zendesk.com/api/v2/
+    base_url: Annotated[str | None, AfterValidator(_no_password_in_url)] = None
     view_id: int | None = None
     tag: str | None = None
     custom_field_id: int | None = None
@@ -155,18 +233,38 @@ class ConnectorConfig(_C):
 
 
 class WebhookConfig(_C):
-    zendesk_secret_env: str | None = None
-    rt_secret_env: str | None = None
+    zendesk_secret_env: EnvName | None = None
+    rt_secret_env: EnvName | None = None
     tolerance_seconds: Annotated[int, Field(gt=0)] = 300  # how old a signed request may be
 
 
 class ApiConfig(_C):
-    tokens_env: str | None = None
+    """`tier2 serve`: its tokens, whether it serves its OpenAPI docs, and the limits a client
+    is held to (docs/operations.md#limits-on-clients)."""
+
+    tokens_env: EnvName | None = None  # default TIER2_API_TOKENS
+    docs: bool = True  # /docs, /redoc and /openapi.json
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_048_576
+    body_timeout_seconds: Annotated[float, Field(gt=0)] = 30.0
+    header_timeout_seconds: Annotated[float, Field(gt=0)] = 10.0
+    keep_alive_seconds: Annotated[int, Field(ge=1)] = 5
+    max_connections: Annotated[int, Field(ge=2)] = 100
+    max_header_bytes: Annotated[int, Field(ge=1024)] = 16_384
+
+
+def _no_password_in_database(value: str | None) -> str | None:
+    if value is not None and _password_in(value):
+        raise ValueError(
+            "holds a password; a secret is not kept in tier2.toml: set the whole URL in the "
+            "environment variable TIER2_DB instead (or leave the password out of the URL and "
+            "give it to PostgreSQL in PGPASSWORD)"
+        )
+    return value
 
 
 class Config(_C):
     library: str = "saas"
-    database: str | None = None
+    database: Annotated[str | None, AfterValidator(_no_password_in_database)] = None
     run: RunConfig = RunConfig()
     connector: ConnectorConfig = ConnectorConfig()
     webhooks: WebhookConfig = WebhookConfig()
@@ -210,3 +308,31 @@ def secret(name: str | None, what: str, environ: Mapping[str, str] | None = None
     if not value:
         raise ConfigError(f"{what}: environment variable {name} is not set")
     return value
+
+
+_MAKE_ONE = "(make one with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+
+
+def token_problem(tokens: Sequence[str]) -> str | None:
+    """What is wrong with a list of API bearer tokens (None: nothing); never shows a token."""
+    if not tokens:
+        return "no token"
+    for n, token in enumerate(tokens, start=1):
+        if not token:
+            return f"token {n} is empty (tokens are separated by single commas)"
+        if len(token) < MIN_TOKEN_LENGTH:
+            return f"token {n} is shorter than {MIN_TOKEN_LENGTH} characters {_MAKE_ONE}"
+        if not token.isascii() or not token.isprintable() or " " in token:
+            return f"token {n} has a space or a character that cannot go in a header {_MAKE_ONE}"
+    return None
+
+
+def api_tokens(name: str | None, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The bearer tokens `tier2 serve` accepts: comma-separated in the variable named (default
+    TIER2_API_TOKENS), each at least MIN_TOKEN_LENGTH characters; one clear line if not."""
+    variable = name or DEFAULT_TOKENS_ENV
+    tokens = [t.strip() for t in secret(variable, "API tokens", environ).split(",")]
+    problem = token_problem(tokens)
+    if problem is not None:
+        raise ConfigError(f"API tokens: {variable}: {problem}")
+    return tokens

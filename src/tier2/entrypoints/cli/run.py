@@ -147,19 +147,26 @@ def serve(  # noqa: PLR0917 (Typer: each option is a parameter)
     connector: Annotated[
         str | None, typer.Option(help="Help desk for the worker: local, rt or zendesk.")
     ] = None,
+    docs: Annotated[
+        bool | None,
+        typer.Option(
+            help="Serve the OpenAPI docs at /docs, /redoc and /openapi.json (default: [api] "
+            "docs, else on)."
+        ),
+    ] = None,
 ) -> None:
     """Serve tier2 over HTTP: POST /decide, GET /cases/{id}, the webhooks; docs at /docs.
 
     Bearer tokens come from the environment variable named by [api] tokens_env (default
-    TIER2_API_TOKENS), comma-separated."""
-    import uvicorn
-
+    TIER2_API_TOKENS), comma-separated, each at least 20 characters. Request sizes, read
+    deadlines and connections are bounded by tier2.toml's [api] limits."""
     from tier2.app.worker import Worker
-    from tier2.entrypoints.http import create_app
+    from tier2.entrypoints.http import create_app, server
 
     with starting():
         settings = bootstrap.settings(config)
         tokens, secrets = bootstrap.api_secrets(settings)
+        limits = bootstrap.http_limits(settings)
     opening = bootstrap.deployment(settings, library_spec=library, db=db, connector=connector)
     with starting(), opening as deployment:
         background = None
@@ -173,15 +180,21 @@ def serve(  # noqa: PLR0917 (Typer: each option is a parameter)
             background = Worker(runner, ran.poll_seconds, monitor)
         app_ = create_app(
             deployment.library, deployment.engine, tokens, webhooks=secrets,
-            on_delivery=None if background is None else background.wake,
+            on_delivery=None if background is None else background.wake, limits=limits,
+            docs=settings.api.docs if docs is None else docs,
         )  # fmt: skip
+        serving = server(app_, limits, host=host, port=port)
         if background is not None:
             background.start()
         try:
-            uvicorn.run(app_, host=host, port=port, log_level="info")
+            serving.run()
+        except KeyboardInterrupt:  # uvicorn raises the Ctrl-C it shut down on again
+            pass
         finally:
             if background is not None:
                 background.stop()
+        if not serving.started:  # the address is taken, say (uvicorn said why)
+            raise typer.Exit(3)
 
 
 def check(
