@@ -11,11 +11,15 @@ changes nothing.
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
+
+import orjson
 
 from tier2.core.sla import StatusChange
 
@@ -196,6 +200,36 @@ class PendingAction:
 
 
 AuditEntry = tuple[datetime, str | None, str, dict[str, Any]]  # at, case id, event, data
+
+
+# What an audit entry records of a row's content, so `tier2 audit verify` can check the row
+# against the entry: a digest the store recomputes from the row as it reads it back.
+
+
+def json_digest(value: Mapping[str, Any] | str) -> str:
+    """sha256 of a JSON value in canonical form (orjson, keys sorted): the same for the value
+    as given (decoded, or JSON text) and as any backend gives it back."""
+    decoded = orjson.loads(value) if isinstance(value, str) else value
+    canonical = orjson.dumps(decoded, option=orjson.OPT_SORT_KEYS)
+    if b"e+" in canonical:  # (rare) a float of 1e16 or more: PostgreSQL's jsonb gives it back
+        canonical = orjson.dumps(_whole(decoded), option=orjson.OPT_SORT_KEYS)  # as an integer
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _whole(value: Any) -> Any:
+    """The value with every float of 1e16 or more (each a whole number) as an integer."""
+    if isinstance(value, float):
+        return int(value) if abs(value) >= 1e16 and math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    return value
+
+
+def text_digest(text: str) -> str:
+    """sha256 of a text (a note's body) in UTF-8."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Transaction(Protocol):

@@ -59,6 +59,8 @@ from tier2.app.ports import (
     TicketMove,
     Transaction,
     UnitOfWork,
+    json_digest,
+    text_digest,
 )
 from tier2.app.states import DECIDABLE, FINAL_OF, FINAL_STATES, CaseState
 from tier2.core.library import Library
@@ -531,7 +533,11 @@ class Runner:
         ]
         if actions:
             tx.add_actions(actions)
-        self._enter(tx, [_decided_move(row, summaries[row["case_id"]]) for row in rows], now)
+        of_case: dict[str, list[dict[str, Any]]] = {row["case_id"]: [] for row in rows}
+        for a in actions:
+            of_case[a["case_id"]].append(a)
+        moves = [_decided_move(r, summaries[r["case_id"]], of_case[r["case_id"]]) for r in rows]
+        self._enter(tx, moves, now)
 
     def _act(self, tx: Transaction, case_ids: Sequence[str]) -> None:
         """Each decided case's pending actions carried out by the help desk, once per key."""
@@ -550,7 +556,8 @@ class Runner:
         tx.actions_done([(a.id, now, result) for a, result in zip(pending, results, strict=True)])
         entries: list[AuditEntry] = [
             (now, a.case_id, "action",
-             {"key": a.key, "type": a.type, "amount": a.amount, "currency": a.currency, **result})
+             {"key": a.key, "type": a.type, "amount": a.amount, "currency": a.currency,
+              "ticket": tickets[a.case_id], **result})
             for a, result in zip(pending, results, strict=True)
         ]  # fmt: skip
         tx.audit(entries)
@@ -579,14 +586,19 @@ class Runner:
         crash_point("between_effects")
         self.desk.move(tx.handle, moves, now)
         recorded = tx.recorded_notes([o.key for _, o in notes])
+        new = [(case_id, o) for case_id, o in notes if o.key not in recorded]
         tx.add_notes(
             [
                 {"case_id": case_id, "ticket_id": o.ticket_id, "idempotency_key": o.key,
                  "kind": o.kind, "body": o.body, "written_at": now}
-                for case_id, o in notes
-                if o.key not in recorded
+                for case_id, o in new
             ]
         )  # fmt: skip
+        stored: dict[str, list[dict[str, str]]] = {c.id: [] for c in cases}
+        for case_id, o in new:  # what the entry records of each note it stored
+            stored[case_id].append({"key": o.key, "kind": o.kind, "digest": text_digest(o.body)})
+        for case_id, _, _, data in done:
+            data["notes"] = stored[case_id]
         self._enter(tx, done, now)
 
     def _bodies(
@@ -624,8 +636,9 @@ class Runner:
         return [(cid, data["outcome"]) for cid, _, _, data in finished]
 
 
-def _decided_move(row: dict[str, Any], summary: Summary) -> Move:
-    """A case decided, with what its audit entry records."""
+def _decided_move(row: dict[str, Any], summary: Summary, actions: list[dict[str, Any]]) -> Move:
+    """A case decided, with what its audit entry records: the decision (its time, outcome,
+    library and a digest of its body) and the actions stored with it, each by its key."""
     data = {
         "seq": row["seq"],
         "outcome": row["outcome"],
@@ -633,7 +646,14 @@ def _decided_move(row: dict[str, Any], summary: Summary) -> Move:
         "reasons": [r["code"] for r in summary["reasons"]],
         "policies": summary["policies"],
         "library": summary["library"],
-    }
+        "decided_at": row["decided_at"].isoformat(),
+        "body": json_digest(row["body"]),
+        "actions": [
+            {"key": a["idempotency_key"], "type": a["type"], "amount": a["amount"],
+             "currency": a["currency"]}
+            for a in actions
+        ],
+    }  # fmt: skip
     return (row["case_id"], CaseState.DECIDED.value, "decided", data)
 
 

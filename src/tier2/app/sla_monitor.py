@@ -18,7 +18,15 @@ from datetime import datetime
 from typing import Any
 
 from tier2._batch import batched
-from tier2.app.ports import EscalateTo, HelpDesk, NoteOrder, TicketMove, Timeline, UnitOfWork
+from tier2.app.ports import (
+    EscalateTo,
+    HelpDesk,
+    NoteOrder,
+    TicketMove,
+    Timeline,
+    UnitOfWork,
+    text_digest,
+)
 from tier2.app.states import CaseState
 from tier2.core.library import Library
 from tier2.core.sla import (
@@ -172,7 +180,12 @@ class SlaMonitor:
                 ]
             )  # fmt: skip
             # (after the help desk's calls: the audit log is locked to the end)
-            tx.audit([(now, f.case_id, REASON, _audit_data(f)) for f in new])
+            tx.audit(
+                [
+                    (now, f.case_id, REASON, _audit_data(f, n))
+                    for f, n in zip(new, notes, strict=True)
+                ]
+            )
 
     def _note(self, f: _Found, now: datetime) -> NoteOrder:
         """The note on the ticket that tells why the case goes to the manager."""
@@ -210,8 +223,9 @@ def _escalation_row(f: _Found, now: datetime) -> dict[str, Any]:
     }
 
 
-def _audit_data(f: _Found) -> dict[str, Any]:
-    """What the audit entry of an escalation records."""
+def _audit_data(f: _Found, note: NoteOrder) -> dict[str, Any]:
+    """What the audit entry of an escalation records, with the note it stored (its key, kind
+    and a digest of its text)."""
     clock = f.clock
     return {
         "kind": f.kind.value,
@@ -221,4 +235,5 @@ def _audit_data(f: _Found) -> dict[str, Any]:
         "target_seconds": clock.target_seconds,
         "due": None if clock.due is None else clock.due.isoformat(),
         "escalate_to": MANAGER,
+        "notes": [{"key": note.key, "kind": note.kind, "digest": text_digest(note.body)}],
     }

@@ -8,6 +8,9 @@ customer for a while, most are resolved within the tier-2 SLA, some late), and t
 monitor scans every hour, escalating breaches to support_manager. Cases still open at the
 end of the month are left open: a later `tier2 sla scan` on the store escalates those past
 their due time. The summary is read back from the stores.
+
+The demo signs its audit logs' anchors with a key of its own, `DEMO_AUDIT_KEY`, which is no
+secret: `TIER2_AUDIT_KEY=tier2-demo-audit-key tier2 audit verify --db tier2-demo/saas.db`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from tier2.library.samples import BASE, CaseGenerator
 from tier2.store import models as m
 from tier2.store.db import database_url, make_engine, upgrade
 from tier2.store.unit_of_work import SqlUnitOfWork
+
+DEMO_AUDIT_KEY = b"tier2-demo-audit-key"  # published: for the demo's stores only
 
 COMPANIES = (
     ("Northwind Cloud", "saas", 350),
@@ -86,7 +91,9 @@ def run_company(
     cases = sorted(CaseGenerator(library, seed).cases(n), key=lambda c: c["received_at"])
     arrivals = [(datetime.fromisoformat(c["received_at"]), c) for c in cases]
     seniors = Seniors(library, seed)
-    monitor = SlaMonitor(SqlUnitOfWork(engine), library, desk, clock=lambda: hour)
+    monitor = SlaMonitor(
+        SqlUnitOfWork(engine, audit_key=DEMO_AUDIT_KEY), library, desk, clock=lambda: hour
+    )
     hour = BASE.replace(minute=0)
     end = BASE + timedelta(days=31)
     i = 0
@@ -98,7 +105,8 @@ def run_company(
             i += 1
         if batch:
             desk.import_cases(batch)
-            runner = Runner(SqlUnitOfWork(engine), library, desk, clock=_ticking(hour))
+            store = SqlUnitOfWork(engine, audit_key=DEMO_AUDIT_KEY)
+            runner = Runner(store, library, desk, clock=_ticking(hour))
             runner.run_once()
             runner.close()
             seniors.take_on(engine)

@@ -12,6 +12,7 @@ so `tier2 decide` starts without them.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from tier2.entrypoints.config import (
     ConfigError,
     RtConfig,
     ZendeskConfig,
+    api_tokens,
     load_config,
     secret,
 )
@@ -39,9 +41,10 @@ if TYPE_CHECKING:
     from tier2.app.runner import Runner
     from tier2.app.sla_monitor import SlaMonitor
     from tier2.core.library import Library
-    from tier2.entrypoints.http import WebhookSecrets
+    from tier2.entrypoints.http import HttpLimits, WebhookSecrets
     from tier2.helpdesk.rt import RtClient, RtSettings
     from tier2.helpdesk.zendesk import ZendeskSettings
+    from tier2.store.unit_of_work import SqlUnitOfWork
 
 KINDS = ("local", "rt", "zendesk")
 
@@ -83,6 +86,39 @@ def store(db: str | None) -> Engine:
     return make_engine(url)
 
 
+AUDIT_KEY_ENV = "TIER2_AUDIT_KEY"
+
+
+def audit_key(environ: Mapping[str, str] | None = None, name: str = AUDIT_KEY_ENV) -> bytes | None:
+    """The audit log's key, which signs its anchor (the UTF-8 bytes of TIER2_AUDIT_KEY, or of
+    the variable named); None when the variable is not set."""
+    from tier2.store.audit import MIN_KEY_BYTES  # noqa: PLC0415
+
+    value = (os.environ if environ is None else environ).get(name)
+    if value is None:
+        return None
+    if len(value.encode()) < MIN_KEY_BYTES:
+        raise StartError(
+            f"{name}: a key of at least {MIN_KEY_BYTES} bytes "
+            "(e.g. the output of: openssl rand -hex 32)"
+        )
+    return value.encode()
+
+
+def unit_of_work(engine: Engine, **options: Any) -> SqlUnitOfWork:
+    """The store's transactions, signing the audit log's anchor with the audit key when one
+    is set; refused (one line) when the log does not end where its anchor says."""
+    from tier2.store.audit import AuditAnchorError  # noqa: PLC0415
+    from tier2.store.unit_of_work import SqlUnitOfWork  # noqa: PLC0415
+
+    made = SqlUnitOfWork(engine, audit_key=audit_key(), **options)
+    try:
+        made.check_audit_anchor()
+    except AuditAnchorError as exc:
+        raise StartError(f"{exc} (tier2 audit verify names what disagrees)") from None
+    return made
+
+
 def decider(lib: Library, spec: str, workers: int) -> Decider:
     """Deciding in `workers` processes beside this one (each loads the library from `spec`),
     or in this process when 0."""
@@ -107,14 +143,13 @@ class Deployment:
     ) -> Runner:
         """`tier2 run`'s use case over this deployment, deciding in `workers` processes."""
         from tier2.app.runner import Runner  # noqa: PLC0415
-        from tier2.store.unit_of_work import SqlUnitOfWork  # noqa: PLC0415
 
-        deciding = decider(self.library, self.library_spec, workers)
-        self._closing.append(deciding)
-        store = SqlUnitOfWork(
+        store = unit_of_work(
             self.engine, lease_seconds=lease_seconds,
             options={"batch": batch, "workers": workers, **options},
         )  # fmt: skip
+        deciding = decider(self.library, self.library_spec, workers)
+        self._closing.append(deciding)
         made = Runner(
             store, self.library, self.desk, clock=partial(datetime.now, UTC), batch=batch,
             decider=deciding,
@@ -125,10 +160,9 @@ class Deployment:
     def monitor(self) -> SlaMonitor:
         """The SLA monitor over this deployment's help desk."""
         from tier2.app.sla_monitor import SlaMonitor  # noqa: PLC0415
-        from tier2.store.unit_of_work import SqlUnitOfWork  # noqa: PLC0415
 
         return SlaMonitor(
-            SqlUnitOfWork(self.engine), self.library, self.desk, clock=partial(datetime.now, UTC)
+            unit_of_work(self.engine), self.library, self.desk, clock=partial(datetime.now, UTC)
         )
 
     def close(self) -> None:
@@ -167,23 +201,43 @@ def deployment(
         made.close()
 
 
-def api_secrets(config: Config) -> tuple[list[str], WebhookSecrets]:
-    """`tier2 serve`'s bearer tokens and webhook secrets, from the variables tier2.toml names."""
+def api_secrets(
+    config: Config, environ: Mapping[str, str] | None = None
+) -> tuple[list[str], WebhookSecrets]:
+    """`tier2 serve`'s bearer tokens (each at least MIN_TOKEN_LENGTH characters) and webhook
+    secrets, from the variables tier2.toml names; what is missing or too weak is one line."""
     from tier2.entrypoints.http import WebhookSecrets  # noqa: PLC0415
 
     hooks = config.webhooks
     try:
-        tokens = secret(config.api.tokens_env or "TIER2_API_TOKENS", "API tokens")
+        tokens = api_tokens(config.api.tokens_env, environ)
         secrets = WebhookSecrets(
-            zendesk=secret(hooks.zendesk_secret_env, "Zendesk webhook secret")
+            zendesk=secret(hooks.zendesk_secret_env, "Zendesk webhook secret", environ)
             if hooks.zendesk_secret_env
             else None,
-            rt=secret(hooks.rt_secret_env, "RT webhook secret") if hooks.rt_secret_env else None,
+            rt=secret(hooks.rt_secret_env, "RT webhook secret", environ)
+            if hooks.rt_secret_env
+            else None,
             tolerance_seconds=hooks.tolerance_seconds,
         )
     except ConfigError as exc:
         raise StartError(str(exc)) from None
-    return [t.strip() for t in tokens.split(",") if t.strip()], secrets
+    return tokens, secrets
+
+
+def http_limits(config: Config) -> HttpLimits:
+    """What `tier2 serve` holds each client to: tier2.toml's [api] limits."""
+    from tier2.entrypoints.http import HttpLimits  # noqa: PLC0415
+
+    api = config.api
+    return HttpLimits(
+        max_body_bytes=api.max_body_bytes,
+        body_timeout_seconds=api.body_timeout_seconds,
+        header_timeout_seconds=api.header_timeout_seconds,
+        keep_alive_seconds=api.keep_alive_seconds,
+        max_connections=api.max_connections,
+        max_header_bytes=api.max_header_bytes,
+    )
 
 
 # ---------------------------------------------------------------------- help desks

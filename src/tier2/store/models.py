@@ -12,6 +12,7 @@ and what tier2 writes:
   actions     what tier2 carried out, each with a unique idempotency key
   notes       what tier2 wrote back to the ticket, each with a unique idempotency key
   audit_log   append-only, each entry hashing the one before
+  audit_anchor  one row: the audit log's last entry and hash, signed with the audit key
 and how runners share the work:
   runners     each `tier2 run` or service worker alive, with the lease it renews
   claims      which runner owns each ticket tier2 is working on (one owner at a time)
@@ -25,6 +26,7 @@ from typing import Any, cast
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -324,6 +326,21 @@ class AuditEntry(Base):
     data: Mapped[dict[str, Any]]
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))  # no index: the chain is walked by seq
+
+
+class AuditAnchor(Base):
+    """The audit log's head, signed: the last entry's seq and hash, and their HMAC-SHA256
+    under the audit key (named by `key_id`, a fingerprint of the key, not the key). One row,
+    written in the transaction of every append made with the key (store/audit.py)."""
+
+    __tablename__ = "audit_anchor"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int]
+    head: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(16))
+    mac: Mapped[str] = mapped_column(String(64))
 
 
 class RunnerEntry(Base):

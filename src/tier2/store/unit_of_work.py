@@ -7,7 +7,8 @@ with the local help desk (which lives in the store) what the help desk does comm
 on PostgreSQL `held` locks the claim rows to the end of the transaction.
 
 The hot inserts go through `store/bulk.py`; a payload or a decision body given as JSON text
-(what a deciding worker hands over) is stored as it is.
+(what a deciding worker hands over) is stored as it is. Given the audit key, every append
+to the audit log moves its signed anchor in the same transaction (`store/audit.py`).
 """
 
 from __future__ import annotations
@@ -45,10 +46,11 @@ def _stored(value: dict[str, Any] | str) -> Any:
 class SqlTransaction:
     """One transaction of the store (see `tier2.app.ports.Transaction`)."""
 
-    def __init__(self, session: Session, claims: Claims) -> None:
+    def __init__(self, session: Session, claims: Claims, audit_key: bytes | None = None) -> None:
         self.session = session
         self.handle = session  # the local help desk writes in it
         self._claims = claims
+        self._audit_key = audit_key
 
     def now(self) -> datetime:
         return db_now(self.session)
@@ -252,7 +254,7 @@ class SqlTransaction:
     def audit(self, entries: Sequence[tuple[datetime, str | None, str, dict[str, Any]]]) -> None:
         if not entries:
             return
-        chain = audit.Chain(self.session)
+        chain = audit.Chain(self.session, self._audit_key)
         for at, case_id, event, data in entries:
             chain.add(at=at, case_id=case_id, event=event, data=data)
         chain.flush()
@@ -273,7 +275,11 @@ class SqlTransaction:
 
 
 class SqlUnitOfWork:
-    """The store's transactions, and this runner's registration and lease in it."""
+    """The store's transactions, and this runner's registration and lease in it.
+
+    `audit_key` (the entrypoints read it from the environment) signs the audit log's anchor
+    at every append; without it the anchor is left as it is (`store/audit.py`).
+    """
 
     def __init__(
         self,
@@ -281,14 +287,24 @@ class SqlUnitOfWork:
         *,
         lease_seconds: float = LEASE_SECONDS,
         options: dict[str, Any] | None = None,
+        audit_key: bytes | None = None,
     ) -> None:
         self.engine = engine
         self.claims = Claims(engine, lease_seconds=lease_seconds, options=options)
+        self.audit_key = audit_key
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
         with Session(self.engine) as session, session.begin():
-            yield SqlTransaction(session, self.claims)
+            yield SqlTransaction(session, self.claims, self.audit_key)
+
+    def check_audit_anchor(self) -> None:
+        """Raises `audit.AuditAnchorError` when an append with the key would be refused (the
+        log does not end where its anchor says, or the anchor does not verify): a runner
+        finds out as it starts, not at its first step."""
+        if self.audit_key is not None:
+            with self.transaction() as tx:
+                audit.Chain(tx.session, self.audit_key)
 
     @property
     def registered(self) -> bool:

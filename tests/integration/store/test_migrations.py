@@ -16,7 +16,7 @@ from tier2.store.db import current_revision, database_url, head_revision, make_e
 
 TABLES = {
     "tickets", "ticket_messages", "handoffs", "customers", "customer_flags", "crm_history",
-    "cases", "decisions", "actions", "notes", "audit_log",
+    "cases", "decisions", "actions", "notes", "audit_log", "audit_anchor",
 }  # fmt: skip
 BERLIN = timezone(timedelta(hours=1))
 

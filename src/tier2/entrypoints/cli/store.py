@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tier2.entrypoints import bootstrap
 from tier2.entrypoints.cli._common import DbOption, fail, starting
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from tier2.store.audit import Verdict
 
 db_app = typer.Typer(help="The case store: SQLite by default (TIER2_DB), or any SQLAlchemy URL.")
 audit_app = typer.Typer(help="The tamper-evident audit log.")
@@ -34,25 +39,116 @@ def db_upgrade(db: DbOption = None) -> None:
     engine.dispose()
 
 
+EXIT_NOT_ANCHORED = 3  # consistent, but the head's anchor was not checked (no key)
+
+
+def _verified(engine: Engine, key: bytes | None) -> Verdict:
+    """The store verified in one read transaction that does not hold SQLite's write lock
+    (a snapshot of the write-ahead log): runners go on writing meanwhile."""
+    from sqlalchemy.orm import Session
+
+    from tier2.store import audit
+    from tier2.store.db import make_engine
+
+    reader = make_engine(engine.url.render_as_string(hide_password=False), immediate=False)
+    try:
+        with Session(reader) as session:
+            return audit.verify(session, key)
+    finally:
+        reader.dispose()
+
+
 @audit_app.command("verify")
 def audit_verify(db: DbOption = None) -> None:
-    """Check the hash chain; name the first entry that breaks it (exit 1)."""
+    """Check the hash chain, its signed anchor and the rows it recorded; name the first thing
+    that disagrees (exit 1). Without TIER2_AUDIT_KEY the anchor's signature is not checked:
+    exit 3 when all else agrees."""
+    from tier2.store import audit
+
+    with starting():
+        key = bootstrap.audit_key()
+        engine = bootstrap.store(db)
+    try:
+        verdict = _verified(engine, key)
+    finally:
+        engine.dispose()
+    out = sys.stdout.write
+    if not verdict.intact:
+        out(f"audit log broken: {verdict.problem}\n")
+        raise typer.Exit(1)
+    seq, head = verdict.head
+    checked = ", ".join(f"{n:,} {what}" for what, n in verdict.checked.items())
+    if verdict.anchored:
+        assert key is not None
+        where = f"head entry {seq}, hash {head}" if seq else "empty"
+        out(f"audit log intact and anchored: {verdict.entries:,} entries ({where}; key id "
+            f"{audit.key_id(key)})\n")  # fmt: skip
+        out(f"agreeing with it: {checked}\n")
+        return
+    out(f"audit log consistent: {verdict.entries:,} entries (head entry {seq}, hash {head})\n")
+    out(f"agreeing with it: {checked}\n")
+    anchor = verdict.anchor
+    said = "no anchor" if anchor is None else f"an anchor at entry {anchor.seq}"
+    out(
+        f"NOT ANCHORED: {bootstrap.AUDIT_KEY_ENV} is not set, so the head's signature was not "
+        f"checked (the store has {said}). Entries removed from the end together with the "
+        "anchor, or the whole log rewritten with its hashes recomputed, would not show here. "
+        f"Set {bootstrap.AUDIT_KEY_ENV} to the runners' key and run it again.\n"
+    )
+    if anchor is not None and anchor.seq < seq:
+        out(f"(entries {anchor.seq + 1}-{seq} come after the anchor: written without the key)\n")
+    raise typer.Exit(EXIT_NOT_ANCHORED)
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    db: DbOption = None,
+    previous_key_env: Annotated[
+        str | None,
+        typer.Option(
+            help="To change the key: the variable holding the key the present anchor was "
+            "signed with."
+        ),
+    ] = None,
+) -> None:
+    """Sign the audit log's head with TIER2_AUDIT_KEY once the log and its rows verify: for a
+    store written without the key, or to change the key. A present anchor must verify (with
+    the previous key, when changing it)."""
     from sqlalchemy.orm import Session
 
     from tier2.store import audit
 
     with starting():
+        key = bootstrap.audit_key()
+        if key is None:
+            raise bootstrap.StartError(
+                f"{bootstrap.AUDIT_KEY_ENV} is not set: the key to sign with"
+            )
+        previous = bootstrap.audit_key(name=previous_key_env) if previous_key_env else None
+        if previous_key_env and previous is None:
+            raise bootstrap.StartError(f"{previous_key_env} is not set")
         engine = bootstrap.store(db)
     try:
-        with Session(engine) as session:
-            verdict = audit.verify(session)
+        verdict = _verified(engine, None)
+        problem = verdict.problem
+        if problem is None and verdict.anchor is not None:
+            problem = audit.signature_problem(verdict.anchor, previous or key)
+        if problem is None and verdict.entries:
+            with Session(engine) as session, session.begin():
+                audit.anchor_head(session, key, verdict.head)
+    except audit.AuditAnchorError as exc:
+        problem = str(exc)
     finally:
         engine.dispose()
-    if verdict.intact:
-        sys.stdout.write(f"audit log intact: {verdict.entries} entries\n")
-        return
-    sys.stdout.write(f"audit log broken at entry {verdict.broken_at}: {verdict.problem}\n")
-    raise typer.Exit(1)
+    if problem is not None:
+        sys.stdout.write(f"audit log not anchored: {problem}\n")
+        raise typer.Exit(1)
+    seq, head = verdict.head
+    sys.stdout.write(
+        f"audit log anchored: head entry {seq}, hash {head} (key id {audit.key_id(key)})\n"
+        if seq
+        else "audit log empty: the first append with the key anchors it\n"
+    )
 
 
 @case_app.command("show")
