@@ -47,7 +47,8 @@ def demo(
         console.print(demo_table(s))
     console.print(
         f"Stores: {', '.join(str(folder / (s.library + '.db')) for s in summaries)} "
-        f"(try: tier2 audit verify --db {folder / 'saas.db'}; tier2 sla scan --db "
+        f"(try: TIER2_AUDIT_KEY=tier2-demo-audit-key tier2 audit verify --db "
+        f"{folder / 'saas.db'}; tier2 sla scan --db "
         f"{folder / 'saas.db'} escalates the cases still open past their due time)"
     )
 
