@@ -145,6 +145,8 @@ def import_cases(
         where = engine.url.render_as_string()
     finally:
         engine.dispose()
-    sys.stdout.write(f"filed {filed} escalation(s) in {where}\n")
+    tickets = len({c.ticket.id for c in good})
+    again = " (a ticket escalated again replaces its earlier escalation)" if tickets < filed else ""
+    sys.stdout.write(f"filed {filed} escalation(s) on {tickets} ticket(s) in {where}{again}\n")
     if bad:
         raise typer.Exit(EXIT_BAD_INPUT)
