@@ -17,6 +17,10 @@ from tier2.core.model import Outcome
 class Templates(Protocol):
     """Renders the documents (note, handoff, guidance, reply) from plain data."""
 
+    # The paths of the case the templates read (None: the case whole), so only those are
+    # built for them.
+    case_reads: frozenset[tuple[str, ...]] | None
+
     def render(self, name: str, context: Mapping[str, Any]) -> str: ...
 
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
-from tier2.core.documents import document
+from tier2.core.documents import DocumentError, Documents, document, fallback_documents
 from tier2.core.library import Library
-from tier2.core.model import Case, Decision
-from tier2.core.stages import apply_policy, gather_context, receive, resolve_or_escalate
+from tier2.core.model import Case, Decision, Outcome, Reason, ReasonCode
+from tier2.core.stages import (
+    Applied,
+    Finding,
+    Gathered,
+    Resolution,
+    apply_policy,
+    gather_context,
+    receive,
+    resolve_or_escalate,
+)
 
 
 def decide(case: Case, library: Library, now: datetime | None = None) -> Decision:
@@ -17,15 +27,20 @@ def decide(case: Case, library: Library, now: datetime | None = None) -> Decisio
     gathered = gather_context(case, library, clock)
     applied = apply_policy(case, library, received, gathered)
     resolution = resolve_or_escalate(library, applied)
-    docs = document(
-        case,
-        library,
-        clock,
-        received=received,
-        gathered=gathered,
-        applied=applied,
-        resolution=resolution,
-    )
+    try:
+        docs = document(
+            case,
+            library,
+            clock,
+            received=received,
+            gathered=gathered,
+            applied=applied,
+            resolution=resolution,
+        )
+    except DocumentError as exc:  # fail closed: a person gets the case, and tier2's own note
+        applied, resolution, docs = _without_templates(
+            case, library, clock, str(exc), gathered=gathered, applied=applied
+        )
     return Decision(
         case_id=case.case_id,
         outcome=resolution.outcome,
@@ -42,3 +57,31 @@ def decide(case: Case, library: Library, now: datetime | None = None) -> Decisio
         library_digest=library.digest,
         escalation_handoff=docs.escalation_handoff,
     )
+
+
+def _without_templates(
+    case: Case,
+    library: Library,
+    clock: datetime,
+    problem: str,
+    *,
+    gathered: Gathered,
+    applied: Applied,
+) -> tuple[Applied, Resolution, Documents]:
+    """The library's templates failed on this case: it goes to a person, first reason
+    library_error, nothing carried out, its documents written without any template."""
+    failed = Finding(
+        Reason(
+            ReasonCode.LIBRARY_ERROR,
+            f"the documents could not be written: {problem}",
+            "templates",
+        ),
+        Outcome.ESCALATE,
+        library.routing.library_error,
+    )
+    applied = replace(applied, findings=(failed, *applied.findings))
+    resolution = resolve_or_escalate(library, applied)
+    docs = fallback_documents(
+        case, library, clock, problem, applied=applied, gathered=gathered, resolution=resolution
+    )
+    return applied, resolution, docs

@@ -47,7 +47,7 @@ from tier2.core.library import (
     Trigger,
     Window,
 )
-from tier2.core.model import Outcome
+from tier2.core.model import Outcome, ReasonCode
 from tier2.core.money import ISO_4217
 from tier2.library.analysis import schema_of, unknown_prefix
 from tier2.library.render import JinjaTemplates, TemplateLoadError
@@ -574,6 +574,10 @@ def _smoke_render(library: Library, templates: Path) -> None:
             raise LibraryError(
                 f"{templates}: a template does not render: {_template_error(exc)}"
             ) from None
+        first = decision.reasons[0]
+        if first.code is ReasonCode.LIBRARY_ERROR and first.rule == "templates":
+            problem = first.detail.removeprefix("the documents could not be written: ")
+            raise LibraryError(f"{templates}: a template does not render: {problem}")
         seen.add(decision.outcome.value)
         if len(seen) == 3:
             return
