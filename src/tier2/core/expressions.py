@@ -252,12 +252,13 @@ def _first_line(text: str) -> str:
 
 
 def plain(value: Any) -> Any:
-    """JSON data as CEL sees JSON: every number a double (so 240 and 240.0 mix freely)."""
+    """JSON data as CEL sees JSON: every number a double (so 240 and 240.0 mix freely); a
+    field that is null is absent (the contract: a field may be absent or null, alike)."""
     kind = type(value)
     if kind is int:
         return float(value)
     if kind is dict:
-        return {k: plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items() if v is not None}
     if kind is list or kind is tuple:
         return [plain(v) for v in value]
     return value
@@ -331,12 +332,15 @@ def _frozen(value: Any) -> Any:
 
 
 def _at(view: Mapping[str, Any], steps: tuple[str, ...]) -> Any:
-    """The key of the value at a path: absent, or where the path ran into a non-map."""
+    """The key of the value at a path: absent (or null, which CEL sees as absent), or where
+    the path ran into a non-map."""
     node: Any = view
     for depth, part in enumerate(steps):
         if type(node) is not dict:
             return ("short", depth, _frozen(node))
-        node = node.get(part, _ABSENT)
+        node = node.get(part)
+        if node is None:
+            node = _ABSENT
     return node if node is _ABSENT else _frozen(node)
 
 

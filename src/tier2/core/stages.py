@@ -192,16 +192,6 @@ def _compact(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}
 
 
-def _present(value: Any) -> Any:
-    """Open data (facts, a plan) as expressions read it: a field that is null is absent,
-    at any depth of maps (the contract: a field may be absent or null, alike)."""
-    if type(value) is dict:
-        return {k: _present(v) for k, v in value.items() if v is not None}
-    if type(value) is list:
-        return [_present(v) for v in value]
-    return value
-
-
 def _section_case(case: Case, signals: Mapping[str, Any], now: datetime) -> Any:
     return {"id": case.case_id}
 
@@ -253,7 +243,7 @@ def _section_customer(case: Case, signals: Mapping[str, Any], now: datetime) -> 
             "vip": c.vip,
             "arr": c.arr,
             "currency": c.currency,
-            "plan": None if c.plan is None else _present(c.plan),
+            "plan": c.plan,
             "flags": [_compact({"type": f.type, "resolved": f.resolved}) for f in c.flags],
         }
     )
@@ -269,7 +259,7 @@ _SECTIONS: Mapping[str, Callable[[Case, Mapping[str, Any], datetime], Any]] = {
     "handoff": _section_handoff,
     "request": _section_request,
     "customer": _section_customer,
-    "facts": lambda case, signals, now: _present(case.facts),
+    "facts": lambda case, signals, now: case.facts,
     "signals": lambda case, signals, now: signals,
 }
 _VIEW_NAMES = tuple(_SECTIONS)
