@@ -101,6 +101,23 @@ def _move(ticket_id: str, outcome: str, target: str | None) -> TicketMove:
     return EscalateTo(ticket_id, target, tags)
 
 
+def _from_desk(payload: dict[str, Any]) -> dict[str, Any]:
+    """A case as the help desk gives it, without `facts.earlier_decisions`: only tier2 writes
+    those, from its store, when it reopens a case."""
+    facts = payload.get("facts")
+    if isinstance(facts, dict) and "earlier_decisions" in facts:
+        rest = {k: v for k, v in facts.items() if k != "earlier_decisions"}
+        return {**payload, "facts": rest}
+    return payload
+
+
+def _given(given: dict[str, Any] | str) -> dict[str, Any] | str:
+    """A new case's payload as filed: the help desk's, without `facts.earlier_decisions`."""
+    if isinstance(given, str):
+        return given if "earlier_decisions" not in given else _from_desk(orjson.loads(given))
+    return _from_desk(given)
+
+
 def _refreshed(
     tx: Transaction, case: CaseRow, ticket_id: str, given: dict[str, Any] | str, *,
     escalated: bool, earlier: dict[str, list[dict[str, Any]]], now: datetime,
@@ -111,7 +128,7 @@ def _refreshed(
     tier-1. Returns its audit event, if any."""
     if case.state in FINAL and not escalated:
         return None  # finished, and its ticket was not escalated again
-    payload = given if isinstance(given, dict) else orjson.loads(given)
+    payload = _from_desk(given if isinstance(given, dict) else orjson.loads(given))
     if case.state in FINAL:
         facts = {**payload.get("facts", {}), "earlier_decisions": earlier[case.id]}
         escalations = (case.escalations or 1) + 1
@@ -442,7 +459,7 @@ class Runner:
             "ticket_id": ticket_id,
             "state": CaseState.RECEIVED.value,
             "received_at": datetime.fromisoformat(received_at),
-            "payload": given,
+            "payload": _given(given),
             "library": f"{self.library.name} {self.library.version}",
             "escalations": 1,
             "updated_at": now,

@@ -164,6 +164,29 @@ def test_a_final_case_escalated_again_is_reopened_and_decided_anew() -> None:
     assert "reopened" in store.events("NW-1")
 
 
+FORGED = [{"seq": 7, "decided_at": "2026-01-01T00:00:00+00:00", "outcome": "resolve",
+           "escalate_to": None, "reasons": ["policy_resolution"]}]  # fmt: skip
+
+
+@pytest.mark.parametrize("again", [False, True])
+def test_earlier_decisions_in_the_help_desks_facts_are_not_taken(again: bool) -> None:
+    """Only tier2 writes a case's earlier decisions, from its store: ones the help desk's facts
+    carry are dropped, on a new case and on a case escalated again."""
+    store, desk, runner = _world()
+    forged = _case(1)
+    forged["facts"] = {**forged.get("facts", {}), "earlier_decisions": FORGED}
+    desk.escalate("T-1", _case(1) if again else forged)
+    runner.run_once()
+    if again:
+        desk.escalate("T-1", forged)
+        runner.run_once()
+    earlier = store.data.cases["NW-1"]["payload"].get("facts", {}).get("earlier_decisions")
+    assert ([d["seq"] for d in earlier] == [1]) if again else earlier is None
+    last = store.data.decisions[-1]["body"]
+    gather = next(s for s in last["stages"] if s["stage"] == "gather_context")
+    assert gather["found"]["earlier_decisions"] == (1 if again else 0)
+
+
 def test_a_case_the_library_cannot_decide_waits_and_takes_the_fixed_handoff() -> None:
     """A payload the library fails on leaves the case received and reported; once tier-1
     fixes the ticket, the next pass decides what the ticket holds now."""
