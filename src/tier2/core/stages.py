@@ -23,8 +23,6 @@ from tier2.core.model import (
 )
 from tier2.core.money import MAX_AMOUNT, money
 
-__all__ = ["money"]  # (rounding lives in tier2.core.money)
-
 # --------------------------------------------------------------------------- receive
 
 
