@@ -48,6 +48,7 @@ class EvaluationError(ValueError):
 MAX_SOURCE = 4000  # characters
 MAX_NESTING = 24  # brackets inside brackets
 MAX_LOOP_NESTING = 2  # comprehensions (all, exists, map, ...) inside comprehensions
+MAX_LOOPS = 2  # comprehensions in one expression, nested or one after the other
 MAX_LIST = 1000  # elements of a list an expression with a comprehension reads
 
 
@@ -176,14 +177,17 @@ def compile_expression(source: str) -> Expression:
     """Compile CEL source once; raise ExpressionError with CEL's own message if it is not valid."""
     if not isinstance(source, str) or not source.strip():
         raise ExpressionError("an expression must be a non-empty string")
+    _check_plain_text(source)
     loops = _check_shape(source)
     try:
         program = cel.compile(source)
     except Exception as exc:
         raise ExpressionError(_first_line(str(exc))) from None
-    calls = set(program.references()["functions"])
+    references = program.references()
+    calls = set(references["functions"])
     _check_calls(source, calls)
     paths = tuple(sorted(field_paths(source)))
+    _check_names(source, paths, set(references["variables"]))
     return Expression(
         source=source,
         program=program,
@@ -193,6 +197,48 @@ def compile_expression(source: str) -> Expression:
         tree=path_tree(paths),
         loops=loops,
     )
+
+
+_VIEW_NAMES = frozenset(
+    {"case", "received_at", "now", "ticket", "handoff", "request", "customer", "facts", "signals"}
+)
+_TYPE_NAMES = frozenset({"int", "uint", "double", "string", "bool", "bytes", "list", "map",
+                         "null_type", "type", "dyn", "math"})  # fmt: skip
+
+
+def _check_plain_text(source: str) -> None:
+    """Refuse comments and raw, byte or triple-quoted strings: what an expression reads is
+    found in its text, so its text must say it plainly."""
+    i, n = 0, len(source)
+    while i < n:
+        c = source[i]
+        if c in "\"'":
+            if source.startswith(c * 3, i):
+                raise ExpressionError("triple-quoted strings are not allowed")
+            i += 1
+            while i < n and source[i] != c:  # to the closing quote, past escapes
+                i += 2 if source[i] == "\\" else 1
+        elif c in "rRbB" and (i == 0 or not (source[i - 1].isalnum() or source[i - 1] in "_.")):
+            j = i
+            while j < n and source[j] in "rRbB":
+                j += 1
+            if j < n and source[j] in "\"'" and j - i <= 2:
+                raise ExpressionError("raw and byte strings are not allowed")
+        elif source.startswith("//", i):
+            raise ExpressionError("comments (//) are not allowed")
+        i += 1
+
+
+def _check_names(source: str, paths: tuple[str, ...], variables: set[str]) -> None:
+    """Refuse a comprehension variable named like a field of the case, and any name CEL
+    reads that the expression's text does not show as a field it reads."""
+    bound = set(_BOUND.findall(_STRING.sub('""', source)))
+    shadowing = sorted(bound & _VIEW_NAMES)
+    if shadowing:
+        raise ExpressionError(f"a comprehension variable is named like a field: {shadowing[0]}")
+    unseen = variables - {p.split(".")[0] for p in paths} - bound - _TYPE_NAMES
+    if unseen:
+        raise ExpressionError(f"cannot tell which fields it reads: {', '.join(sorted(unseen))}")
 
 
 def _check_shape(source: str) -> bool:
@@ -218,6 +264,11 @@ def _check_shape(source: str) -> bool:
             depth -= 1
     if deepest > MAX_NESTING:
         raise ExpressionError(f"nested {deepest} deep; at most {MAX_NESTING}")
+    loops = len(_LOOP.findall(text))
+    if loops > MAX_LOOPS:
+        raise ExpressionError(
+            f"{loops} comprehensions (all, exists, map, filter); at most {MAX_LOOPS}"
+        )
     if deepest_loop > MAX_LOOP_NESTING:
         raise ExpressionError(
             f"{deepest_loop} comprehensions (all, exists, map, filter) inside each other; "
@@ -271,14 +322,18 @@ Outcome = tuple[int, Any]  # (VALUE, the value), or (ABSENT or FAILED, why it ha
 def run(expression: Expression, data: Mapping[str, Any]) -> Outcome:
     """Evaluate an expression against plain data (converted into CEL here)."""
     extensions = dict(FUNCTIONS) if expression.calls else None
-    converted = plain(data)
-    if expression.loops:
-        longest = _longest_list(converted)
-        if longest > MAX_LIST:
-            return (FAILED, f"it loops over a list of {longest} elements; at most {MAX_LIST}")
+    try:
+        converted = plain(data)
+        longest = _longest_list(converted) if expression.loops else 0
+    except RecursionError:
+        return (FAILED, "the data it reads is nested too deep")
+    if longest > MAX_LIST:
+        return (FAILED, f"it loops over {longest} elements; at most {MAX_LIST}")
     try:
         return (VALUE, expression.program.execute(cel.Context(converted, functions=extensions)))
-    except KeyError as exc:  # a field the case does not have
+    except KeyError as exc:  # a field the case does not have (a key of a map literal: failed)
+        if exc.args and exc.args[0] not in _parts(expression):
+            return (FAILED, f"no key {exc}")
         return (ABSENT, f"no field {exc}")
     except Exception as exc:  # a type it cannot take, a division by zero, a failed function
         why = _first_line(str(exc))
@@ -292,10 +347,15 @@ def run(expression: Expression, data: Mapping[str, Any]) -> Outcome:
 _UNDEFINED = "Undefined variable or function"
 
 
+def _parts(expression: Expression) -> set[str]:
+    return {part for steps in expression.steps for part in steps}
+
+
 def _longest_list(value: Any) -> int:
+    """The most elements (or keys) of any list or map in the data."""
     kind = type(value)
     if kind is dict:
-        return max(map(_longest_list, value.values()), default=0)
+        return max(len(value), max(map(_longest_list, value.values()), default=0))
     if kind is list:
         return max(len(value), max(map(_longest_list, value), default=0))
     return 0
@@ -318,6 +378,8 @@ def _frozen(value: Any) -> Any:
     their UTC offset.
     """
     kind = type(value)
+    if kind is float and value == 0.0 and math.copysign(1.0, value) < 0:
+        return ("-0.0",)  # equal to 0.0 in Python, but 1.0 / x tells them apart
     if kind is str or kind is float or value is None:
         return value
     if kind is int:  # CEL sees every JSON number as a double (see `plain`)
@@ -453,7 +515,10 @@ class Scope:
         if self._memo is None:
             return run(expression, self._view)
         outcomes, classify = self._memo.entry(expression)
-        key = self._key(expression)
+        try:
+            key = self._key(expression)
+        except RecursionError:
+            return (FAILED, "the data it reads is nested too deep")
         if classify is not None:
             key = classify(key)
         found = outcomes.get(key)

@@ -85,6 +85,11 @@ def test_an_expression_is_an_immutable_compiled_program() -> None:
         ("(" * 30 + "true" + ")" * 30, "nested 30 deep"),
         ("l.all(a, l.all(b, l.all(c, true)))", "3 comprehensions"),
         ("l.all(a, l.exists(b, l.map(c, c).size() > 0))", "3 comprehensions"),
+        ("l.map(a, a).map(b, b).map(c, c).size() > 0", "3 comprehensions"),
+        ('true // "\n && customer.vip == true // "', "comments (//)"),
+        ('r"x" == ticket.id', "raw and byte strings"),
+        ('ticket.id == """x"""', "triple-quoted strings"),
+        ("ticket.messages.exists(customer, true) && customer.vip", "named like a field"),
     ],
 )
 def test_an_expression_that_does_not_compile_or_exceeds_a_bound_is_refused(
@@ -140,7 +145,9 @@ def test_evaluation_is_against_plain_data() -> None:
         ("1 / int(a) > 0", {"a": 0}, "division by zero"),
         ("math.least(a, 'x') < 1.0", {"a": 1}, "math.least': arguments it cannot take"),
         ("math.ceil(a) > 1.0", {"a": "x"}, "math.ceil': arguments it cannot take"),
-        ("a.exists(x, x > 1.0)", {"a": list(range(MAX_LIST + 1))}, "loops over a list of 1001"),
+        ("a.exists(x, x > 1.0)", {"a": list(range(MAX_LIST + 1))}, "loops over 1001 elements"),
+        ("a.exists(x, x == 'k')", {"a": {f"k{i}": 1 for i in range(MAX_LIST + 1)}}, "1001"),
+        ("{'refund': true}[a] == true", {"a": "other"}, "no key 'other'"),
     ],
 )
 def test_what_cannot_be_evaluated_fails_and_writes_nothing(
@@ -231,3 +238,20 @@ def test_expressions_are_compared_by_identity() -> None:
     a, b = compile_expression("x > 1"), compile_expression("x > 1")
     assert a != b and len({a, b, a}) == 2
     assert isinstance(a, Expression)
+
+
+def test_deeply_nested_data_fails_instead_of_raising() -> None:
+    """Data nested deeper than Python's recursion allows is a failure, with or without memo."""
+    deep: Any = 1.0
+    for _ in range(5000):
+        deep = [deep]
+    expression = compile_expression("size(a.b) > 0")
+    for scope in (Scope({"a": {"b": deep}}), Scope({"a": {"b": deep}}, Memo())):
+        assert scope.outcome(expression)[0] == FAILED
+
+
+def test_negative_zero_is_remembered_apart_from_zero() -> None:
+    """-0.0 == 0.0 in Python, but CEL's 1.0 / x tells them apart: they are two memo keys."""
+    expression, memo = compile_expression("1.0 / a > 0.0"), Memo()
+    assert Scope({"a": 0.0}, memo).holds(expression) is True
+    assert Scope({"a": -0.0}, memo).holds(expression) is False
