@@ -49,7 +49,8 @@ MAX_SOURCE = 4000  # characters
 MAX_NESTING = 24  # brackets inside brackets
 MAX_LOOP_NESTING = 2  # comprehensions (all, exists, map, ...) inside comprehensions
 MAX_LOOPS = 2  # comprehensions in one expression, nested or one after the other
-MAX_LIST = 1000  # elements of a list an expression with a comprehension reads
+MAX_LIST = 100  # elements of a list (or keys of a map) an expression with a comprehension
+# reads, and of a list it writes itself
 
 
 class _BadArguments:
@@ -109,7 +110,7 @@ STANDARD_FUNCTIONS = frozenset(
     }
 )  # fmt: skip
 _EXTENSION_CALL = re.compile(r"(?<![\w.])(?:(math)\.)?(" + "|".join(_SHORT_NAMES) + r")\s*\(")
-_LOOP = re.compile(r"\.(?:all|exists|exists_one|map|filter)\s*\(")
+_LOOP = re.compile(r"\.(all|exists|exists_one|map|filter)\s*\(")
 
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
@@ -243,28 +244,17 @@ def _check_names(source: str, paths: tuple[str, ...], variables: set[str]) -> No
 
 def _check_shape(source: str) -> bool:
     """Refuse an expression too long or too deeply nested for the parser and the evaluator
-    (before CEL parses it); whether it loops over lists."""
+    (before CEL parses it), or whose comprehensions could multiply work: at most two, only
+    `all`/`exists`/`exists_one` inside one another (a `map` or `filter` inside or around
+    another makes lists of lists), and, with any, no list it writes of more than MAX_LIST
+    elements. Whether it loops over lists."""
     if len(source) > MAX_SOURCE:
         raise ExpressionError(f"longer than {MAX_SOURCE} characters ({len(source)})")
     text = _STRING.sub('""', source)
-    depth = deepest = loop_depth = deepest_loop = 0
-    open_loops: list[int] = []  # the bracket depth at which each open comprehension began
-    for i, char in enumerate(text):
-        if char in "([{":
-            depth += 1
-            deepest = max(deepest, depth)
-            if char == "(" and _LOOP.match(text, _start_of_call(text, i)):
-                open_loops.append(depth)
-                loop_depth += 1
-                deepest_loop = max(deepest_loop, loop_depth)
-        elif char in ")]}":
-            if open_loops and open_loops[-1] == depth:
-                open_loops.pop()
-                loop_depth -= 1
-            depth -= 1
+    deepest, deepest_loop, longest = _scan(text)
+    loops = len(_LOOP.findall(text))
     if deepest > MAX_NESTING:
         raise ExpressionError(f"nested {deepest} deep; at most {MAX_NESTING}")
-    loops = len(_LOOP.findall(text))
     if loops > MAX_LOOPS:
         raise ExpressionError(
             f"{loops} comprehensions (all, exists, map, filter); at most {MAX_LOOPS}"
@@ -274,7 +264,37 @@ def _check_shape(source: str) -> bool:
             f"{deepest_loop} comprehensions (all, exists, map, filter) inside each other; "
             f"at most {MAX_LOOP_NESTING}"
         )
-    return deepest_loop > 0
+    if loops and longest > MAX_LIST:
+        raise ExpressionError(
+            f"a list of {longest} elements beside a comprehension; at most {MAX_LIST}"
+        )
+    return loops > 0
+
+
+def _scan(text: str) -> tuple[int, int, int]:
+    """The deepest nesting of brackets and of comprehensions, and the longest list written
+    out, of an expression's text (strings blanked); a map or filter in or around another
+    comprehension is refused here."""
+    deepest = deepest_loop = longest = 0
+    opened: list[list[Any]] = []  # each open bracket: [char, commas, comprehension or None]
+    for i, char in enumerate(text):
+        if char in "([{":
+            loop = _LOOP.match(text, _start_of_call(text, i)) if char == "(" else None
+            opened.append([char, 0, loop.group(1) if loop else None])
+            kinds = {o[2] for o in opened if o[2]}
+            nested = sum(1 for o in opened if o[2])
+            if nested > 1 and kinds & {"map", "filter"}:
+                raise ExpressionError(
+                    "a map or filter may not hold, or be held by, another comprehension"
+                )
+            deepest, deepest_loop = max(deepest, len(opened)), max(deepest_loop, nested)
+        elif char == "," and opened:
+            opened[-1][1] += 1
+        elif char in ")]}" and opened:
+            kind, commas, _ = opened.pop()
+            if kind == "[":
+                longest = max(longest, commas + 1)
+    return deepest, deepest_loop, longest
 
 
 def _start_of_call(text: str, paren: int) -> int:
