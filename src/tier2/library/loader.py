@@ -351,7 +351,9 @@ class _Compiler:
 
 
 def _shown(source: str) -> str:
-    return source if len(source) <= 200 else source[:197] + "..."
+    """An expression for an error line: on one line, control characters escaped, shortened."""
+    shown = source if len(source) <= 200 else source[:197] + "..."
+    return shown if shown.isprintable() else shown.encode("unicode_escape").decode("ascii")
 
 
 def _currencies(lib: LibraryY, lib_path: Path) -> dict[str, float]:
