@@ -179,16 +179,17 @@ def compile_expression(source: str) -> Expression:
     if not isinstance(source, str) or not source.strip():
         raise ExpressionError("an expression must be a non-empty string")
     _check_plain_text(source)
-    loops = _check_shape(source)
+    text = _STRING.sub('""', source)  # string literals blanked, for the checks below
+    loops = _check_shape(source, text)
     try:
         program = cel.compile(source)
     except Exception as exc:
         raise ExpressionError(_first_line(str(exc))) from None
     references = program.references()
     calls = set(references["functions"])
-    _check_calls(source, calls)
+    _check_calls(text, calls)
     paths = tuple(sorted(field_paths(source)))
-    _check_names(source, paths, set(references["variables"]))
+    _check_names(text, paths, set(references["variables"]))
     return Expression(
         source=source,
         program=program,
@@ -230,10 +231,10 @@ def _check_plain_text(source: str) -> None:
         i += 1
 
 
-def _check_names(source: str, paths: tuple[str, ...], variables: set[str]) -> None:
+def _check_names(text: str, paths: tuple[str, ...], variables: set[str]) -> None:
     """Refuse a comprehension variable named like a field of the case, and any name CEL
     reads that the expression's text does not show as a field it reads."""
-    bound = set(_BOUND.findall(_STRING.sub('""', source)))
+    bound = set(_BOUND.findall(text))
     shadowing = sorted(bound & _VIEW_NAMES)
     if shadowing:
         raise ExpressionError(f"a comprehension variable is named like a field: {shadowing[0]}")
@@ -242,7 +243,7 @@ def _check_names(source: str, paths: tuple[str, ...], variables: set[str]) -> No
         raise ExpressionError(f"cannot tell which fields it reads: {', '.join(sorted(unseen))}")
 
 
-def _check_shape(source: str) -> bool:
+def _check_shape(source: str, text: str) -> bool:
     """Refuse an expression too long or too deeply nested for the parser and the evaluator
     (before CEL parses it), or whose comprehensions could multiply work: at most two, only
     `all`/`exists`/`exists_one` inside one another (a `map` or `filter` inside or around
@@ -250,7 +251,6 @@ def _check_shape(source: str) -> bool:
     elements. Whether it loops over lists."""
     if len(source) > MAX_SOURCE:
         raise ExpressionError(f"longer than {MAX_SOURCE} characters ({len(source)})")
-    text = _STRING.sub('""', source)
     deepest, deepest_loop, longest = _scan(text)
     loops = len(_LOOP.findall(text))
     if deepest > MAX_NESTING:
@@ -305,13 +305,13 @@ def _start_of_call(text: str, paren: int) -> int:
     return i - 1 if i > 0 and text[i - 1] == "." else paren
 
 
-def _check_calls(source: str, calls: set[str]) -> None:
+def _check_calls(text: str, calls: set[str]) -> None:
     """Refuse a call to a function the runtime does not have, or an extension without its
     `math.` namespace."""
     unknown = sorted(calls - STANDARD_FUNCTIONS - _SHORT_NAMES)
     if unknown:
         raise ExpressionError(f"unknown function(s): {', '.join(unknown)}")
-    for match in _EXTENSION_CALL.finditer(_STRING.sub('""', source)):
+    for match in _EXTENSION_CALL.finditer(text):
         if match.group(1) is None:
             name = match.group(2)
             raise ExpressionError(f"unknown function: {name} (did you mean math.{name}?)")

@@ -28,7 +28,7 @@ import holidays
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tier2.contract import CaseError, parse_case
+from tier2.contract import CaseError, parse_case, printable
 from tier2.core import decide
 from tier2.core.expressions import Expression, ExpressionError, compile_expression
 from tier2.core.library import (
@@ -352,8 +352,7 @@ class _Compiler:
 
 def _shown(source: str) -> str:
     """An expression for an error line: on one line, control characters escaped, shortened."""
-    shown = source if len(source) <= 200 else source[:197] + "..."
-    return shown if shown.isprintable() else shown.encode("unicode_escape").decode("ascii")
+    return printable(source if len(source) <= 200 else source[:197] + "...")
 
 
 def _currencies(lib: LibraryY, lib_path: Path) -> dict[str, float]:
