@@ -7,12 +7,20 @@ Three sources tier2 reads, in the embedded local help desk:
                              several per ticket when it bounces)
   customers + customer_flags + crm_history   the CRM
 and what tier2 writes:
-  cases       one per escalation tier2 owns, with its state
+  cases       one per escalation tier2 owns, with its state, its latest decision's outcome
+              and, once the customer's problem is finally resolved, its cycle time
   decisions   every decision on a case (a reopened case has several)
   actions     what tier2 carried out, each with a unique idempotency key
   notes       what tier2 wrote back to the ticket, each with a unique idempotency key
   audit_log   append-only, each entry hashing the one before
   audit_anchor  one row: the audit log's last entry and hash, signed with the audit key
+and what people tell it, in the console:
+  users             who may sign in, with a role (head_of_support, senior, viewer)
+  acceptances       a senior took on a case tier2 escalated to them
+  human_resolutions what the senior did to resolve it (written back to the help desk)
+  reviews           a senior's rating of tier2's decision on a case
+and the baseline: escalations handled before tier2 (baseline_cases), from the help desk's
+history, so the report compares the same figure computed by the same code;
 and how runners share the work:
   runners     each `tier2 run` or service worker alive, with the lease it renews
   claims      which runner owns each ticket tier2 is working on (one owner at a time)
@@ -234,6 +242,20 @@ class Case(Base):
     library: Mapped[str] = mapped_column(String(200))
     escalations: Mapped[int] = mapped_column(Integer, default=1)  # > 1: re-escalated
     updated_at: Mapped[datetime]
+    # the latest decision, as the report counts it
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    first_reason: Mapped[str | None] = mapped_column(String(48))
+    escalate_to: Mapped[str | None] = mapped_column(String(64))
+    # tier-1's escalation, and the case's final resolution (None while it is not resolved):
+    # by tier2, by the senior it went to, or by tier-1 after a return. The seconds leave out
+    # the time the ticket waited on the customer, which is counted apart.
+    escalated_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None] = mapped_column(index=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(16))  # tier2, senior, tier1
+    business_seconds: Mapped[float | None] = mapped_column(Float)
+    calendar_seconds: Mapped[float | None] = mapped_column(Float)
+    waiting_seconds: Mapped[float | None] = mapped_column(Float)
+    sla_met: Mapped[bool | None] = mapped_column(Boolean)  # the tier-2 resolution target
 
 
 class Decision(Base):
@@ -275,6 +297,97 @@ class Note(Base):
     kind: Mapped[str] = mapped_column(String(32))  # note, reply, guidance
     body: Mapped[str] = mapped_column(Text)
     written_at: Mapped[datetime]
+
+
+class User(Base):
+    """Who may sign in to the console. The password is kept only as an argon2 hash."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(32))  # head_of_support, senior, viewer
+    team: Mapped[str | None] = mapped_column(String(64))  # a senior's role or team
+    created_at: Mapped[datetime]
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+
+
+class Acceptance(Base):
+    """A senior accepted a case tier2 escalated (the handoff form's acceptance block)."""
+
+    __tablename__ = "acceptances"
+
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    accepted_by: Mapped[str] = mapped_column(String(64))
+    accepted_at: Mapped[datetime]
+    estimated_resolution_at: Mapped[datetime | None]
+
+
+class HumanResolution(Base):
+    """What the human a case went to did to resolve it, and what they granted."""
+
+    __tablename__ = "human_resolutions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    escalation: Mapped[int]
+    resolved_by: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(64))  # the authority they granted under
+    at: Mapped[datetime]
+    summary: Mapped[str] = mapped_column(Text)
+    action_type: Mapped[str | None] = mapped_column(String(32))
+    amount: Mapped[float | None] = mapped_column(Float)
+    currency: Mapped[str | None] = mapped_column(String(3))
+
+
+class Review(Base):
+    """A senior's rating of tier2's decision on a case: right outcome, right target, the
+    handoff's completeness (1-5), whether tier2 could have closed it; a policy or authority
+    violation is critical (the review scores 0). `agrees`: the outcome and target were
+    right and nothing was violated."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (UniqueConstraint("case_id", "reviewer"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    decision_seq: Mapped[int]
+    reviewer: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    right_outcome: Mapped[bool] = mapped_column(Boolean)
+    right_target: Mapped[bool] = mapped_column(Boolean)
+    handoff_score: Mapped[int]
+    missing: Mapped[str | None] = mapped_column(Text)
+    could_close: Mapped[bool] = mapped_column(Boolean)
+    violation: Mapped[bool] = mapped_column(Boolean)
+    score: Mapped[float] = mapped_column(Float)
+    agrees: Mapped[bool] = mapped_column(Boolean)
+    correct_outcome: Mapped[str | None] = mapped_column(String(16))
+    correct_escalate_to: Mapped[str | None] = mapped_column(String(64))
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class BaselineCase(Base):
+    """An escalation handled before tier2, read from the help desk's history: its cycle time
+    computed by the same code as tier2's cases."""
+
+    __tablename__ = "baseline_cases"
+    __table_args__ = (UniqueConstraint("source", "ticket_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(32))  # local, rt, zendesk, csv:<file name>
+    ticket_id: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str | None] = mapped_column(String(16))
+    escalated_at: Mapped[datetime] = mapped_column(index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(index=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(64))
+    business_seconds: Mapped[float | None] = mapped_column(Float)
+    calendar_seconds: Mapped[float | None] = mapped_column(Float)
+    waiting_seconds: Mapped[float | None] = mapped_column(Float)
+    sla_met: Mapped[bool | None] = mapped_column(Boolean)
+    reescalated: Mapped[bool] = mapped_column(Boolean, default=False)
+    imported_at: Mapped[datetime]
 
 
 class SlaEscalation(Base):
