@@ -24,6 +24,7 @@ from tier2.app.ports import (
     TicketMove,
     Timeline,
 )
+from tier2.core.sla import StatusChange
 
 
 class HelpDeskDown(RuntimeError):
@@ -44,6 +45,7 @@ class MemoryHelpDesk:
         self.effects: Counter[str] = Counter()
         self.fail_once: set[str] = set()
         self.down: set[str] = set()
+        self.history: dict[str, list[StatusChange]] = {}  # what people did to each ticket
 
     def escalate(self, ticket_id: str, case: dict[str, Any]) -> None:
         """Tier-1 escalates the ticket (again) with this case."""
@@ -104,4 +106,4 @@ class MemoryHelpDesk:
                 self.taken.discard(mv.ticket_id)
 
     def timelines(self, ticket_ids: Sequence[str]) -> dict[str, Timeline]:
-        return {t: Timeline((), None) for t in ticket_ids}
+        return {t: Timeline(tuple(self.history.get(t, ())), None) for t in ticket_ids}

@@ -17,7 +17,14 @@ from typing import Any
 
 import orjson
 
-from tier2.app.ports import AuditEntry, CaseRow, PendingAction, StoredDecision
+from tier2.app.ports import (
+    AuditEntry,
+    CaseRow,
+    PendingAction,
+    Resolution,
+    StoredDecision,
+    Unresolved,
+)
 from tier2.app.states import FINAL_STATES
 
 ME = "me"
@@ -131,6 +138,12 @@ class MemoryTransaction:
                 seqs[d["case_id"]] = max(seqs.get(d["case_id"], 0), d["seq"])
         return seqs
 
+    def record_outcomes(self, rows: Sequence[tuple[str, str, str, str | None]]) -> None:
+        for case_id, outcome, reason, target in rows:
+            self.data.cases[case_id].update(
+                outcome=outcome, first_reason=reason, escalate_to=target
+            )
+
     def add_decisions(self, rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], int]:
         for row in rows:
             key = (row["case_id"], row["seq"])
@@ -195,6 +208,35 @@ class MemoryTransaction:
     # the SLA monitor
     def cases_in(self, states: Sequence[str]) -> list[CaseRow]:
         return [self._row(c) for i, c in sorted(self.data.cases.items()) if c["state"] in states]
+
+    def unresolved(self, limit: int) -> list[Unresolved]:
+        found = [
+            c for c in self.data.cases.values()
+            if c["state"] in FINAL and c.get("resolved_at") is None
+        ]  # fmt: skip
+        found.sort(key=lambda c: (c["updated_at"], c["id"]))
+        return [
+            Unresolved(
+                c["id"], c["ticket_id"], c["state"], c["updated_at"], c.get("escalated_at"),
+                copy.deepcopy(c["payload"]),
+            )
+            for c in found[:limit]
+        ]  # fmt: skip
+
+    def record_resolutions(self, rows: Sequence[Resolution]) -> int:
+        recorded = 0
+        for r in rows:
+            case = self.data.cases[r.case_id]
+            if case["state"] != r.state or case.get("resolved_at") is not None:
+                continue
+            case.update(
+                escalated_at=r.escalated_at, resolved_at=r.resolved_at,
+                resolved_by=r.resolved_by, business_seconds=r.business_seconds,
+                calendar_seconds=r.calendar_seconds, waiting_seconds=r.waiting_seconds,
+                sla_met=r.sla_met,
+            )  # fmt: skip
+            recorded += 1
+        return recorded
 
     def monitors_take_turns(self) -> None:
         """One monitor at a time: the test runs one."""

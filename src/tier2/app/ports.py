@@ -202,6 +202,34 @@ class PendingAction:
 AuditEntry = tuple[datetime, str | None, str, dict[str, Any]]  # at, case id, event, data
 
 
+@dataclass(frozen=True)
+class Unresolved:
+    """A final case whose customer's problem is not known to be resolved yet: resolved by
+    tier2 (closed) but not yet recorded, or with tier-1 or a human after tier2."""
+
+    id: str
+    ticket_id: str
+    state: str
+    updated_at: datetime
+    escalated_at: datetime | None  # tier-1's first escalation of the case
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A case's final resolution and its cycle time (tier2.core.cycle)."""
+
+    case_id: str
+    state: str  # the state it was found in: recorded only if the case is still in it
+    escalated_at: datetime
+    resolved_at: datetime
+    resolved_by: str  # tier2, human, tier1
+    business_seconds: float
+    calendar_seconds: float
+    waiting_seconds: float
+    sla_met: bool | None
+
+
 # What an audit entry records of a row's content, so `tier2 audit verify` can check the row
 # against the entry: a digest the store recomputes from the row as it reads it back.
 
@@ -289,6 +317,11 @@ class Transaction(Protocol):
         """The number of each case's latest decision."""
         ...
 
+    def record_outcomes(self, rows: Sequence[tuple[str, str, str, str | None]]) -> None:
+        """Each case's latest decision as the report counts it: (case, outcome, deciding
+        reason, escalated to)."""
+        ...
+
     def add_decisions(self, rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], int]:
         """The decisions stored; the id of each (case id, seq) of these cases."""
         ...
@@ -319,6 +352,15 @@ class Transaction(Protocol):
 
     def cases_in(self, states: Sequence[str]) -> list[CaseRow]:
         """Every case in these states, with payload and escalations, ordered by id."""
+        ...
+
+    def unresolved(self, limit: int) -> list[Unresolved]:
+        """Final cases with no resolution recorded, oldest first."""
+        ...
+
+    def record_resolutions(self, rows: Sequence[Resolution]) -> int:
+        """Each resolution recorded on its case, if the case is still in the state it was
+        found in and has none yet; how many were."""
         ...
 
     def monitors_take_turns(self) -> None:

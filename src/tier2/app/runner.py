@@ -118,6 +118,24 @@ def _given(given: dict[str, Any] | str) -> dict[str, Any] | str:
     return _from_desk(given)
 
 
+# a reopened case's problem is not resolved: its resolution, if any, was not final
+UNRESOLVED: dict[str, Any] = dict.fromkeys(
+    ("resolved_at", "resolved_by", "business_seconds", "calendar_seconds", "waiting_seconds",
+     "sla_met")
+)  # fmt: skip
+
+
+def _escalated_at(given: dict[str, Any] | str, received_at: str) -> datetime:
+    """When tier-1 escalated the case (the handoff's time, else when tier-2 received it)."""
+    payload = orjson.loads(given) if isinstance(given, str) else given
+    handoff = payload.get("handoff") or {}
+    at = handoff.get("escalated_at") if isinstance(handoff, dict) else None
+    try:
+        return datetime.fromisoformat(at if isinstance(at, str) else received_at)
+    except ValueError:
+        return datetime.fromisoformat(received_at)
+
+
 def _refreshed(
     tx: Transaction, case: CaseRow, ticket_id: str, given: dict[str, Any] | str, *,
     escalated: bool, earlier: dict[str, list[dict[str, Any]]], now: datetime,
@@ -134,7 +152,7 @@ def _refreshed(
         escalations = (case.escalations or 1) + 1
         tx.update_case(
             case.id, now, state=CaseState.REOPENED.value, payload={**payload, "facts": facts},
-            escalations=escalations,
+            escalations=escalations, **UNRESOLVED,
         )  # fmt: skip
         return (case.id, "reopened", {"ticket": ticket_id, "escalation": escalations})
     if case.state not in DECIDABLE:
@@ -463,6 +481,7 @@ class Runner:
             "library": f"{self.library.name} {self.library.version}",
             "escalations": 1,
             "updated_at": now,
+            "escalated_at": _escalated_at(given, received_at),
         }
 
     def _take(
@@ -534,6 +553,13 @@ class Runner:
             (row["case_id"], (row["seq"], summaries[row["case_id"]])) for row in rows
         )  # used by _document once this commits (checked against the stored seq)
         ids = tx.add_decisions(rows)
+        tx.record_outcomes(
+            [
+                (r["case_id"], r["outcome"], _first_reason(summaries[r["case_id"]]),
+                 r["escalate_to"])
+                for r in rows
+            ]
+        )  # fmt: skip
         actions = [
             {
                 "case_id": row["case_id"],
@@ -651,6 +677,11 @@ class Runner:
         self._enter(tx, finished, now)
         tx.release(sorted({c.ticket_id for c in cases}))
         return [(cid, data["outcome"]) for cid, _, _, data in finished]
+
+
+def _first_reason(summary: Summary) -> str:
+    reasons = summary.get("reasons") or [{}]
+    return str(reasons[0].get("code", ""))
 
 
 def _decided_move(row: dict[str, Any], summary: Summary, actions: list[dict[str, Any]]) -> Move:

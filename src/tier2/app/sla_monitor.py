@@ -7,6 +7,9 @@ action by its owner in the last business hour. Each escalation is recorded once 
 escalation, target and kind (a unique row), written on the ticket as a note, the ticket
 moved to the manager's group, and audited, in one transaction per batch: a scan repeated or
 killed half-way escalates nothing twice.
+
+Each scan also follows final cases to their resolution (tier2.app.follow): the cycle time
+the report reads.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from tier2._batch import batched
+from tier2.app.follow import Follower
 from tier2.app.ports import (
     EscalateTo,
     HelpDesk,
@@ -57,6 +61,7 @@ class ScanStats:
     states: Counter[str] = field(default_factory=Counter)
     escalated: Counter[str] = field(default_factory=Counter)  # kind -> count (new this scan)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    resolved: int = 0  # final cases whose resolution this scan recorded
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,7 @@ class SlaMonitor:
         self.clocks = SlaClocks(library.sla)
         self.notes = SlaNotes()
         self._stopped: set[tuple[str, int]] = set()  # (case, escalation) whose clocks stopped
+        self.follower = Follower(store, library, desk, CLOCK_WORDS, batch=batch)
 
     def scan(self, now: datetime | None = None) -> ScanStats:
         """Compute every owned case's clocks at `now` and escalate what A5 says to."""
@@ -136,6 +142,7 @@ class SlaMonitor:
             found = self._clocks(chunk, now, stats)
             if found:
                 self._escalate(found, now, stats)
+        stats.resolved = self.follower.follow(now).resolved
         return stats
 
     def _clocks(self, cases: Sequence[Any], now: datetime, stats: ScanStats) -> list[_Found]:

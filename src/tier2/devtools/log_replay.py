@@ -21,8 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from tier2.app.baseline import PastEscalation
 from tier2.core.library import Sla
-from tier2.core.sla import ClockEvent, ClockState, EventKind, SlaClocks
+from tier2.core.sla import ClockEvent, ClockState, EventKind, SlaClocks, StatusChange
 
 COLUMNS = ("Case ID", "Activity", "Complete Timestamp")
 DEFAULT_LEVELS = {"Value 1": "low", "Value 2": "medium", "Value 3": "high", "Value 4": "critical"}
@@ -178,3 +179,32 @@ def rows(result: Replay) -> Iterable[list[str]]:
             f"{(r.waited / resolved if resolved else 0):.1%}",
             f"{r.open:,}",
         ]
+
+
+def past_escalations(
+    path: Path, levels: Mapping[str, str], level_column: str, zone: ZoneInfo
+) -> list[PastEscalation]:
+    """Each ticket of the log as an escalation handled before tier2 (for the baseline): it
+    starts at its first event, waits from a `Wait` to its next event, and is finished at
+    `Resolve ticket` (or `Closed`)."""
+    tickets, _ = read_log(path, level_column, zone)
+    out = []
+    for ticket_id, events in tickets.items():
+        ordered = sorted(events, key=lambda e: e[0])
+        changes: list[StatusChange] = []
+        waiting = False
+        for at, activity, _level in ordered[1:]:
+            if activity == WAIT:
+                if not waiting:
+                    changes.append(StatusChange(at, status="pending", actor="log"))
+                waiting = True
+                continue
+            if activity in (RESOLVE, CLOSED):
+                changes.append(StatusChange(at, status="resolved", actor="log"))
+                break
+            if waiting:
+                changes.append(StatusChange(at, status="open", actor="log"))
+                waiting = False
+        first_at, _, level = ordered[0]
+        out.append(PastEscalation(ticket_id, levels.get(level), first_at, tuple(changes)))
+    return out

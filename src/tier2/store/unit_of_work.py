@@ -13,16 +13,17 @@ to the audit log moves its signed anchor in the same transaction (`store/audit.p
 
 from __future__ import annotations
 
+import typing
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Text, cast, func, select, text, update
+from sqlalchemy import CursorResult, Engine, Text, cast, func, select, text, update
 from sqlalchemy.orm import Session
 
-from tier2.app.ports import CaseRow, PendingAction, StoredDecision
+from tier2.app.ports import CaseRow, PendingAction, Resolution, StoredDecision, Unresolved
 from tier2.app.states import FINAL_STATES, CaseState
 from tier2.store import audit
 from tier2.store import models as m
@@ -31,6 +32,7 @@ from tier2.store.claims import LEASE_SECONDS, Claims, db_now
 
 _MONITOR_LOCK = 7_272_003  # the advisory lock SLA monitors take turns at on PostgreSQL
 OPEN = [s.value for s in CaseState if s not in FINAL_STATES]
+RESOLVABLE = [s.value for s in FINAL_STATES]
 
 
 # A case as a step reads it (CaseRow), and with its payload and escalations.
@@ -141,6 +143,13 @@ class SqlTransaction:
             ).all()
         )
 
+    def record_outcomes(self, rows: Sequence[tuple[str, str, str, str | None]]) -> None:
+        update_rows(
+            self.session,
+            m.Case,
+            [{"id": c, "outcome": o, "first_reason": r, "escalate_to": t} for c, o, r, t in rows],
+        )
+
     def add_decisions(self, rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], int]:
         decisions = m.table(m.Decision)
         # (RETURNING would go row by row on SQLite)
@@ -228,6 +237,34 @@ class SqlTransaction:
     def cases_in(self, states: Sequence[str]) -> list[CaseRow]:
         query = select(*_FULL).where(m.Case.state.in_(list(states))).order_by(m.Case.id)
         return [CaseRow(*r) for r in self.session.execute(query)]
+
+    def unresolved(self, limit: int) -> list[Unresolved]:
+        c = m.Case
+        query = (
+            select(c.id, c.ticket_id, c.state, c.updated_at, c.escalated_at, c.payload)
+            .where(c.state.in_(RESOLVABLE), c.resolved_at.is_(None))
+            .order_by(c.updated_at, c.id)
+            .limit(limit)
+        )
+        return [Unresolved(*r) for r in self.session.execute(query)]
+
+    def record_resolutions(self, rows: Sequence[Resolution]) -> int:
+        cases = m.table(m.Case)
+        recorded = 0
+        for r in rows:
+            done = self.session.execute(
+                update(cases)
+                .where(cases.c.id == r.case_id, cases.c.state == r.state)
+                .where(cases.c.resolved_at.is_(None))
+                .values(
+                    escalated_at=r.escalated_at, resolved_at=r.resolved_at,
+                    resolved_by=r.resolved_by, business_seconds=r.business_seconds,
+                    calendar_seconds=r.calendar_seconds, waiting_seconds=r.waiting_seconds,
+                    sla_met=r.sla_met,
+                )
+            )  # fmt: skip
+            recorded += typing.cast(CursorResult[Any], done).rowcount
+        return recorded
 
     def monitors_take_turns(self) -> None:
         """On PostgreSQL an advisory lock to the end of the transaction; on SQLite the

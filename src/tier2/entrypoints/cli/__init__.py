@@ -13,6 +13,7 @@ import typer
 from tier2.entrypoints.cli.decide import decide, import_cases, lint
 from tier2.entrypoints.cli.demo import demo
 from tier2.entrypoints.cli.helpdesk import rt_app, ticket_app
+from tier2.entrypoints.cli.report import baseline_app, report
 from tier2.entrypoints.cli.run import check, run, serve, status
 from tier2.entrypoints.cli.sla import sla_app
 from tier2.entrypoints.cli.store import audit_app, case_app, db_app
@@ -32,12 +33,14 @@ app.command()(serve)
 app.command()(check)
 app.command()(status)
 app.command()(demo)
+app.command()(report)
 app.add_typer(db_app, name="db")
 app.add_typer(sla_app, name="sla")
 app.add_typer(ticket_app, name="ticket")
 app.add_typer(rt_app, name="rt")
 app.add_typer(audit_app, name="audit")
 app.add_typer(case_app, name="case")
+app.add_typer(baseline_app, name="baseline")
 
 
 def main() -> None:

@@ -74,11 +74,24 @@ def demo_table(s: CompanySummary) -> Table:
     table.add_row("escalated to", listed(dict(s.targets.most_common())))
     table.add_row("actions carried out", listed(dict(s.actions.most_common())))
     table.add_row("money granted", listed(dict(s.money), money=True))
+    cycle = s.report["cycle_time"]
     table.add_row(
-        "tier-2 cycle time",
-        f"median {s.percentile(50):.0f} min, 90th percentile {s.percentile(90):.0f} min "
-        "(from tier-1's escalation to tier2's outcome)",
+        "cycle time, March",
+        f"median {cycle['median_business_hours']} business hours, 90th percentile "
+        f"{cycle['p90_business_hours']} ({cycle['cases']} cases finally resolved; from tier-1's "
+        "escalation to the resolution, waiting on the customer left out)",
     )
+    base = s.report["baseline"]
+    if base is not None:
+        before = base["cycle_time"]
+        change = base["change_pct"]
+        table.add_row(
+            "before tier2, February",
+            f"median {before['median_business_hours']} business hours, 90th percentile "
+            f"{before['p90_business_hours']} ({before['cases']} escalations, simulated: each "
+            "to a senior who starts cold); change of the median: "
+            + ("n/a" if change is None else f"{change:+.1f} %"),
+        )
     table.add_row(
         "tier-2 SLA (A5)",
         f"{s.senior_resolved} escalated cases resolved by seniors, {s.still_open} still open; "

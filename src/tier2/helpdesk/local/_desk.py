@@ -19,6 +19,7 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tier2._batch import batched
+from tier2.app.baseline import PastEscalation
 from tier2.app.ports import (
     ActionOrder,
     EscalateTo,
@@ -42,6 +43,12 @@ NOT_OWNERS = frozenset({"customer", "tier1", "tier2"})  # whose actions are not 
 
 def _iso(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat()
+
+
+def _utc(value: datetime | str) -> datetime:
+    """An aggregate over a time column comes back as the database gives it (text on SQLite)."""
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
@@ -386,6 +393,32 @@ class LocalHelpDesk:
         return {t: Timeline(tuple(changes[t]), owner.get(t)) for t in ids}
 
     # ------------------------------------------------------------------ people at work
+
+    def past_escalations(self, start: datetime, end: datetime) -> list[PastEscalation]:
+        """Tickets tier-1 escalated in [start, end) that tier2 never took (its baseline):
+        the first escalation's time and the ticket's changes, re-escalated when the handoff
+        log has more than one entry."""
+        h, c = m.Handoff, m.Case
+        first = func.min(func.coalesce(h.escalated_at, h.received_at))
+        query = (
+            select(h.ticket_id, m.Ticket.severity, first, func.count())
+            .join(m.Ticket, m.Ticket.id == h.ticket_id)
+            .where(h.ticket_id.not_in(select(c.ticket_id)))
+            .group_by(h.ticket_id, m.Ticket.severity)
+            .having(first >= start, first < end)
+        )
+        with Session(self.engine) as session:
+            found = session.execute(query).all()
+        out = []
+        for chunk in batched(found, self.batch):
+            timelines = self.timelines([row[0] for row in chunk])
+            out += [
+                PastEscalation(
+                    ticket_id, severity, _utc(at), timelines[ticket_id].changes, handoffs > 1
+                )
+                for ticket_id, severity, at, handoffs in chunk
+            ]
+        return out
 
     def update_ticket(
         self,

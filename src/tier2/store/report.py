@@ -1,0 +1,174 @@
+"""The report's figures read from the store (tier2.app.report.ReportReader): a few aggregate
+queries over the case rows, which carry their latest outcome and final resolution, so a
+period of a million cases is read without touching decisions or payloads."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, case, func, select
+from sqlalchemy.orm import Session
+
+from tier2.app.report import CaseCounts, Resolved, ReviewCounts, SlaCounts
+from tier2.store import models as m
+
+AGES = ((1, "under 1 day"), (3, "1-3 days"), (7, "3-7 days"))
+OLDER = "over 7 days"
+
+
+class SqlReportReader:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _rows(self, query: Any) -> list[Any]:
+        with Session(self.engine) as session:
+            return list(session.execute(query).all())
+
+    def span(self) -> tuple[datetime, datetime] | None:
+        c = m.Case
+        ((lo, hi, done),) = self._rows(
+            select(func.min(c.received_at), func.max(c.received_at), func.max(c.resolved_at))
+        )
+        if lo is None:
+            return None
+        return _aware(lo), max(_aware(hi), _aware(done or hi))
+
+    def baseline_span(self) -> tuple[datetime, datetime] | None:
+        b = m.BaselineCase
+        ((lo, hi),) = self._rows(select(func.min(b.escalated_at), func.max(b.escalated_at)))
+        return None if lo is None else (_aware(lo), _aware(hi))
+
+    def case_counts(self, start: datetime, end: datetime) -> CaseCounts:
+        c = m.Case
+        again = func.sum(case((c.escalations > 1, 1), else_=0))
+        query = (
+            select(c.outcome, c.first_reason, c.escalate_to, func.count(), again)
+            .where(c.received_at >= start, c.received_at < end)
+            .group_by(c.outcome, c.first_reason, c.escalate_to)
+        )
+        counts = CaseCounts()
+        for outcome, reason, target, n, reescalated in self._rows(query):
+            counts.cases += n
+            counts.reescalated += reescalated or 0
+            counts.outcomes[outcome or "undecided"] += n
+            if reason:
+                counts.first_reasons[reason] += n
+            if target:
+                counts.escalated_to[target] += n
+        return counts
+
+    def resolutions(self, start: datetime, end: datetime) -> list[Resolved]:
+        c = m.Case
+        query = select(
+            c.resolved_at, c.business_seconds, c.calendar_seconds, c.waiting_seconds
+        ).where(c.resolved_at >= start, c.resolved_at < end)
+        return [Resolved(*r) for r in self._rows(query)]
+
+    def resolved_by(self, start: datetime, end: datetime) -> Counter[str]:
+        c = m.Case
+        query = (
+            select(c.resolved_by, func.count())
+            .where(c.resolved_at >= start, c.resolved_at < end)
+            .group_by(c.resolved_by)
+        )
+        return Counter({who or "unknown": n for who, n in self._rows(query)})
+
+    def baseline_resolutions(self, start: datetime, end: datetime) -> list[Resolved]:
+        b = m.BaselineCase
+        query = select(
+            b.resolved_at, b.business_seconds, b.calendar_seconds, b.waiting_seconds
+        ).where(b.escalated_at >= start, b.escalated_at < end, b.resolved_at.is_not(None))
+        return [Resolved(*r) for r in self._rows(query)]
+
+    def sla(self, start: datetime, end: datetime) -> SlaCounts:
+        c, e = m.Case, m.SlaEscalation
+        ended = dict(
+            self._rows(
+                select(c.sla_met, func.count())
+                .where(c.resolved_at >= start, c.resolved_at < end, c.sla_met.is_not(None))
+                .group_by(c.sla_met)
+            )
+        )
+        ((open_breached,),) = self._rows(
+            select(func.count(func.distinct(e.case_id)))
+            .join(c, c.id == e.case_id)
+            .where(e.kind == "breached", e.at >= start, e.at < end, c.resolved_at.is_(None))
+        )
+        return SlaCounts(met=ended.get(True, 0), breached=ended.get(False, 0) + open_breached)
+
+    def money(self, start: datetime, end: datetime) -> dict[str, dict[str, dict[str, float]]]:
+        a, h = m.Action, m.HumanResolution
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        tier2 = (
+            select(a.type, a.currency, func.sum(a.amount))
+            .where(a.status == "done", a.executed_at >= start, a.executed_at < end)
+            .where(a.amount.is_not(None))
+            .group_by(a.type, a.currency)
+        )
+        for kind, currency, amount in self._rows(tier2):
+            _add(out, "tier2", kind, currency, amount)
+        humans = (
+            select(h.role, h.action_type, h.currency, func.sum(h.amount))
+            .where(h.at >= start, h.at < end, h.amount.is_not(None), h.action_type.is_not(None))
+            .group_by(h.role, h.action_type, h.currency)
+        )
+        for role, kind, currency, amount in self._rows(humans):
+            _add(out, role, kind, currency, amount)
+        return out
+
+    def reviews(self, start: datetime, end: datetime) -> ReviewCounts:
+        r = m.Review
+        ((n, agreed, critical, score),) = self._rows(
+            select(
+                func.count(),
+                func.sum(case((r.agrees, 1), else_=0)),
+                func.sum(case((r.violation, 1), else_=0)),
+                func.avg(r.score),
+            ).where(r.at >= start, r.at < end)
+        )
+        return ReviewCounts(
+            n, agreed or 0, critical or 0, None if score is None else round(float(score), 1)
+        )
+
+    def backlog(self, now: datetime) -> Counter[str]:
+        c = m.Case
+        start = func.coalesce(c.escalated_at, c.received_at)
+        buckets = case(*((start >= now - timedelta(days=d), name) for d, name in AGES), else_=OLDER)
+        query = select(buckets, func.count()).where(c.resolved_at.is_(None)).group_by(buckets)
+        found = dict(self._rows(query))
+        return Counter({name: found.get(name, 0) for _, name in (*AGES, (0, OLDER))})
+
+    def cases(self, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
+        """One row per case received in the period, for the ticket-level CSV."""
+        c = m.Case
+        query = (
+            select(
+                c.id.label("case_id"), c.ticket_id, c.received_at, c.escalated_at, c.state,
+                c.outcome, c.first_reason, c.escalate_to, c.escalations, c.resolved_at,
+                c.resolved_by, c.business_seconds, c.calendar_seconds, c.waiting_seconds, c.sla_met,
+            )
+            .where(c.received_at >= start, c.received_at < end)
+            .order_by(c.received_at, c.id)
+        )  # fmt: skip
+        with Session(self.engine) as session:
+            for row in session.execute(query.execution_options(yield_per=5000)):
+                yield dict(row._mapping)
+
+
+def _add(
+    out: dict[str, dict[str, dict[str, float]]], who: str, kind: str, currency: str | None,
+    amount: float | None,
+) -> None:  # fmt: skip
+    by_currency = out.setdefault(who, {}).setdefault(kind, {})
+    key = currency or ""
+    by_currency[key] = round(by_currency.get(key, 0.0) + float(amount or 0.0), 2)
+
+
+def _aware(value: datetime) -> datetime:
+    """func.min over a UtcDateTime column skips the column's result processing on SQLite."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
