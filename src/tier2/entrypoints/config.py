@@ -45,6 +45,15 @@
     max_connections = 100                 # beyond this, requests are answered 503
     max_header_bytes = 16384              # a larger request head is refused (400)
 
+    [console]
+    session_secret_env = "TIER2_SESSION_SECRET"   # 32+ bytes that sign the console's sessions
+    secure_cookies = false                # true behind HTTPS: the session cookie is Secure
+    session_hours = 12                    # a session ends this long after sign-in
+    max_failed_logins = 5                 # failures in a row that lock an account ...
+    lockout_minutes = 15                  # ... for this long
+    address_failures = 20                 # failed sign-ins one client address may make ...
+    address_window_minutes = 15           # ... in this long
+
 `load_config` validates the file and says which key is wrong, and refuses a secret written
 in it (a password in `database` or in a URL, a `password` or `token` key) saying which
 environment variable holds it instead; `secret` reads a secret from the environment and says
@@ -252,6 +261,21 @@ class ApiConfig(_C):
     max_header_bytes: Annotated[int, Field(ge=1024)] = 16_384
 
 
+class ConsoleConfig(_C):
+    """The web console `tier2 serve` serves at / (docs/console.md): its sessions and the
+    limits on signing in. `enabled`: true refuses to serve without the session secret,
+    false serves the API alone; unset, the console is served when the secret is set."""
+
+    enabled: bool | None = None
+    session_secret_env: EnvName = "TIER2_SESSION_SECRET"
+    secure_cookies: bool = False
+    session_hours: Annotated[float, Field(gt=0, le=24 * 30)] = 12.0
+    max_failed_logins: Annotated[int, Field(ge=1, le=100)] = 5
+    lockout_minutes: Annotated[float, Field(gt=0)] = 15.0
+    address_failures: Annotated[int, Field(ge=1)] = 20
+    address_window_minutes: Annotated[float, Field(gt=0)] = 15.0
+
+
 def _no_password_in_database(value: str | None) -> str | None:
     if value is not None and _password_in(value):
         raise ValueError(
@@ -269,6 +293,7 @@ class Config(_C):
     connector: ConnectorConfig = ConnectorConfig()
     webhooks: WebhookConfig = WebhookConfig()
     api: ApiConfig = ApiConfig()
+    console: ConsoleConfig = ConsoleConfig()
     source: str = "(defaults)"
 
     def store(

@@ -17,6 +17,7 @@ from tier2.entrypoints.cli.report import baseline_app, report
 from tier2.entrypoints.cli.run import check, run, serve, status
 from tier2.entrypoints.cli.sla import sla_app
 from tier2.entrypoints.cli.store import audit_app, case_app, db_app
+from tier2.entrypoints.cli.user import user_app
 
 app = typer.Typer(
     name="tier2",
@@ -41,6 +42,7 @@ app.add_typer(rt_app, name="rt")
 app.add_typer(audit_app, name="audit")
 app.add_typer(case_app, name="case")
 app.add_typer(baseline_app, name="baseline")
+app.add_typer(user_app, name="user")
 
 
 def main() -> None:

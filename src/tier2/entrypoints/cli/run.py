@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -28,6 +29,8 @@ from tier2.entrypoints.cli._common import (
 
 if TYPE_CHECKING:
     from tier2.app.runner import Runner, RunStats
+    from tier2.entrypoints.config import Config
+    from tier2.entrypoints.http.console import Console, ConsoleSettings
 
 
 def run(  # noqa: PLR0917 (Typer: each option is a parameter; they are most of its length)
@@ -154,12 +157,23 @@ def serve(  # noqa: PLR0917 (Typer: each option is a parameter)
             "docs, else on)."
         ),
     ] = None,
+    console: Annotated[
+        bool | None,
+        typer.Option(
+            help="Serve the web console at / (--console: refuse to start without its session "
+            "secret; default: [console] enabled, else when the secret is set)."
+        ),
+    ] = None,
 ) -> None:
-    """Serve tier2 over HTTP: POST /decide, GET /cases/{id}, the webhooks; docs at /docs.
+    """Serve tier2 over HTTP: the web console at /; POST /decide, GET /cases/{id}, the
+    webhooks; docs at /docs.
 
     Bearer tokens come from the environment variable named by [api] tokens_env (default
-    TIER2_API_TOKENS), comma-separated, each at least 20 characters. Request sizes, read
-    deadlines and connections are bounded by tier2.toml's [api] limits."""
+    TIER2_API_TOKENS), comma-separated, each at least 20 characters. The console's session
+    secret comes from the variable named by [console] session_secret_env (default
+    TIER2_SESSION_SECRET, at least 32 bytes); its users are added with `tier2 user add`.
+    Request sizes, read deadlines and connections are bounded by tier2.toml's [api]
+    limits."""
     from tier2.app.worker import Worker
     from tier2.entrypoints.http import create_app, server
 
@@ -167,6 +181,7 @@ def serve(  # noqa: PLR0917 (Typer: each option is a parameter)
         settings = bootstrap.settings(config)
         tokens, secrets = bootstrap.api_secrets(settings)
         limits = bootstrap.http_limits(settings)
+        sessions = _console_settings(settings, console)
     opening = bootstrap.deployment(settings, library_spec=library, db=db, connector=connector)
     with starting(), opening as deployment:
         background = None
@@ -182,6 +197,7 @@ def serve(  # noqa: PLR0917 (Typer: each option is a parameter)
             deployment.library, deployment.engine, tokens, webhooks=secrets,
             on_delivery=None if background is None else background.wake, limits=limits,
             docs=settings.api.docs if docs is None else docs,
+            console=None if sessions is None else _console(deployment, sessions),
         )  # fmt: skip
         serving = server(app_, limits, host=host, port=port)
         if background is not None:
@@ -195,6 +211,52 @@ def serve(  # noqa: PLR0917 (Typer: each option is a parameter)
                 background.stop()
         if not serving.started:  # the address is taken, say (uvicorn said why)
             raise typer.Exit(3)
+
+
+def _console_settings(settings: Config, asked: bool | None) -> ConsoleSettings | None:
+    """The console's settings, None when it is not served (said on standard error)."""
+    from tier2.entrypoints.bootstrap import StartError
+    from tier2.entrypoints.http.console import ConsoleSecretError, console_settings
+
+    section = settings.console
+    if asked is not None:
+        section = section.model_copy(update={"enabled": asked})
+    try:
+        found = console_settings(section)
+    except ConsoleSecretError as exc:
+        raise StartError(str(exc)) from None
+    if found is None and section.enabled is None:
+        sys.stderr.write(
+            f"tier2: the web console is off: {section.session_secret_env} is not set "
+            "(the API is served)\n"
+        )
+    return found
+
+
+def _console(deployment: bootstrap.Deployment, sessions: ConsoleSettings) -> Console:
+    """The web console over the deployment, signing the audit log with the audit key."""
+    from datetime import UTC, datetime
+
+    from tier2.app.follow import Follower
+    from tier2.app.sla_monitor import CLOCK_WORDS
+    from tier2.entrypoints.http.console import Console
+
+    follower = Follower(
+        bootstrap.unit_of_work(deployment.engine), deployment.library, deployment.desk, CLOCK_WORDS
+    )
+
+    def follow_up(case_ids: Sequence[str]) -> None:
+        """After a person resolved cases: their final resolution recorded at once (else the
+        next SLA scan records it)."""
+        try:
+            follower.follow(datetime.now(UTC))
+        except Exception as exc:  # the resolution is committed; the scan will follow it up
+            sys.stderr.write(f"tier2: console: following up {', '.join(case_ids)}: {exc}\n")
+
+    return Console(
+        deployment.library, deployment.engine, deployment.desk, sessions,
+        audit_key=bootstrap.audit_key(), after_resolve=follow_up,
+    )  # fmt: skip
 
 
 def check(

@@ -5,6 +5,9 @@
   POST /webhooks/zendesk  a signed Zendesk webhook: verified, queued durably, 202 at once
   POST /webhooks/rt       an RT scrip's call with the shared secret: queued durably, 202
   GET  /health            liveness, without a token
+  /  (and /login, /cases, /case/{id}, /queue, /library, /static)
+                          the web console, when one is given (tier2.entrypoints.http.console:
+                          signed-in users, not bearer tokens; docs/console.md)
 
 Everything but /health and the webhooks needs `Authorization: Bearer <token>`, one of the
 tokens in the environment variable tier2.toml names (`[api] tokens_env`). Zendesk webhooks
@@ -53,6 +56,7 @@ from tier2.contract import CaseError, Unit, read_units
 from tier2.core.library import Library
 from tier2.entrypoints.config import token_problem
 from tier2.entrypoints.http._limits import BoundedBody, HttpLimits
+from tier2.entrypoints.http.console import Console, mount_console
 from tier2.store import models as m
 from tier2.store.show import case_path
 
@@ -420,11 +424,13 @@ def create_app(
     on_delivery: Callable[[], None] | None = None,
     limits: HttpLimits | None = None,
     docs: bool = True,
+    console: Console | None = None,
 ) -> FastAPI:
     """The service for one library and one store; `tokens` are the accepted bearer tokens
     (each at least MIN_TOKEN_LENGTH characters); `on_delivery` is told when a webhook delivery
     has been queued (it wakes the worker); `limits` bound each request's body (the server's
-    own limits are `server`'s); `docs=False` serves no /docs, /redoc or /openapi.json."""
+    own limits are `server`'s); `docs=False` serves no /docs, /redoc or /openapi.json;
+    `console`: the web console, served at / (tier2.entrypoints.http.console)."""
     problem = token_problem(tokens)
     if problem == "no token":
         raise ValueError("no API tokens: the service refuses to run open")
@@ -445,6 +451,8 @@ def create_app(
         clock, on_delivery,
     )  # fmt: skip
     app.include_router(router)
+    if console is not None:
+        mount_console(app, console)
     app.add_middleware(
         BoundedBody, max_bytes=limits.max_body_bytes, timeout=limits.body_timeout_seconds
     )
