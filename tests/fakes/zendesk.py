@@ -11,11 +11,20 @@ documented shape:
 - cursor pagination (`page[size]`, capped at `max_page_size`; `meta.has_more`,
   `meta.after_cursor`, `links.next`) on comments, audits, requested tickets, views and the
   search export; the incremental ticket export by cursor (`after_cursor`, `end_of_stream`);
+- the incremental ticket metric events export (events on or after `start_time`, oldest
+  first): by cursor with `page[size]` (at most 100 a page), else time-based (`end_time`, the
+  last event's time, where the next page starts, repeating that second's events;
+  `next_page`, `count`, `end_of_stream`); the events of the three metrics (reply_time,
+  agent_work_time, requester_wait_time) as the metric event types reference describes:
+  activated on create, paused on pending (both waits) or on-hold (agent work), activated
+  again on open, fulfilled on solve (reply time: on an agent's first public comment);
+- a ticket's first audit has its Create events (status, priority, group, tags); `change`
+  seeds a past change (an audit at a given time, by a given author);
 - `GET users/me`: the API user (the agent whose token it is);
 - ticket updates that append a comment (authored by the API user, or by the comment's
   `author_id` when given), merge `custom_fields`, apply `additional_tags` / `remove_tags`,
-  and record an audit (by the API user) with Change and Comment events (a Comment event
-  with its `author_id`, `body` and `public`).
+  and record an audit (by the API user) with Change events (`value`, `previous_value`; tags
+  as lists) and Comment events (a Comment event with its `author_id`, `body` and `public`).
 """
 
 from __future__ import annotations
@@ -62,6 +71,7 @@ class FakeZendesk:
     updates: int = 0
     _ids: int = 1000
     _stream: list[dict[str, Any]] = field(default_factory=list)  # an export in progress
+    metric_events: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def base(self) -> str:
@@ -100,8 +110,43 @@ class FakeZendesk:
             "created_at": created_at, "updated_at": created_at, "type": None, **extra,
         }  # fmt: skip
         self.comments[tid] = []
-        self.audits[tid] = []
+        t = self.tickets[tid]
+        self.audits[tid] = [{
+            "id": self._next_id(), "ticket_id": tid, "created_at": created_at,
+            "author_id": requester_id,
+            "events": [{"id": self._next_id(), "type": "Create", "field_name": name,
+                        "value": copy.deepcopy(t[name])}
+                       for name in ("status", "priority", "group_id", "tags")],
+        }]  # fmt: skip
+        for metric in ("reply_time", "agent_work_time", "requester_wait_time"):
+            self._metric(tid, metric, "activate", created_at)
         return tid
+
+    def _metric(self, tid: int, metric: str, kind: str, at: str) -> None:
+        self.metric_events.append({"id": self._next_id(), "ticket_id": tid, "metric": metric,
+                                   "instance_id": 1, "type": kind, "time": at})  # fmt: skip
+
+    def _status_metrics(self, tid: int, before: str | None, after: str, at: str) -> None:
+        """The metric events of a status change (the metric event types reference)."""
+        paused = {"pending": ("agent_work_time", "requester_wait_time"),
+                  "hold": ("agent_work_time",)}  # fmt: skip
+        was, now = set(paused.get(str(before), ())), set(paused.get(after, ()))
+        if after == "solved":
+            for metric in ("agent_work_time", "requester_wait_time"):
+                self._metric(tid, metric, "fulfill", at)
+            return
+        for metric in sorted(now - was):
+            self._metric(tid, metric, "pause", at)
+        for metric in sorted(was - now) if before != "solved" else ():
+            self._metric(tid, metric, "activate", at)
+        if before == "solved":  # reopened
+            for metric in ("agent_work_time", "requester_wait_time"):
+                self._metric(tid, metric, "activate", at)
+
+    def change(self, tid: int, at: str, author_id: int, **change: Any) -> None:
+        """A past change to the ticket, as an update by `author_id` at `at` records it (the
+        update's fields: status, group_id, priority, additional_tags, remove_tags, comment)."""
+        self._apply(tid, change, _z(at), author_id)
 
     def add_comment(
         self, tid: int, author_id: int, body: str, *, public: bool = True, at: str | None = None
@@ -244,6 +289,8 @@ class FakeZendesk:
                 return self._page(request, "results", self._search(q.get("query", "")), q)
             case ["incremental", "tickets", "cursor"]:
                 return self._incremental(q)
+            case ["incremental", "ticket_metric_events"]:
+                return self._metric_export(request, q)
         raise KeyError(parts)
 
     def _page(
@@ -307,6 +354,29 @@ class FakeZendesk:
             "before_cursor": None, "before_url": None, "end_of_stream": end,
         })  # fmt: skip
 
+    def _metric_export(self, request: httpx.Request, q: dict[str, str]) -> httpx.Response:
+        """The events on or after `start_time`, oldest first: by cursor, else time-based."""
+        if "start_time" not in q:
+            return httpx.Response(400, json={"error": "InvalidValue",
+                                             "description": "start_time is required"})  # fmt: skip
+        since = int(q["start_time"])
+
+        def epoch(e: dict[str, Any]) -> int:
+            return int(datetime.fromisoformat(e["time"].replace("Z", "+00:00")).timestamp())
+
+        later = sorted((e for e in self.metric_events if epoch(e) >= since),
+                       key=lambda e: (epoch(e), e["id"]))  # fmt: skip
+        if "page[size]" in q:
+            return self._page(request, "ticket_metric_events", later, q)
+        page = later[: self.max_page_size]
+        end_time = epoch(page[-1]) if page else since
+        done = len(later) <= self.max_page_size
+        return httpx.Response(200, json={
+            "ticket_metric_events": copy.deepcopy(page), "count": len(page),
+            "end_time": end_time, "end_of_stream": done,
+            "next_page": f"{self.base}incremental/ticket_metric_events.json?start_time={end_time}",
+        })  # fmt: skip
+
     def _update(self, tid: int, change: dict[str, Any]) -> httpx.Response:
         ticket = self.tickets[tid]
         errors: dict[str, list[dict[str, str]]] = {}
@@ -319,32 +389,45 @@ class FakeZendesk:
                                              "description": "Record validation errors",
                                              "details": errors})  # fmt: skip
         self.updates += 1
-        at = _now()
+        self._apply(tid, change, _now(), self.agent_id)
+        return httpx.Response(200, json={"ticket": ticket, "audit": self.audits[tid][-1]})
+
+    def _apply(self, tid: int, change: dict[str, Any], at: str, by: int) -> None:
+        """An update: the ticket changed, its audit (by `by`, at `at`) and metric events."""
+        ticket = self.tickets[tid]
         events: list[dict[str, Any]] = []
         for name in ("status", "group_id", "priority"):
             if name in change and change[name] != ticket.get(name):
                 events.append({"id": self._next_id(), "type": "Change", "field_name": name,
                                "value": change[name], "previous_value": ticket.get(name)})  # fmt: skip
+                if name == "status":
+                    self._status_metrics(tid, ticket.get(name), change[name], at)
                 ticket[name] = change[name]
+        tags = list(ticket["tags"])
         if "tags" in change:
             ticket["tags"] = list(dict.fromkeys(change["tags"]))
         for tag in change.get("additional_tags") or []:
             if tag not in ticket["tags"]:
                 ticket["tags"].append(tag)
         ticket["tags"] = [t for t in ticket["tags"] if t not in (change.get("remove_tags") or [])]
+        if ticket["tags"] != tags:
+            events.append({"id": self._next_id(), "type": "Change", "field_name": "tags",
+                           "value": list(ticket["tags"]), "previous_value": tags})  # fmt: skip
         for f in change.get("custom_fields") or []:
             ticket["custom_fields"] = [x for x in ticket["custom_fields"] if x["id"] != f["id"]] + [
                 f
             ]
         comment = change.get("comment")
         if comment:
-            author = comment.get("author_id") or self.agent_id
-            self.add_comment(
-                tid, author, comment["body"], public=comment.get("public", True), at=at
-            )
+            author = comment.get("author_id") or by
+            public = comment.get("public", True)
+            self.add_comment(tid, author, comment["body"], public=public, at=at)
             events.append({"id": self._next_id(), "type": "Comment", "author_id": author,
-                           "body": comment["body"], "public": comment.get("public", True)})  # fmt: skip
+                           "body": comment["body"], "public": public})  # fmt: skip
+            replied = any(e["ticket_id"] == tid and e["metric"] == "reply_time"
+                          and e["type"] == "fulfill" for e in self.metric_events)  # fmt: skip
+            if public and author != ticket["requester_id"] and not replied:
+                self._metric(tid, "reply_time", "fulfill", at)
         ticket["updated_at"] = at
         self.audits[tid].append({"id": self._next_id(), "ticket_id": tid, "created_at": at,
-                                 "author_id": self.agent_id, "events": events})  # fmt: skip
-        return httpx.Response(200, json={"ticket": ticket, "audit": self.audits[tid][-1]})
+                                 "author_id": by, "events": events})  # fmt: skip

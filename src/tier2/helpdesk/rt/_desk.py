@@ -32,12 +32,13 @@ import re
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from sqlalchemy.orm import Session
 
+from tier2.app.baseline import PastEscalation
 from tier2.app.ports import (
     ActionOrder,
     ConnectorError,
@@ -172,13 +173,16 @@ class RtClient:
             return response.json() if response.content else None
         raise AssertionError("unreachable")
 
-    def search(self, query: str, fields: str, **params: Any) -> Iterator[dict[str, Any]]:
-        """Every ticket the TicketSQL query finds, page by page, with the fields asked for."""
+    def search(
+        self, query: str, fields: str, *, collection: str = "tickets", **params: Any
+    ) -> Iterator[dict[str, Any]]:
+        """Every ticket the TicketSQL query finds (or transaction the TransactionSQL query
+        finds, with `collection="transactions"`), page by page, with the fields asked for."""
         page = 1
         while True:
             data = self.call(
                 "GET",
-                "tickets",
+                collection,
                 params={"query": query, "fields": fields, "per_page": 100, "page": page, **params},
             )
             yield from data.get("items", [])
@@ -484,6 +488,43 @@ def _earlier(other: Mapping[str, Any], settings: RtSettings) -> dict[str, Any]:
     )
 
 
+_HISTORY = "Type,Field,OldValue,NewValue,Created,Creator"
+
+
+def _at(text: Any) -> datetime:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).astimezone(UTC)
+
+
+def history_timeline(
+    transactions: Sequence[Mapping[str, Any]],
+    groups: Mapping[str, str],
+    severity_id: str | None,
+    tier2_user: str | None,
+) -> Timeline:
+    """A ticket's status, queue (`groups`: queue id -> group word) and severity changes from
+    its transactions, RT's statuses in the SLA monitor's words; the last activity is the last
+    change or message by anyone but RT itself and tier2. Pure."""
+    changes: list[StatusChange] = []
+    last: datetime | None = None
+    for t in transactions:
+        at = _at(t["Created"])
+        actor = _creator(t)
+        kind, fld, new = t.get("Type"), t.get("Field"), str(t.get("NewValue") or "")
+        if kind == "Status":
+            changes.append(
+                StatusChange(at, status=_DONE.get(new) or _WAITING.get(new, new), actor=actor)
+            )
+        elif kind == "Set" and fld == "Queue" and new in groups:
+            changes.append(StatusChange(at, group=groups[new], actor=actor))
+        elif kind == "CustomField" and severity_id is not None and str(fld) == severity_id and new:
+            changes.append(StatusChange(at, severity=new, actor=actor))
+        if actor not in _SYSTEM and actor != tier2_user and kind in (
+            "Correspond", "Comment", "Status", "Set", "CustomField",
+        ):  # fmt: skip
+            last = at if last is None else max(last, at)
+    return Timeline(tuple(changes), last)
+
+
 # --------------------------------------------------------------------------- the help desk
 
 
@@ -719,42 +760,110 @@ class RtHelpDesk:
 
     def timelines(self, ticket_ids: Sequence[str]) -> dict[str, Timeline]:
         """Status, queue and severity changes from each ticket's transactions."""
+        read = self._history_reader() if ticket_ids else None
+        out: dict[str, Timeline] = {}
+        for ticket_id in ticket_ids:
+            assert read is not None
+            out[ticket_id] = read(list(self._paged(f"ticket/{ticket_id}/history", _HISTORY)))
+        return out
+
+    def _history_reader(self) -> Callable[[Sequence[Mapping[str, Any]]], Timeline]:
+        """What reads a ticket's transactions as its timeline, in this RT's queues and fields."""
         s = self.settings
         groups = {self.queue_id(q): g for g, q in s.queues.items()}
         groups[self.queue_id(s.return_queue)] = "tier1"
         severity_id = self._cf_id(s.cf("ticket.severity"))
-        me = self.tier2_user() if ticket_ids else None
-        out: dict[str, Timeline] = {}
-        for ticket_id in ticket_ids:
-            changes: list[StatusChange] = []
-            last: datetime | None = None
-            for t in self._paged(
-                f"ticket/{ticket_id}/history", "Type,Field,NewValue,Created,Creator"
-            ):
-                at = datetime.fromisoformat(str(t["Created"]).replace("Z", "+00:00"))
-                actor = str((t.get("Creator") or {}).get("id", ""))
-                kind, fld, new = t.get("Type"), t.get("Field"), str(t.get("NewValue") or "")
-                if kind == "Status":
-                    changes.append(
-                        StatusChange(
-                            at, status=_DONE.get(new) or _WAITING.get(new, new), actor=actor
-                        )
-                    )
-                elif kind == "Set" and fld == "Queue" and new in groups:
-                    changes.append(StatusChange(at, group=groups[new], actor=actor))
-                elif (
-                    kind == "CustomField"
-                    and severity_id is not None
-                    and str(fld) == severity_id
-                    and new
-                ):
-                    changes.append(StatusChange(at, severity=new, actor=actor))
-                if actor not in _SYSTEM and actor != me and kind in (
-                    "Correspond", "Comment", "Status", "Set", "CustomField",
-                ):  # fmt: skip
-                    last = at if last is None else max(last, at)
-            out[ticket_id] = Timeline(tuple(changes), last)
+        me = self.tier2_user()
+        return lambda transactions: history_timeline(transactions, groups, severity_id, me)
+
+    # ------------------------------------------------------------------ the baseline
+
+    def past_escalations(self, start: datetime, end: datetime) -> list[PastEscalation]:
+        """The tickets that entered the escalation queue (or got the escalation field's value)
+        in [start, end) and that tier2 never handled: when they first entered, their changes
+        (as `timelines` reads them), re-escalated when they entered more than once."""
+        read = self._history_reader()
+        out = []
+        for ticket_id in sorted(self._entered_around(start, end), key=int):
+            ticket = self.rt.call("GET", f"ticket/{ticket_id}")
+            history = list(self._paged(f"ticket/{ticket_id}/history", _HISTORY))
+            entered = self._entries(ticket, history)
+            if not entered or not start <= entered[0] < end or self._tier2s(ticket_id, history):
+                continue
+            severity = _Form(_values(ticket), self.settings).one("ticket.severity")
+            changes = read(history).changes
+            out.append(PastEscalation(ticket_id, severity, entered[0], changes, len(entered) > 1))
         return out
+
+    def _entry_field(self) -> tuple[str, str, str, str]:
+        """How a ticket becomes an escalation: (the transaction type that makes it, its
+        `Field`, its `NewValue`, the TicketSQL of a ticket that holds it now)."""
+        s = self.settings
+        if s.custom_field:
+            cf_id = self._cf_id(s.custom_field)
+            if cf_id is None:
+                raise RtError(f"RT: no custom field {s.custom_field!r}")
+            value = s.custom_field_value or ""
+            held = f"'CF.{{{_quote(s.custom_field)}}}' = '{_quote(value)}'"
+            return "CustomField", cf_id, value, held
+        return "Set", "Queue", self.queue_id(s.queue), f"Queue = '{_quote(s.queue)}'"
+
+    def _entered_around(self, start: datetime, end: datetime) -> set[str]:
+        """The tickets that may have entered in [start, end) (a day more each side: RT reads
+        a search's times in its own time zone): moved in then, created then and still there,
+        or moved out since (created there). Their histories decide."""
+        kind, fld, value, held = self._entry_field()
+        lo, hi = (
+            _rt_time((start - timedelta(days=1)).isoformat()),
+            _rt_time((end + timedelta(days=1)).isoformat()),
+        )
+        moves = f"ObjectType = 'RT::Ticket' AND Type = '{kind}' AND Field = '{_quote(fld)}'"
+        found = {
+            str(t["ObjectId"])
+            for query in (
+                f"{moves} AND NewValue = '{_quote(value)}' "
+                f"AND Created >= '{lo}' AND Created < '{hi}'",
+                f"{moves} AND OldValue = '{_quote(value)}' AND Created >= '{lo}'",
+            )
+            for t in self.rt.search(query, "ObjectId", collection="transactions")
+        }
+        created = f"{held} AND Created >= '{lo}' AND Created < '{hi}'"
+        return found | {str(t["id"]) for t in self.rt.search(created, "id")}
+
+    def _entries(
+        self, ticket: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
+    ) -> list[datetime]:
+        """When the ticket entered: created in the queue (or with the field's value), then
+        each move in, in time order."""
+        kind, fld, value, _ = self._entry_field()
+        sets = [t for t in history if t.get("Type") == kind and str(t.get("Field")) == fld]
+        if sets:
+            at_create = str(sets[0].get("OldValue") or "") == value
+        elif kind == "Set":
+            at_create = str((ticket.get("Queue") or {}).get("id")) == value
+        else:
+            at_create = value in _values(ticket).get(self.settings.custom_field or "", [])
+        created = next((t for t in history if t.get("Type") == "Create"), None)
+        out = [_at(t["Created"]) for t in sets if str(t.get("NewValue") or "") == value]
+        if at_create:
+            out.insert(0, _at((created or ticket)["Created"]))
+        return sorted(out)
+
+    def _tier2s(self, ticket_id: str, history: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether tier2 handled the ticket: it set `Tier2 Outcome`, or its RT user wrote a
+        message with a key on it."""
+        outcome = self._cf_id(self.settings.cf("tier2.outcome"))
+        if any(
+            t.get("Type") == "CustomField" and str(t.get("Field")) == outcome and t.get("NewValue")
+            for t in history
+        ):
+            return True
+        me = self.tier2_user()
+        if not any(
+            t.get("Type") in ("Comment", "Correspond") and _creator(t) == me for t in history
+        ):
+            return False
+        return bool(self._known_keys(ticket_id))
 
     def _cf_id(self, name: str) -> str | None:
         if self._cf_names is None:

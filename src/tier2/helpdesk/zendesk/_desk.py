@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from tier2._batch import batched
+from tier2.app.baseline import PastEscalation
 from tier2.app.ports import (
     ActionOrder,
     ConnectorError,
@@ -173,6 +174,7 @@ class ZendeskSettings:
     outcome_field_id: int | None = None  # a field tier2 sets to its outcome
     reply_to_customer: bool = False
     case_prefix: str = "ZD-"
+    group_id: int | None = None  # tier-2's group: assigned to it, a ticket was escalated
 
     def search_query(self) -> str:
         where = (
@@ -181,6 +183,27 @@ class ZendeskSettings:
             else f"custom_field_{self.custom_field_id}:{self.custom_field_value}"
         )
         return f"type:ticket status<solved {where} -tags:{ESCALATED_TAG}"
+
+    def entry_known(self) -> bool:
+        """Whether a ticket's audits tell when it became an escalation (a view does not)."""
+        return self.group_id is not None or bool(self.tag) or self.custom_field_id is not None
+
+    def entered(self, audit: Mapping[str, Any]) -> bool:
+        """Whether the audit made the ticket an escalation: created in or assigned to tier-2's
+        group, tagged with the escalation tag, or given the escalation field's value."""
+        for e in audit.get("events") or []:
+            if e.get("type") not in ("Create", "Change"):
+                continue
+            name, value, before = e.get("field_name"), e.get("value"), e.get("previous_value")
+            if self.group_id is not None and name == "group_id" and _int(value) == self.group_id:
+                return True
+            tagged = self.tag and name == "tags" and self.tag in (value or [])
+            if tagged and self.tag not in (before or []):
+                return True
+            entry = self.custom_field_id is not None and name == str(self.custom_field_id)
+            if entry and str(value) == str(self.custom_field_value) and value != before:
+                return True
+        return False
 
     def escalated(self, ticket: Mapping[str, Any]) -> bool:
         """Is this ticket (as Zendesk gives it) an escalation waiting for tier2?"""
@@ -671,42 +694,116 @@ class ZendeskHelpDesk:
         """Status, group and priority changes from each ticket's audits; the last activity
         is the last comment by anyone but the requester and tier2."""
         me = self.agent_id() if ticket_ids else None
-        groups = {v: k for k, v in self.settings.groups.items()}
-        if self.settings.return_group_id is not None:
-            groups[self.settings.return_group_id] = "tier1"
+        groups = self._group_words()
         out: dict[str, Timeline] = {}
         for ticket_id in ticket_ids:
             requester = self._ticket(ticket_id).get("requester_id")
-            changes: list[StatusChange] = []
-            last: datetime | None = None
-            for audit in self.zd.pages(f"tickets/{ticket_id}/audits", "audits"):
-                at = datetime.fromisoformat(str(audit["created_at"]).replace("Z", "+00:00"))
-                actor = str(audit.get("author_id", ""))
-                for e in audit.get("events") or []:
-                    name, value = e.get("field_name"), e.get("value")
-                    group = groups.get(_int(value) or -1)
-                    if e.get("type") == "Change" and name == "status":
-                        changes.append(
-                            StatusChange(
-                                at,
-                                status=_DONE.get(value) or _WAITING.get(value, value),
-                                actor=actor,
-                            )
-                        )
-                    elif e.get("type") == "Change" and name == "group_id" and group:
-                        changes.append(StatusChange(at, group=group, actor=actor))
-                    elif (
-                        e.get("type") == "Change"
-                        and name == "priority"
-                        and value in SEVERITY_OF_PRIORITY
-                    ):
-                        changes.append(
-                            StatusChange(at, severity=SEVERITY_OF_PRIORITY[value], actor=actor)
-                        )
-                    elif e.get("type") == "Comment" and _by_agent(e, audit, requester, me):
-                        last = at if last is None else max(last, at)
-            out[ticket_id] = Timeline(tuple(changes), last)
+            audits = self.zd.pages(f"tickets/{ticket_id}/audits", "audits")
+            out[ticket_id] = audit_timeline(audits, groups, requester, me)
         return out
+
+    def _group_words(self) -> dict[int, str]:
+        groups = {v: k for k, v in self.settings.groups.items()}
+        if self.settings.return_group_id is not None:
+            groups[self.settings.return_group_id] = "tier1"
+        return groups
+
+    # ------------------------------------------------------------------ the baseline
+
+    def past_escalations(self, start: datetime, end: datetime) -> list[PastEscalation]:
+        """The tickets escalated in [start, end) that tier2 never handled: each ticket with a
+        metric event since `start` (the incremental ticket metric events export), judged on
+        its audits: when it was first assigned to tier-2's group (or tagged, or given the
+        escalation field's value), its changes as `timelines` reads them, re-escalated when
+        that happened more than once."""
+        if not self.settings.entry_known():
+            raise ZendeskError(
+                "Zendesk: the baseline needs group_id (tier-2's group), tag or custom_field_id"
+                " to tell from a ticket's audits when it was escalated"
+            )
+        me, groups = self.agent_id(), self._group_words()
+        found: dict[str, tuple[datetime, tuple[StatusChange, ...], bool]] = {}
+        for ticket_id in self._metric_tickets(start, end):
+            audits = list(self.zd.pages(f"tickets/{ticket_id}/audits", "audits"))
+            entered = [_at(a["created_at"]) for a in audits if self.settings.entered(a)]
+            if not entered or not start <= entered[0] < end or _tier2s(audits, me):
+                continue
+            changes = audit_timeline(audits, groups, None, me).changes
+            found[ticket_id] = (entered[0], changes, len(entered) > 1)
+        severity: dict[str, str | None] = {}
+        for chunk in batched(list(found), 100):
+            data = self.zd.call("GET", "tickets/show_many", params={"ids": ",".join(chunk)})
+            severity.update((str(t["id"]), self._severity(t)) for t in data.get("tickets") or [])
+        return [
+            PastEscalation(ticket_id, severity.get(ticket_id), at, changes, again)
+            for ticket_id, (at, changes, again) in found.items()
+        ]
+
+    def _severity(self, ticket: Mapping[str, Any]) -> str | None:
+        given = _field(ticket, self.settings.fields.get("ticket.severity"))
+        return str(given) if given else SEVERITY_OF_PRIORITY.get(str(ticket.get("priority")))
+
+    def _metric_tickets(self, start: datetime, end: datetime) -> list[str]:
+        """The tickets with a metric event since `start` (the export read by cursor, to its
+        end: an escalation may show only in a later event, such as its solve), but those
+        created at or after `end` (their first reply-time metric activated then)."""
+        seen: set[int] = set()
+        late: set[int] = set()
+        for e in self.zd.pages(
+            "incremental/ticket_metric_events",
+            "ticket_metric_events",
+            start_time=int(start.timestamp()),
+        ):
+            seen.add(int(e["ticket_id"]))
+            born = e.get("metric") == "reply_time" and e.get("instance_id") == 1
+            if born and e.get("type") == "activate" and _at(e["time"]) >= end:
+                late.add(int(e["ticket_id"]))
+        return [str(t) for t in sorted(seen - late)]
+
+
+def audit_timeline(
+    audits: Iterable[Mapping[str, Any]], groups: Mapping[int, str], requester: Any, agent_id: Any
+) -> Timeline:
+    """A ticket's status, group (`groups`: group id -> group word) and priority changes from
+    its audits, in the SLA monitor's words; the last activity is the last comment by anyone
+    but the requester and tier2. Pure."""
+    changes: list[StatusChange] = []
+    last: datetime | None = None
+    for audit in audits:
+        at = _at(audit["created_at"])
+        actor = str(audit.get("author_id", ""))
+        for e in audit.get("events") or []:
+            name, value = e.get("field_name"), e.get("value")
+            group = groups.get(_int(value) or -1)
+            if e.get("type") == "Change" and name == "status":
+                status = _DONE.get(value) or _WAITING.get(value, value)
+                changes.append(StatusChange(at, status=status, actor=actor))
+            elif e.get("type") == "Change" and name == "group_id" and group:
+                changes.append(StatusChange(at, group=group, actor=actor))
+            elif e.get("type") == "Change" and name == "priority" and value in SEVERITY_OF_PRIORITY:
+                changes.append(StatusChange(at, severity=SEVERITY_OF_PRIORITY[value], actor=actor))
+            elif e.get("type") == "Comment" and _by_agent(e, audit, requester, agent_id):
+                last = at if last is None else max(last, at)
+    return Timeline(tuple(changes), last)
+
+
+def _tier2s(audits: Sequence[Mapping[str, Any]], agent_id: Any) -> bool:
+    """Whether tier2 handled the ticket: a comment of tier2's, or a tag tier2 sets."""
+    for audit in audits:
+        for e in audit.get("events") or []:
+            author = e.get("author_id", audit.get("author_id"))
+            if e.get("type") == "Comment" and tier2s_comment({**e, "author_id": author}, agent_id):
+                return True
+            if e.get("field_name") == "tags" and any(
+                str(t) == ESCALATED_TAG or str(t).startswith("tier2_action_")
+                for t in e.get("value") or []
+            ):
+                return True
+    return False
+
+
+def _at(text: Any) -> datetime:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).astimezone(UTC)
 
 
 def _by_agent(
