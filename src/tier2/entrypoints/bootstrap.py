@@ -267,6 +267,7 @@ def zendesk_settings(zd: ZendeskConfig) -> ZendeskSettings:
         tag=zd.tag,
         custom_field_id=zd.custom_field_id,
         custom_field_value=zd.custom_field_value,
+        group_id=zd.group_id,
         groups=dict(zd.groups),
         return_group_id=zd.return_group_id,
         fields=dict(zd.fields),

@@ -205,6 +205,7 @@ class ZendeskConfig(_C):
     tag: str | None = None
     custom_field_id: int | None = None
     custom_field_value: str | None = None
+    group_id: int | None = None  # tier-2's group: what the baseline reads escalations by
     groups: dict[str, int] = {}  # escalation target -> group id
     return_group_id: int | None = None  # tier-1's group, where a return goes
     fields: dict[str, int] = {}  # case field -> ticket field id
