@@ -41,6 +41,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tier2.app.baseline import baseline_rows
+from tier2.app.console import Rating
 from tier2.app.report import report
 from tier2.app.runner import Runner
 from tier2.app.sla_monitor import SlaMonitor
@@ -78,7 +79,6 @@ class CompanySummary:
     sla_escalated: Counter[str] = field(default_factory=Counter)
     still_open: int = 0
     report: dict[str, Any] = field(default_factory=dict)  # tier2 report's figures
-
 
 
 def run_company(
@@ -124,6 +124,7 @@ def run_company(
         monitor.scan()
         if on_hour is not None:
             on_hour(1)
+    seniors_look_back(engine, seed)
     summary = summarise(engine, company, library_name)
     zone = ZoneInfo(library.sla.calendar.timezone)
     summary.report = report(SqlReportReader(engine), zone=zone, now=end)
@@ -202,6 +203,58 @@ class Seniors:
                 desk.update_ticket(ticket_id, actor=actor, at=when, status=status)
             else:
                 desk.update_ticket(ticket_id, actor=actor, at=when, message=NOTE)
+
+
+def seniors_look_back(engine: Any, seed: int) -> None:
+    """What the seniors record in the console about the cases they resolved (seeded per
+    case): the money they granted above tier2's authority (the action tier2 recommended),
+    and, for two cases in five, a review of tier2's decision: nine in ten agree."""
+    with Session(engine) as session, session.begin():
+        rows = session.execute(
+            select(m.Case.id, m.Case.escalations, m.Case.resolved_at, m.Decision)
+            .join(m.Decision, m.Decision.case_id == m.Case.id)
+            .where(m.Case.resolved_by == "human", m.Case.state == "escalated")
+            .order_by(m.Case.id, m.Decision.seq)
+        ).all()
+        latest = {case_id: (n, at or d.decided_at, d) for case_id, n, at, d in rows}
+        for case_id, (escalations, at, decision) in sorted(latest.items()):
+            rng = random.Random(f"{seed}:look-back:{case_id}")
+            body = decision.body
+            action = (body.get("actions") or [None])[0]
+            if body["reasons"][0]["code"] == "authority_exceeded" and action:
+                session.add(_granted(case_id, escalations, at, decision.escalate_to, action))
+            if rng.random() < 0.4:
+                session.add(_reviewed(rng, case_id, decision, at))
+
+
+def _granted(
+    case_id: str, escalations: int, at: datetime, role: str | None, action: dict[str, Any]
+) -> m.HumanResolution:
+    return m.HumanResolution(
+        case_id=case_id, escalation=escalations, resolved_by="senior", role=role or "",
+        at=at, summary="Granted what tier2 recommended, under my authority.",
+        action_type=action["type"], amount=action.get("amount"),
+        currency=action.get("currency"),
+    )  # fmt: skip
+
+
+def _reviewed(rng: random.Random, case_id: str, decision: m.Decision, at: datetime) -> m.Review:
+    right = rng.random() < 0.9
+    rating = Rating(
+        right_outcome=right, right_target=right or rng.random() < 0.5,
+        handoff_score=rng.choice((3, 4, 4, 5, 5)), missing=None,
+        could_close=rng.random() < 0.05, violation=False,
+        correct_outcome=None if right else "resolve", correct_escalate_to=None,
+        comment=None if right else "Within policy: tier-2 could have closed it.",
+    )  # fmt: skip
+    return m.Review(
+        case_id=case_id, decision_seq=decision.seq, reviewer="senior", at=at,
+        right_outcome=rating.right_outcome, right_target=rating.right_target,
+        handoff_score=rating.handoff_score, missing=rating.missing,
+        could_close=rating.could_close, violation=rating.violation, score=rating.score,
+        agrees=rating.agrees, correct_outcome=rating.correct_outcome,
+        correct_escalate_to=rating.correct_escalate_to, comment=rating.comment,
+    )  # fmt: skip
 
 
 FOUR_WEEKS = timedelta(days=28)

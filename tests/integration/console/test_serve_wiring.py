@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from tests.integration.console.conftest import SECRET, TOKEN, World, csrf_of, sign_in
 from tier2.core.library import Library
 from tier2.entrypoints import bootstrap
-from tier2.entrypoints.cli.run import _console
+from tier2.entrypoints.cli.run import web_console
 from tier2.entrypoints.config import Config, ConsoleConfig
 from tier2.entrypoints.http import create_app
 from tier2.entrypoints.http.console import (
@@ -95,7 +95,7 @@ def test_a_resolution_is_followed_up_at_once(
     shutil.copy(template_store, path)
     engine = make_engine(f"sqlite:///{path}")
     deployment = bootstrap.Deployment(Config(), "saas", saas, engine, LocalHelpDesk(engine))
-    console = _console(deployment, ConsoleSettings(secret=SECRET))
+    console = web_console(deployment, ConsoleSettings(secret=SECRET))
     client = TestClient(create_app(saas, engine, [TOKEN], console=console))
     world = World(engine, saas, client, console)
     case_id = world.escalated()[0]

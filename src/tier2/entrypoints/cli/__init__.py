@@ -11,7 +11,7 @@ import sys
 import typer
 
 from tier2.entrypoints.cli.decide import decide, import_cases, lint
-from tier2.entrypoints.cli.demo import demo
+from tier2.entrypoints.cli.demo import demo_app
 from tier2.entrypoints.cli.helpdesk import rt_app, ticket_app
 from tier2.entrypoints.cli.report import baseline_app, report
 from tier2.entrypoints.cli.run import check, run, serve, status
@@ -33,7 +33,6 @@ app.command()(run)
 app.command()(serve)
 app.command()(check)
 app.command()(status)
-app.command()(demo)
 app.command()(report)
 app.add_typer(db_app, name="db")
 app.add_typer(sla_app, name="sla")
@@ -42,6 +41,7 @@ app.add_typer(rt_app, name="rt")
 app.add_typer(audit_app, name="audit")
 app.add_typer(case_app, name="case")
 app.add_typer(baseline_app, name="baseline")
+app.add_typer(demo_app, name="demo")
 app.add_typer(user_app, name="user")
 
 

@@ -197,7 +197,7 @@ def serve(  # noqa: PLR0917 (Typer: each option is a parameter)
             deployment.library, deployment.engine, tokens, webhooks=secrets,
             on_delivery=None if background is None else background.wake, limits=limits,
             docs=settings.api.docs if docs is None else docs,
-            console=None if sessions is None else _console(deployment, sessions),
+            console=None if sessions is None else web_console(deployment, sessions),
         )  # fmt: skip
         serving = server(app_, limits, host=host, port=port)
         if background is not None:
@@ -233,7 +233,7 @@ def _console_settings(settings: Config, asked: bool | None) -> ConsoleSettings |
     return found
 
 
-def _console(deployment: bootstrap.Deployment, sessions: ConsoleSettings) -> Console:
+def web_console(deployment: bootstrap.Deployment, sessions: ConsoleSettings) -> Console:
     """The web console over the deployment, signing the audit log with the audit key."""
     from datetime import UTC, datetime
 
