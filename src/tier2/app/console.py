@@ -339,6 +339,10 @@ class ConsoleTransaction(Protocol):
 
     def add_resolution(self, row: Mapping[str, Any]) -> None: ...
 
+    def add_notes(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """What was written on the ticket, as tier2's other notes are kept."""
+        ...
+
     def save_review(self, row: Mapping[str, Any]) -> None:
         """The review, in place of this reviewer's earlier one on the case."""
         ...
@@ -459,8 +463,12 @@ class CaseWork:
                 "grant": None if grant is None else {
                     "type": grant.type, "amount": grant.amount, "currency": grant.currency
                 },
-                "note": {"key": note.key, "kind": note.kind, "digest": text_digest(body)},
+                "notes": [{"key": note.key, "kind": note.kind, "digest": text_digest(body)}],
             }  # fmt: skip
+            tx.add_notes(
+                [{"case_id": case_id, "ticket_id": note.ticket_id, "idempotency_key": note.key,
+                  "kind": note.kind, "body": body, "written_at": now}]
+            )  # fmt: skip
             # (after the help desk's calls: the audit log is locked to the end)
             tx.audit([(now, case_id, RESOLVED_BY_HUMAN, data)])
         if self.after_resolve is not None:  # the follow-up hook: the case's final resolution

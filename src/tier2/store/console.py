@@ -472,6 +472,9 @@ class SqlConsoleTransaction:
     def add_resolution(self, row: Mapping[str, Any]) -> None:
         self.session.execute(insert(m.HumanResolution).values(**row))
 
+    def add_notes(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.session.execute(insert(m.Note), [dict(r) for r in rows])
+
     def save_review(self, row: Mapping[str, Any]) -> None:
         r = m.Review
         self.session.execute(

@@ -31,7 +31,9 @@ from tier2.app.ports import json_digest, text_digest
 from tier2.store.models import Action, Decision, LedgerEntry, Note, table
 
 _ACTION_FIELDS = frozenset({"key", "type", "amount", "currency", "ticket"})
-_STORING_NOTES = frozenset({"documented", "sla_breach"})  # the events whose step stores notes
+# the events whose step stores notes: tier2's documents, the SLA monitor's, a person's
+# resolution written from the console
+_STORING_NOTES = frozenset({"documented", "sla_breach", "resolved_by_human"})
 
 
 @dataclass(frozen=True)

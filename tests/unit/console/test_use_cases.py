@@ -47,6 +47,7 @@ class _Tables:
     resolutions: list[dict[str, Any]] = field(default_factory=list)
     reviews: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Tx:
@@ -72,6 +73,9 @@ class _Tx:
 
     def add_resolution(self, row: Mapping[str, Any]) -> None:
         self.t.resolutions.append(dict(row))
+
+    def add_notes(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        self.t.notes.extend(dict(r) for r in rows)
 
     def save_review(self, row: Mapping[str, Any]) -> None:
         self.t.reviews[(row["case_id"], row["reviewer"])] = dict(row)
@@ -231,7 +235,8 @@ def test_resolve_writes_back_and_audits_in_one_transaction(world: Any, saas: Lib
     assert isinstance(desk.where["T-NW-1"], Resolve)
     assert store.tables.resolutions[0]["resolved_by"] == "sam"
     assert [e[2] for e in store.tables.audit] == ["resolved_by_human"]
-    assert store.tables.audit[0][3]["note"]["key"] == "NW-1:1:resolved"
+    assert store.tables.audit[0][3]["notes"][0]["key"] == "NW-1:1:resolved"
+    assert [n["idempotency_key"] for n in store.tables.notes] == ["NW-1:1:resolved"]
     assert followed == [["NW-1"]]
     with pytest.raises(Conflict, match="resolved already"):
         work.resolve(SENIOR_SUPPORT, "NW-1", found)
