@@ -14,8 +14,9 @@ and the HTML report (the trend by week, who resolved, the backlog by age, at-ris
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
@@ -45,13 +46,32 @@ class Period:
 
 
 @dataclass(frozen=True)
-class Resolved:
-    """One case's (or baseline escalation's) final resolution, as the figures need it."""
+class Resolutions:
+    """Final resolutions (of cases, or of baseline escalations) as columns, in the order of
+    their resolution times: `at` holds those times as the store keeps and sorts them (`key`
+    turns a time into that form, `first` and `last` are the earliest and the latest), and the
+    cycle times in seconds, row by row."""
 
-    resolved_at: datetime
-    business_seconds: float
-    calendar_seconds: float
-    waiting_seconds: float
+    at: Sequence[Any]
+    business: Sequence[float]
+    calendar: Sequence[float]
+    waiting: Sequence[float]
+    key: Callable[[datetime], Any]
+    first: datetime | None = None
+    last: datetime | None = None
+
+    @classmethod
+    def of(cls, rows: Iterable[tuple[datetime, float, float, float]]) -> Resolutions:
+        """From (resolved_at, business, calendar, waiting seconds) rows, in any order."""
+        ordered = sorted(rows, key=lambda r: r[0])
+        if not ordered:
+            return cls([], [], [], [], _same)
+        at, business, calendar, waiting = (list(c) for c in zip(*ordered, strict=True))
+        return cls(at, business, calendar, waiting, _same, at[0], at[-1])
+
+
+def _same(value: datetime) -> datetime:
+    return value
 
 
 @dataclass
@@ -93,13 +113,15 @@ class ReportReader(Protocol):
 
     def case_counts(self, start: datetime, end: datetime) -> CaseCounts: ...
 
-    def resolutions(self, start: datetime, end: datetime) -> list[Resolved]:
+    def resolutions(self, start: datetime, end: datetime) -> Resolutions:
         """The cases finally resolved in the period."""
         ...
 
     def resolved_by(self, start: datetime, end: datetime) -> Counter[str]: ...
 
-    def baseline_resolutions(self, start: datetime, end: datetime) -> list[Resolved]: ...
+    def baseline_resolutions(self, start: datetime, end: datetime) -> Resolutions:
+        """The baseline's escalations of the period (escalated in it) that were resolved."""
+        ...
 
     def sla(self, start: datetime, end: datetime) -> SlaCounts:
         """Cases whose tier-2 clock ended in the period, met or breached, and cases still
@@ -129,21 +151,67 @@ def quantile(values: Sequence[float], q: float) -> float:
     return values[low] + (values[high] - values[low]) * (pos - low)
 
 
-def cycle_figures(resolved: Iterable[Resolved]) -> dict[str, Any]:
-    """The cycle-time figures of a set of resolutions, in hours, rounded to 0.01."""
-    rows = list(resolved)
-    business = sorted(r.business_seconds / HOUR for r in rows)
-    calendar = sorted(r.calendar_seconds / HOUR for r in rows)
-    waiting = sorted(r.waiting_seconds / HOUR for r in rows)
+def _hours(values: Sequence[float], q: float) -> float:
+    """quantile() of sorted seconds, in hours: the same figure as quantile() of the values
+    divided by HOUR (a division keeps their order)."""
+    if not values:
+        return 0.0
+    pos = (len(values) - 1) * q
+    low = math.floor(pos)
+    high = min(low + 1, len(values) - 1)
+    below, above = values[low] / HOUR, values[high] / HOUR
+    return below + (above - below) * (pos - low)
+
+
+def _figures(business: list[float], calendar: list[float], waiting: list[float]) -> dict[str, Any]:
+    """The cycle-time figures of sorted columns of seconds, in hours, rounded to 0.01."""
     return {
-        "cases": len(rows),
-        "median_business_hours": round(quantile(business, 0.5), 2),
-        "p90_business_hours": round(quantile(business, 0.9), 2),
-        "median_calendar_hours": round(quantile(calendar, 0.5), 2),
-        "p90_calendar_hours": round(quantile(calendar, 0.9), 2),
-        "median_waiting_hours": round(quantile(waiting, 0.5), 2),
-        "waited": sum(1 for w in waiting if w > 0),
+        "cases": len(business),
+        "median_business_hours": round(_hours(business, 0.5), 2),
+        "p90_business_hours": round(_hours(business, 0.9), 2),
+        "median_calendar_hours": round(_hours(calendar, 0.5), 2),
+        "p90_calendar_hours": round(_hours(calendar, 0.9), 2),
+        "median_waiting_hours": round(_hours(waiting, 0.5), 2),
+        "waited": len(waiting) - bisect_right(waiting, 0.0),
     }
+
+
+def cycle_figures(
+    found: Resolutions, zone: ZoneInfo
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The cycle-time figures of a set of resolutions, in hours, rounded to 0.01; and the
+    same figures for the resolutions of each week (from Monday, in `zone`) that has any.
+
+    The resolutions come in the order of their times, so each week is a slice of the columns
+    (found by bisection on the week's first moment); the weeks' sorted columns, put end to
+    end, are sorted again for the whole (Timsort merges sorted runs)."""
+    columns = (found.business, found.calendar, found.waiting)
+    trend: list[dict[str, Any]] = []
+    whole: tuple[list[float], list[float], list[float]] = ([], [], [])
+    if found.first is not None and found.last is not None:
+        week, final = _monday(found.first, zone), _monday(found.last, zone)
+        i, n = 0, len(found.at)
+        while week <= final:
+            after = week + timedelta(days=7)
+            j = n if week == final else bisect_left(found.at, found.key(_midnight(after, zone)), i)
+            if j > i:
+                b, c, w = (sorted(col[i:j]) for col in columns)
+                trend.append({"week": week.isoformat(), **_figures(b, c, w)})
+                for into, part in zip(whole, (b, c, w), strict=True):
+                    into.extend(part)
+            i, week = j, after
+    for column in whole:
+        column.sort()
+    return _figures(*whole), trend
+
+
+def _monday(at: datetime, zone: ZoneInfo) -> date:
+    day = at.astimezone(zone).date()
+    return day - timedelta(days=day.weekday())
+
+
+def _midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(), zone)
 
 
 def change_pct(now: Mapping[str, Any], before: Mapping[str, Any]) -> float | None:
@@ -152,17 +220,6 @@ def change_pct(now: Mapping[str, Any], before: Mapping[str, Any]) -> float | Non
         return None
     base = float(before["median_business_hours"])
     return round((float(now["median_business_hours"]) - base) / base * 100, 1)
-
-
-def weekly(resolved: Iterable[Resolved], zone: ZoneInfo) -> list[dict[str, Any]]:
-    """The median cycle time (business hours) of the cases resolved each week (Monday)."""
-    weeks: dict[date, list[Resolved]] = {}
-    for r in resolved:
-        day = r.resolved_at.astimezone(zone).date()
-        weeks.setdefault(day - timedelta(days=day.weekday()), []).append(r)
-    return [
-        {"week": week.isoformat(), **cycle_figures(rows)} for week, rows in sorted(weeks.items())
-    ]
 
 
 def period_of(
@@ -190,8 +247,7 @@ def report(
     period = period_of(reader.span(), first, last, zone)
     start, end = period.start, period.end
     counts = reader.case_counts(start, end)
-    resolved = reader.resolutions(start, end)
-    cycle = cycle_figures(resolved)
+    cycle, trend = cycle_figures(reader.resolutions(start, end), zone)
     sla = reader.sla(start, end)
     reviews = reader.reviews(start, end)
     money = reader.money(start, end)
@@ -223,7 +279,7 @@ def report(
             "mean_score": reviews.mean_score,
         },
         "resolved_by": dict(reader.resolved_by(start, end).most_common()),
-        "trend": weekly(resolved, zone),
+        "trend": trend,
         "backlog": dict(reader.backlog(now)),
     }
 
@@ -242,11 +298,10 @@ def _baseline(
         return None
     first, last = asked or (None, None)
     period = period_of(span, first, last, zone)
-    rows = reader.baseline_resolutions(period.start, period.end)
-    figures = cycle_figures(rows)
+    figures, trend = cycle_figures(reader.baseline_resolutions(period.start, period.end), zone)
     return {
         "period": period.shown(),
         "cycle_time": figures,
         "change_pct": change_pct(cycle, figures),
-        "trend": weekly(rows, zone),
+        "trend": trend,
     }

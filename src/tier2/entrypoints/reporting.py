@@ -53,8 +53,7 @@ def text(report: Mapping[str, Any]) -> str:
             f"baseline {base['period']['from']} to {base['period']['to']} "
             f"({b['cases']:,} escalations before tier2): median {b['median_business_hours']} "
             f"business hours, p90 {b['p90_business_hours']}",
-            "  change of the median: "
-            + ("n/a" if change is None else f"{change:+.1f} %"),
+            "  change of the median: " + ("n/a" if change is None else f"{change:+.1f} %"),
         ]
     sla = report["sla"]
     review = report["review"]
@@ -123,9 +122,7 @@ _env = Environment(autoescape=select_autoescape(default=True, default_for_string
 
 def html(report: Mapping[str, Any], *, simulated_baseline: bool = False) -> str:
     """One self-contained page."""
-    source = (
-        resources.files("tier2.entrypoints") / "templates" / "report.html"
-    ).read_text("utf-8")
+    source = (resources.files("tier2.entrypoints") / "templates" / "report.html").read_text("utf-8")
     template = _env.from_string(source)
     return template.render(
         r=report,

@@ -9,19 +9,23 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, case, func, select
+from sqlalchemy import Column, Connection, Engine, Select, case, func, select
 from sqlalchemy.orm import Session
 
-from tier2.app.report import CaseCounts, Resolved, ReviewCounts, SlaCounts
+from tier2.app.report import CaseCounts, Resolutions, ReviewCounts, SlaCounts
 from tier2.store import models as m
 
 AGES = ((1, "under 1 day"), (3, "1-3 days"), (7, "3-7 days"))
 OLDER = "over 7 days"
+SECONDS = ("business_seconds", "calendar_seconds", "waiting_seconds")
 
 
 class SqlReportReader:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # who resolved the cases of a period, and their SLA verdicts: counted while reading
+        # their resolutions (one pass over the rows instead of three)
+        self._ended: dict[tuple[datetime, datetime], tuple[Counter[str], Counter[Any]]] = {}
 
     def _rows(self, query: Any) -> list[Any]:
         with Session(self.engine) as session:
@@ -29,8 +33,13 @@ class SqlReportReader:
 
     def span(self) -> tuple[datetime, datetime] | None:
         c = m.Case
+        # one aggregate a query: each is then read off an index's first or last entry
         ((lo, hi, done),) = self._rows(
-            select(func.min(c.received_at), func.max(c.received_at), func.max(c.resolved_at))
+            select(
+                select(func.min(c.received_at)).scalar_subquery(),
+                select(func.max(c.received_at)).scalar_subquery(),
+                select(func.max(c.resolved_at)).scalar_subquery(),
+            )
         )
         if lo is None:
             return None
@@ -60,38 +69,75 @@ class SqlReportReader:
                 counts.escalated_to[target] += n
         return counts
 
-    def resolutions(self, start: datetime, end: datetime) -> list[Resolved]:
-        c = m.Case
-        query = select(
-            c.resolved_at, c.business_seconds, c.calendar_seconds, c.waiting_seconds
-        ).where(c.resolved_at >= start, c.resolved_at < end)
-        return [Resolved(*r) for r in self._rows(query)]
+    def resolutions(self, start: datetime, end: datetime) -> Resolutions:
+        c = m.table(m.Case).c
+        found, (by, met) = self._resolutions(c.resolved_at, start, end, c.resolved_by, c.sla_met)
+        self._ended[start, end] = Counter(by), Counter(met)
+        return found
 
     def resolved_by(self, start: datetime, end: datetime) -> Counter[str]:
-        c = m.Case
-        query = (
-            select(c.resolved_by, func.count())
-            .where(c.resolved_at >= start, c.resolved_at < end)
-            .group_by(c.resolved_by)
-        )
-        return Counter({who or "unknown": n for who, n in self._rows(query)})
+        if (start, end) in self._ended:
+            counted: Counter[str] = self._ended[start, end][0]
+        else:
+            c = m.Case
+            query = (
+                select(c.resolved_by, func.count())
+                .where(c.resolved_at >= start, c.resolved_at < end)
+                .group_by(c.resolved_by)
+            )
+            counted = Counter(dict(self._rows(query)))
+        # in the order SQL groups them (NULL first), as when counted by the query above
+        ordered = sorted(counted.items(), key=lambda kv: (kv[0] is not None, kv[0] or ""))
+        return Counter({who or "unknown": n for who, n in ordered})
 
-    def baseline_resolutions(self, start: datetime, end: datetime) -> list[Resolved]:
-        b = m.BaselineCase
-        query = select(
-            b.resolved_at, b.business_seconds, b.calendar_seconds, b.waiting_seconds
-        ).where(b.escalated_at >= start, b.escalated_at < end, b.resolved_at.is_not(None))
-        return [Resolved(*r) for r in self._rows(query)]
+    def baseline_resolutions(self, start: datetime, end: datetime) -> Resolutions:
+        c = m.table(m.BaselineCase).c
+        return self._resolutions(c.escalated_at, start, end)[0]
+
+    def _resolutions(
+        self, by: Column[Any], start: datetime, end: datetime, *more: Column[Any]
+    ) -> tuple[Resolutions, list[list[Any]]]:
+        """The rows of `by`'s table resolved, with `by` in [start, end), as columns in the
+        order of their resolution times, and the `more` columns of the same rows.
+
+        The rows are fetched from the driver's cursor as it gives them: a million rows make
+        no million datetimes or result rows. The times stay in the form the store keeps them
+        in (which sorts as they do); `key` is the column's own conversion to that form."""
+        table = by.table
+        at = table.c.resolved_at
+        query = (
+            select(at, *(table.c[n] for n in SECONDS), *more)
+            .where(by >= start, by < end, at.is_not(None))
+            .order_by(at)
+        )
+        with self.engine.connect() as conn:
+            rows = _fetch(conn, query)
+        columns = [[r[i] for r in rows] for i in range(4 + len(more))]
+        dialect = self.engine.dialect
+        kind = at.type.dialect_impl(dialect)
+        key = kind.bind_processor(dialect) or _same
+        if not rows:
+            return Resolutions([], [], [], [], key), columns[4:]
+        decode = kind.result_processor(dialect, None) or _same
+        times, business, calendar, waiting = columns[:4]
+        found = Resolutions(
+            times, business, calendar, waiting, key, decode(times[0]), decode(times[-1])
+        )
+        return found, columns[4:]
 
     def sla(self, start: datetime, end: datetime) -> SlaCounts:
         c, e = m.Case, m.SlaEscalation
-        ended = dict(
-            self._rows(
-                select(c.sla_met, func.count())
-                .where(c.resolved_at >= start, c.resolved_at < end, c.sla_met.is_not(None))
-                .group_by(c.sla_met)
+        if (start, end) in self._ended:
+            verdicts = self._ended[start, end][1]
+            ended = {True: verdicts[True], False: verdicts[False]}  # (1 and 0 on SQLite)
+        else:
+            ended = dict(
+                self._rows(
+                    select(c.sla_met, func.count())
+                    .where(c.resolved_at >= start, c.resolved_at < end, c.sla_met.is_not(None))
+                    .group_by(c.sla_met)
+                )
             )
-        )
         ((open_breached,),) = self._rows(
             select(func.count(func.distinct(e.case_id)))
             .join(c, c.id == e.case_id)
@@ -158,6 +204,22 @@ class SqlReportReader:
                 yield dict(row._mapping)
 
 
+def _fetch(conn: Connection, query: Select[Any]) -> list[Any]:
+    """The query's rows as the driver's cursor gives them (on PostgreSQL in psycopg's binary
+    format, which reads times and numbers about twice as fast as text)."""
+    if conn.dialect.name == "postgresql":
+        compiled = query.compile(dialect=conn.dialect)
+        driver: Any = conn.connection.driver_connection
+        with driver.cursor(binary=True) as cursor:
+            cursor.execute(str(compiled), compiled.params)
+            return list(cursor.fetchall())
+    result = conn.execute(query)
+    try:
+        return list(result.cursor.fetchall()) if result.cursor is not None else []
+    finally:
+        result.close()
+
+
 def _add(
     out: dict[str, dict[str, dict[str, float]]], who: str, kind: str, currency: str | None,
     amount: float | None,
@@ -165,6 +227,10 @@ def _add(
     by_currency = out.setdefault(who, {}).setdefault(kind, {})
     key = currency or ""
     by_currency[key] = round(by_currency.get(key, 0.0) + float(amount or 0.0), 2)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _aware(value: datetime) -> datetime:
