@@ -101,6 +101,7 @@ def test_the_report_equals_an_independent_computation(store: Path) -> None:
     assert base["change_pct"] == pytest.approx(change * 100, abs=0.1)
     for key in ("period", "sla", "reescalation_rate", "review"):
         assert key in got
+    assert base["sources"] == ["simulated"] and base["simulated"] is True
 
 
 def test_the_csv_has_one_row_per_case_and_the_text_and_html_name_the_headline(store: Path) -> None:
@@ -114,6 +115,7 @@ def test_the_csv_has_one_row_per_case_and_the_text_and_html_name_the_headline(st
     assert median in text and "baseline" in text
     html = _report(store, "--format", "html")
     assert html.startswith("<!doctype html>") and median in html
+    assert "simulated" in html  # the demo's baseline says what it is
     assert "<script" not in html and "http" not in html.split("</style>")[0]
 
 

@@ -111,6 +111,11 @@ class ReportReader(Protocol):
         """The first and last escalation of the baseline, or None without one."""
         ...
 
+    def baseline_sources(self) -> list[str]:
+        """Where the baseline's escalations came from (local, rt, zendesk, csv:FILE, or
+        simulated for the demo's)."""
+        ...
+
     def case_counts(self, start: datetime, end: datetime) -> CaseCounts: ...
 
     def resolutions(self, start: datetime, end: datetime) -> Resolutions:
@@ -299,9 +304,15 @@ def _baseline(
     first, last = asked or (None, None)
     period = period_of(span, first, last, zone)
     figures, trend = cycle_figures(reader.baseline_resolutions(period.start, period.end), zone)
+    sources = reader.baseline_sources()
     return {
         "period": period.shown(),
         "cycle_time": figures,
         "change_pct": change_pct(cycle, figures),
         "trend": trend,
+        "sources": sources,
+        "simulated": SIMULATED in sources,
     }
+
+
+SIMULATED = "simulated"  # the source name of the demo's simulated baseline

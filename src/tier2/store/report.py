@@ -50,6 +50,10 @@ class SqlReportReader:
         ((lo, hi),) = self._rows(select(func.min(b.escalated_at), func.max(b.escalated_at)))
         return None if lo is None else (_aware(lo), _aware(hi))
 
+    def baseline_sources(self) -> list[str]:
+        b = m.BaselineCase
+        return [r[0] for r in self._rows(select(b.source).distinct().order_by(b.source))]
+
     def case_counts(self, start: datetime, end: datetime) -> CaseCounts:
         c = m.Case
         again = func.sum(case((c.escalations > 1, 1), else_=0))

@@ -110,7 +110,7 @@ def report(  # noqa: PLR0917 (Typer: each option is a parameter)
 
 def _simulated(found: dict[str, Any]) -> bool:
     """The demo's stores carry a simulated baseline (their sources say so)."""
-    return bool(found.get("baseline")) and bool(found.get("baseline_simulated"))
+    return bool((found.get("baseline") or {}).get("simulated"))
 
 
 def _library_of(engine: Engine, spec: str | None, config: Path | None) -> Library:
@@ -125,8 +125,11 @@ def _library_of(engine: Engine, spec: str | None, config: Path | None) -> Librar
 
     if spec is None:
         with Session(engine) as session:
-            latest = session.scalar(
-                select(m.Case.library).order_by(m.Case.received_at.desc()).limit(1)
+            latest = session.scalar(  # (the latest decision: read by its primary key)
+                select(m.Case.library)
+                .join(m.Decision, m.Decision.case_id == m.Case.id)
+                .order_by(m.Decision.id.desc())
+                .limit(1)
             )
         name = (latest or "").split(" ")[0]
         spec = name if name in BUILT_IN else bootstrap.settings(config).library
