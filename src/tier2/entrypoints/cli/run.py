@@ -240,6 +240,7 @@ def web_console(deployment: bootstrap.Deployment, sessions: ConsoleSettings) -> 
     from tier2.app.follow import Follower
     from tier2.app.sla_monitor import CLOCK_WORDS
     from tier2.entrypoints.http.console import Console
+    from tier2.entrypoints.http.console._overview import warm
 
     follower = Follower(
         bootstrap.unit_of_work(deployment.engine), deployment.library, deployment.desk, CLOCK_WORDS
@@ -253,10 +254,12 @@ def web_console(deployment: bootstrap.Deployment, sessions: ConsoleSettings) -> 
         except Exception as exc:  # the resolution is committed; the scan will follow it up
             sys.stderr.write(f"tier2: console: following up {', '.join(case_ids)}: {exc}\n")
 
-    return Console(
+    made = Console(
         deployment.library, deployment.engine, deployment.desk, sessions,
         audit_key=bootstrap.audit_key(), after_resolve=follow_up,
     )  # fmt: skip
+    warm(made)  # the default overview's figures, computed while the server starts
+    return made
 
 
 def check(

@@ -12,6 +12,7 @@ import csv
 import io
 from collections.abc import Mapping
 from datetime import date
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,6 +20,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from tier2.app.report import report
+from tier2.entrypoints.http.console._figures import Kept
 from tier2.entrypoints.http.console._state import (
     ALL_ROLES,
     SECURITY_HEADERS,
@@ -47,12 +49,38 @@ def _day(params: Mapping[str, str], name: str) -> date | None:
 def compute(console: Console, params: Mapping[str, str]) -> dict[str, Any]:
     """The report for the period the query string asks for (what `tier2 report --from --to
     --baseline-from --baseline-to --format json` prints)."""
-    first, last = _day(params, "from"), _day(params, "to")
-    base = (_day(params, "baseline_from"), _day(params, "baseline_to"))
+    return _report(console, _asked(params))
+
+
+Asked = tuple[date | None, date | None, date | None, date | None]
+
+
+def _asked(params: Mapping[str, str]) -> Asked:
+    return (
+        _day(params, "from"), _day(params, "to"),
+        _day(params, "baseline_from"), _day(params, "baseline_to"),
+    )  # fmt: skip
+
+
+def _report(console: Console, asked: Asked) -> dict[str, Any]:
+    first, last, *base = asked
     return report(
         SqlReportReader(console.engine), first=first, last=last,
-        baseline=base if any(base) else None, zone=console.zone, now=console.clock(),
+        baseline=(base[0], base[1]) if any(base) else None, zone=console.zone,
+        now=console.clock(),
     )  # fmt: skip
+
+
+def figures(console: Console, params: Mapping[str, str]) -> Kept:
+    """The figures of the period asked for, as the console keeps them (_figures.py)."""
+    asked = _asked(params)
+    return console.figures.get(asked, partial(_report, console, asked))
+
+
+def warm(console: Console) -> None:
+    """The default overview's figures computed in the background, for the first visit."""
+    asked: Asked = (None, None, None, None)
+    console.figures.warm(asked, partial(_report, console, asked))
 
 
 def tables(found: Mapping[str, Any]) -> dict[str, list[list[Any]]]:
@@ -116,14 +144,16 @@ async def overview(request: Request) -> Response:
     console = console_of(request)
     asked = {k: (request.query_params.get(k) or "").strip()[:10] for k in PARAMS}
     try:
-        found = await run_in_threadpool(compute, console, request.query_params)
+        kept = await run_in_threadpool(figures, console, request.query_params)
     except ValueError as exc:
         failed = {"asked": asked, "error": str(exc), "found": None}
         return render(request, "overview.html", failed, viewer=viewer, status=400)
+    found = kept.figures
     period = found["period"]
     context: dict[str, Any] = {
         "asked": asked, "error": None, "found": found, "tables": tables(found),
         "charts": charts(found), "span": {"from": period["from"], "to": period["to"]},
+        "computed_at": kept.computed_at,
     }  # fmt: skip
     return render(request, "overview.html", context, viewer=viewer)
 
@@ -134,7 +164,7 @@ async def overview_csv(request: Request, table: str) -> Response:
     require(viewer, ALL_ROLES)
     console = console_of(request)
     try:
-        found = await run_in_threadpool(compute, console, request.query_params)
+        found = (await run_in_threadpool(figures, console, request.query_params)).figures
     except ValueError as exc:
         return Response(f"{exc}\n", status_code=400, media_type="text/plain")
     rows = tables(found).get(table)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -26,6 +27,7 @@ from tier2.app.console import HEAD, SENIOR, VIEWER, Actor, CaseWork
 from tier2.app.ports import HelpDesk
 from tier2.core.library import Library
 from tier2.core.sla import SlaClocks
+from tier2.entrypoints.http.console._figures import FigureCache, store_mark
 from tier2.entrypoints.http.console._security import (
     COOKIE,
     CSRF_FIELD,
@@ -86,6 +88,7 @@ class Console:
     limiter: AddressLimiter = field(init=False)
     clocks: SlaClocks = field(init=False)
     zone: ZoneInfo = field(init=False)
+    figures: FigureCache = field(init=False)  # the overview's, between requests
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -93,6 +96,7 @@ class Console:
         self.limiter = AddressLimiter(s.address_failures, s.address_window_minutes * 60)
         self.clocks = SlaClocks(self.library.sla)
         self.zone = ZoneInfo(self.library.sla.calendar.timezone)
+        self.figures = FigureCache(partial(store_mark, self.engine))
         self.work = CaseWork(
             SqlConsoleStore(self.engine, self.audit_key), self.desk, self.library, self.clock,
             after_resolve=self.after_resolve,
