@@ -199,6 +199,8 @@ class Library:
     # The currencies the library accepts, each with the value of one unit in the unit its
     # authority limits are written in (the handbook: EUR, USD and GBP at face value).
     currencies: Mapping[str, float] = field(default_factory=dict)
+    # The human teams a case can go to, besides the roles of the authority ladder.
+    teams: tuple[str, ...] = ()
     # The top-level names the expressions read (set by the loader): the view has only these.
     view_names: frozenset[str] | None = None
     # Whether the outcomes of the expressions are remembered, across the cases this library

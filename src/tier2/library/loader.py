@@ -421,6 +421,7 @@ def load_library(name_or_path: str) -> Library:
         plan=dict(lib.plan),
         templates=templates,
         currency=lib.currency,
+        teams=tuple(lib.teams),
         currencies=_currencies(lib, lib_path),
     )
     library = replace(

@@ -43,7 +43,7 @@ class AuditAnchorError(RuntimeError):
     the anchor does not verify. Appending would sign what may have been tampered with."""
 
 
-def _digest(  # noqa: PLR0917 (the entry's fields, in the order they are hashed)
+def entry_hash(  # noqa: PLR0917 (the entry's fields, in the order they are hashed)
     prev: str, seq: int, at: datetime, case_id: str | None, event: str, data: dict[str, Any]
 ) -> str:
     fields = [seq, at.astimezone(UTC).isoformat(), case_id, event, data]
@@ -177,7 +177,7 @@ class Chain:
 
     def add(self, *, at: datetime, case_id: str | None, event: str, data: dict[str, Any]) -> None:
         self.seq += 1
-        digest = _digest(self.head, self.seq, at, case_id, event, data)
+        digest = entry_hash(self.head, self.seq, at, case_id, event, data)
         self.pending.append(
             {
                 "seq": self.seq,
@@ -287,7 +287,7 @@ def verify(session: Session, key: bytes | None = None) -> Verdict:
             broken = f"entry {expected} is missing (next is {entry.seq})"
         elif entry.prev_hash != prev:
             broken = f"entry {entry.seq} does not point at the entry before it"
-        elif entry.hash != _digest(
+        elif entry.hash != entry_hash(
             prev, entry.seq, entry.at, entry.case_id, entry.event, entry.data
         ):
             broken = (

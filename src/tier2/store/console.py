@@ -218,7 +218,7 @@ def case_chain(session: Session, case_id: str) -> ChainCheck:
     )
     near = _neighbours(session, {x.seq - 1 for x in entries} | {x.seq + 1 for x in entries})
     for x in entries:
-        if x.hash != audit._digest(x.prev_hash, x.seq, x.at, x.case_id, x.event, x.data):
+        if x.hash != audit.entry_hash(x.prev_hash, x.seq, x.at, x.case_id, x.event, x.data):
             return ChainCheck(len(entries), False, f"entry {x.seq}: its content does not match")
         before = near.get(x.seq - 1)
         expected = audit.GENESIS if x.seq == 1 else (before[1] if before else None)

@@ -116,7 +116,7 @@ class Console:
         found = {r.name for r in lib.authority.ladder if r.name not in ("tier1", "tier2")}
         found |= {str(v) for v in asdict(lib.routing).values()}
         found |= {p.escalate_to for p in lib.policies if p.escalate_to}
-        found |= {str(t) for t in getattr(lib, "teams", ())}
+        found |= set(lib.teams)
         found |= {u.team for u in list_users(self.engine) if u.team}
         return sorted(found)
 
