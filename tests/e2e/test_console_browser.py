@@ -239,3 +239,50 @@ def test_a_form_without_its_csrf_token_is_refused(
     _shot(browser, "09-csrf-refused")
     with Session(engine) as session:
         assert session.get(m.Acceptance, case_id) is None
+
+
+def test_the_overview_shows_the_figures_of_tier2_report(
+    served: tuple[Any, ServedApp], browser: Any
+) -> None:
+    """The overview's headline and outcome counts, read off the page, equal `tier2 report
+    --format json` on the same store; a count drills down to the cases behind it."""
+    import json
+
+    from selenium.webdriver.common.by import By
+    from typer.testing import CliRunner
+
+    from tier2.entrypoints.cli import app
+
+    engine, server = served
+    base = f"http://127.0.0.1:{server.port}"
+    _sign_in(browser, base, "vic")
+    _wait_for(browser, "dl.tiles")
+    tiles = {
+        tile.find_element(By.TAG_NAME, "dt").text: tile.find_element(By.TAG_NAME, "dd").text
+        for tile in browser.find_elements(By.CSS_SELECTOR, "dl.tiles > div")
+    }
+    printed = CliRunner().invoke(
+        app, ["report", "--db", engine.url.render_as_string(), "--format", "json"]
+    )
+    assert printed.exit_code == 0, printed.output
+    report = json.loads(printed.output)
+    assert int(tiles["Escalations received"].replace(",", "")) == report["escalations"]
+    median = float(tiles["Median cycle time"].split()[0].replace(",", ""))
+    assert median == report["cycle_time"]["median_business_hours"]
+    shown = {
+        row.find_element(By.TAG_NAME, "th").text: int(
+            row.find_element(By.TAG_NAME, "td").text.replace(",", "")
+        )
+        for row in browser.find_elements(
+            By.CSS_SELECTOR, "section[aria-labelledby='out-h'] tbody tr"
+        )
+    }
+    assert shown == report["outcomes"]
+    _shot(browser, "08-overview-equals-report")
+    link = browser.find_element(By.CSS_SELECTOR, "section[aria-labelledby='out-h'] tbody tr a")
+    count = int(link.text.replace(",", ""))
+    link.click()
+    _wait_for(browser, "#case-table")
+    assert "outcome=" in browser.current_url
+    rows = browser.find_elements(By.CSS_SELECTOR, "#case-table tbody tr")
+    assert len(rows) == min(count, 50)
