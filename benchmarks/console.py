@@ -1,4 +1,4 @@
-"""`tier2 report` and the console's overview on a store of a million decided cases, on SQLite
+"""`tier2 report` and the console's pages on a store of a million decided cases, on SQLite
 and on PostgreSQL.
 
     TIER2_TEST_POSTGRES_URL=$(scripts/test-postgres.sh) .venv/bin/python benchmarks/console.py
@@ -34,6 +34,9 @@ Timed, best of --repeat runs:
   report CLI   `tier2 report --format json` as a subprocess, once (start-up included)
   overview     the console's `GET /` by a signed-in viewer (FastAPI's TestClient): the same
                figures, the page rendered
+  pages        the console's `GET /cases` (unfiltered, and by outcome), `/queue` (every
+               team's open escalations) and `/library` (the first visit, which starts
+               `tier2 lint` in the background, and a visit after it is done)
 Prints figures only; nothing here is a test.
 """
 
@@ -80,6 +83,7 @@ CHUNK = 20_000
 HOUR = 3600.0
 TARGET_REPORT = 5.0
 TARGET_OVERVIEW = 1.0
+TARGET_PAGE = 0.5
 REVIEWERS = ("ana.senior", "ben.senior", "chen.lead", "dara.lead")
 
 
@@ -455,10 +459,9 @@ def report_cli(url: str, timeout: float) -> tuple[float, str]:
     return took, done.stdout.decode()
 
 
-def overview(url: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
-    """GET / of the console by a signed-in viewer: with the figures kept (the store unchanged
-    since they were computed, or changed less than a minute ago), and computing them (the
-    first visit to a period, or a changed store past the minute)."""
+def signed_in(url: str) -> tuple[Any, Any]:
+    """The console over the store (its library the latest case's) and a test client signed in
+    as a viewer (who reads every page; the queue of every team)."""
     from fastapi import FastAPI  # noqa: PLC0415
     from fastapi.testclient import TestClient  # noqa: PLC0415
 
@@ -486,11 +489,23 @@ def overview(url: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
     client.cookies.set(
         COOKIE, console.sessions.dump(Sessions.fresh("bench.viewer", fingerprint(password)))
     )
+    return console, client
 
-    def kept() -> None:
-        page = client.get("/", follow_redirects=False)
+
+def getter(client: Any, path: str) -> Callable[[], None]:
+    def get() -> None:
+        page = client.get(path, follow_redirects=False)
         if page.status_code != 200 or "<html" not in page.text.lower():
-            raise RuntimeError(f"GET / answered {page.status_code}")
+            raise RuntimeError(f"GET {path} answered {page.status_code}")
+
+    return get
+
+
+def overview(console: Any, client: Any) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """GET / of the console by a signed-in viewer: with the figures kept (the store unchanged
+    since they were computed, or changed less than a minute ago), and computing them (the
+    first visit to a period, or a changed store past the minute)."""
+    kept = getter(client, "/")
 
     def computed() -> None:
         console.figures.forget()
@@ -498,6 +513,31 @@ def overview(url: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
 
     kept()
     return kept, computed
+
+
+PAGES = (
+    ("/cases", "the cases list, first page"),
+    ("/cases?outcome=escalate", "the cases list, filtered by outcome"),
+    ("/queue", "the review queue, every team's"),
+    ("/library", "the library page, second visit"),
+)
+
+
+def pages(console: Any, client: Any, repeat: int) -> list[tuple[str, float]]:
+    """The console's other pages; the library's after its first visit (which starts `tier2
+    lint` in the background) and lint's end."""
+    from tier2.entrypoints.http.console import _library  # noqa: PLC0415
+
+    out = []
+    for path, what in PAGES:
+        if path == "/library":
+            _library._LINTED.pop(console.library.digest, None)  # (kept from another store's run)
+            first = getter(client, path)
+            out.append((f"console `GET {path}`, first visit (lint computed meanwhile)",
+                        best(1, first)))  # fmt: skip
+            _library.lint_report(console)
+        out.append((f"console `GET {path}`: {what}", best(repeat, getter(client, path))))
+    return out
 
 
 def main() -> None:
@@ -545,7 +585,8 @@ def main() -> None:
         }:
             print(f"  {label}: the CLI's JSON differs from the in-process run's")
         rows.append((label, n, "tier2 report --format json (subprocess, once)", cli, TARGET_REPORT))
-        kept, computed = overview(url)
+        console, client = signed_in(url)
+        kept, computed = overview(console, client)
         rows.append(
             (label, n, "console overview: GET /, figures kept", best(args.repeat, kept),
              TARGET_OVERVIEW)
@@ -554,6 +595,10 @@ def main() -> None:
             (label, n, "console overview: GET /, figures computed", best(args.repeat, computed),
              TARGET_REPORT)
         )  # fmt: skip
+        for what, took in pages(console, client, args.repeat):
+            rows.append((label, n, what, took, TARGET_PAGE))
+        client.close()
+        console.engine.dispose()
         figures = orjson.loads(found)
         print(f"  {figures['escalations']:,} escalations, {figures['cycle_time']['cases']:,} "
               f"resolved, {len(figures['trend'])} weeks; baseline "

@@ -238,7 +238,7 @@ def test_a_form_without_its_csrf_token_is_refused(
     _text_in(browser, "#work-panel", "security token is missing")
     _shot(browser, "09-csrf-refused")
     with Session(engine) as session:
-        assert session.get(m.Acceptance, case_id) is None
+        assert session.get(m.Acceptance, (case_id, 1)) is None
 
 
 def test_the_overview_shows_the_figures_of_tier2_report(

@@ -327,10 +327,15 @@ class ConsoleTransaction(Protocol):
 
     def work_case(self, case_id: str) -> WorkCase | None: ...
 
-    def acceptance(self, case_id: str) -> Accepted | None: ...
+    def acceptance(self, case_id: str, escalation: int) -> Accepted | None:
+        """Who accepted this escalation of the case, if anyone."""
+        ...
 
-    def accept(self, case_id: str, by: str, at: datetime, estimate: datetime | None) -> None:
-        """The case's acceptance, in place of any earlier one."""
+    def accept(
+        self, case_id: str, escalation: int, by: str, at: datetime, estimate: datetime | None
+    ) -> None:
+        """This escalation of the case accepted (the earlier escalations' acceptances are
+        kept)."""
         ...
 
     def resolved_escalation(self, case_id: str, escalation: int) -> bool:
@@ -417,17 +422,19 @@ class CaseWork:
         return case
 
     def accept(self, actor: Actor, case_id: str, form: Acceptance) -> datetime:
-        """The case is the actor's: the acceptance block (who, when, the estimate), audited."""
+        """The case's current escalation is the actor's: the acceptance block (who, when, the
+        estimate), audited. Each escalation is accepted once (a case escalated again, once
+        more)."""
         now = self.clock()
         with self.store.transaction() as tx:
             case = self._open(tx, actor, case_id)
-            earlier = tx.acceptance(case_id)
-            if earlier is not None and (case.decided_at is None or earlier.at >= case.decided_at):
+            earlier = tx.acceptance(case_id, case.escalations)
+            if earlier is not None:
                 raise Conflict(
                     f"case {case_id} was accepted by {earlier.by} at {earlier.at:%Y-%m-%d %H:%M}"
                 )
             estimate = form.estimated_resolution_at
-            tx.accept(case_id, actor.name, now, estimate)
+            tx.accept(case_id, case.escalations, actor.name, now, estimate)
             data = {
                 "by": actor.name,
                 "role": actor.role,

@@ -1,10 +1,11 @@
 """The console's reads and writes on the case store.
 
-Every listing is one indexed query with a LIMIT: the cases list pages by key (received_at,
-id: the next page starts after the last row shown), the review queue reads, for each
-severity, only the oldest escalations of a team (for one severity the due time grows with
-the escalation time, so the most urgent of the whole queue are among them). A case page
-reads one case by its key and what hangs off it through their case_id indexes.
+The cases list is one indexed query with a LIMIT, paged by key (received_at, id: the next
+page starts after the last row shown). The review queue reads the open escalations (of a
+team) on their partial index, and times only the oldest of each severity (for one severity
+the due time grows with the escalation time, so the most urgent of the whole queue are among
+them). A case page reads one case by its key and what hangs off it through their case_id
+indexes.
 
 `SqlConsoleStore` is the use cases' port (`tier2.app.console.ConsoleStore`): one
 transaction, the case locked, the help desk writing in it when it lives in the store, the
@@ -16,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, delete, func, insert, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
-from tier2.app.console import Accepted, WorkCase
+from tier2.app.console import ESCALATED, Accepted, WorkCase
 from tier2.app.ports import AuditEntry
 from tier2.store import audit
 from tier2.store import models as m
@@ -139,44 +140,83 @@ def _prefix(column: Any, text: str) -> Any:
     return and_(column >= text, column < text + "\U0010ffff")
 
 
-def _where(f: CaseFilter) -> list[Any]:
-    c = m.Case
+def _unindexed(column: Any) -> Any:
+    """The column's value, as no index holds it: the database reads the rows another way."""
+    return func.coalesce(column, column)
+
+
+def _resolved(f: CaseFilter, column: Any) -> list[Any]:
     where: list[Any] = []
+    if f.resolved_from is not None:
+        where.append(column >= f.resolved_from)
+    if f.resolved_to is not None:
+        where.append(column < f.resolved_to)
+    return where
+
+
+def _where(f: CaseFilter, *, by_resolution: bool) -> list[Any]:
+    c = m.Case
+    # true of every case: it lets the list use its index, ix_cases_list, which is partial
+    # on it so that the report's count of the cases received keeps its covering index
+    where: list[Any] = [c.state.is_not(None)]
     for column, value in (
         (c.state, f.state), (c.outcome, f.outcome), (c.first_reason, f.first_reason),
         (c.escalate_to, f.escalate_to), (c.resolved_by, f.resolved_by),
     ):  # fmt: skip
         if value:
             where.append(column == value)
+    received = _unindexed(c.received_at) if by_resolution else c.received_at
     if f.received_from is not None:
-        where.append(c.received_at >= f.received_from)
+        where.append(received >= f.received_from)
     if f.received_to is not None:
-        where.append(c.received_at < f.received_to)
-    if f.resolved_from is not None:
-        where.append(c.resolved_at >= f.resolved_from)
-    if f.resolved_to is not None:
-        where.append(c.resolved_at < f.resolved_to)
+        where.append(received < f.received_to)
+    where += _resolved(f, c.resolved_at if by_resolution else _unindexed(c.resolved_at))
     if f.text:
         where.append(or_(_prefix(c.id, f.text), _prefix(c.ticket_id, f.text)))
-    if f.after is not None:
+    if f.after is not None:  # (a range on the list's index, then the ties)
         at, case_id = f.after
-        where.append(or_(c.received_at < at, and_(c.received_at == at, c.id < case_id)))
+        where += [received <= at, or_(received < at, c.id < case_id)]
     return where
 
 
-def list_cases(engine: Engine, f: CaseFilter, limit: int) -> tuple[list[CaseLine], bool]:
-    """A page of the cases the filter selects, newest first, and whether there are more."""
+def _by_resolution(session: Session, f: CaseFilter) -> bool:
+    """Whether the cases resolved in the filter's days are fewer than the cases received after
+    its last day: read by the resolution index and sorted, they are fewer rows than the list's
+    order passes before it reaches them (most cases are received before they are resolved).
+    Two counts on indexes alone."""
+    if f.resolved_from is None and f.resolved_to is None:
+        return False
+    if f.resolved_to is None:
+        return False  # the newest: the list's order reaches them first
     c = m.Case
-    query = (
-        select(
-            c.id, c.ticket_id, c.state, c.received_at, c.outcome, c.first_reason, c.escalate_to,
-            c.resolved_at, c.resolved_by,
-        )
-        .where(*_where(f))
-        .order_by(c.received_at.desc(), c.id.desc())
-        .limit(limit + 1)
-    )  # fmt: skip
+    resolved = select(func.count()).select_from(c).where(*_resolved(f, c.resolved_at))
+    later = (
+        select(func.count())
+        .select_from(c)
+        .where(c.state.is_not(None), c.received_at >= f.resolved_to)
+    )
+    return (session.scalar(resolved) or 0) < (session.scalar(later) or 0)
+
+
+def list_cases(engine: Engine, f: CaseFilter, limit: int) -> tuple[list[CaseLine], bool]:
+    """A page of the cases the filter selects, newest first, and whether there are more.
+
+    Read in the list's order on its indexes (ix_cases_list, and by state or outcome), or, for
+    a filter on the day resolved, by the resolution index and sorted when that reads fewer
+    rows (`_by_resolution`)."""
+    c = m.Case
     with Session(engine) as session:
+        by_resolution = _by_resolution(session, f)
+        order = _unindexed(c.received_at) if by_resolution else c.received_at
+        query = (
+            select(
+                c.id, c.ticket_id, c.state, c.received_at, c.outcome, c.first_reason,
+                c.escalate_to, c.resolved_at, c.resolved_by,
+            )
+            .where(*_where(f, by_resolution=by_resolution))
+            .order_by(order.desc(), c.id.desc())
+            .limit(limit + 1)
+        )  # fmt: skip
         rows = [CaseLine(*r) for r in session.execute(query)]
     return rows[:limit], len(rows) > limit
 
@@ -278,10 +318,10 @@ def case_page(engine: Engine, case_id: str) -> CasePage | None:
                 .order_by(m.LedgerEntry.id)
             )
         ]
-        accepted = session.get(m.Acceptance, case_id)
-        if accepted is not None:
+        accepted = session.get(m.Acceptance, (case_id, case.escalations))
+        if accepted is not None:  # (of its current escalation)
             page.acceptance = _plain(
-                accepted, ("accepted_by", "accepted_at", "estimated_resolution_at")
+                accepted, ("escalation", "accepted_by", "accepted_at", "estimated_resolution_at")
             )
         page.resolutions = [
             _plain(x, _RESOLUTION)
@@ -319,8 +359,6 @@ def decision_body(engine: Engine, case_id: str, seq: int) -> dict[str, Any] | No
 
 # ---------------------------------------------------------------------- the review queue
 
-SEVERITIES = ("critical", "high", "medium", "low")
-
 
 @dataclass(frozen=True)
 class QueueLine:
@@ -335,7 +373,10 @@ class QueueLine:
     estimated_resolution_at: datetime | None
 
 
-def _queue_query(team: str | None, severity: str, limit: int) -> Any:
+def _queue_query(team: str | None) -> Any:
+    """The open escalations (of `team`), on their partial index ix_cases_queue (its condition
+    is written out, as SQLite matches it by the statement's text), with their acceptance of
+    the current escalation."""
     c = m.Case
     a = m.Acceptance
     done = select(m.HumanResolution.id).where(
@@ -343,17 +384,13 @@ def _queue_query(team: str | None, severity: str, limit: int) -> Any:
     )
     query = (
         select(
-            c.id, c.ticket_id, c.escalate_to, c.received_at, c.escalated_at,
-            c.payload["handoff"]["escalated_at"].as_string().label("handoff_at"),
+            c.id, c.ticket_id, c.escalate_to, c.received_at,
+            c.payload[("ticket", "severity")].as_string().label("severity"),
+            c.payload[("handoff", "escalated_at")].as_string().label("handoff_at"),
             a.accepted_by, a.accepted_at, a.estimated_resolution_at,
         )
-        .outerjoin(a, a.case_id == c.id)
-        .where(
-            c.state == "escalated", c.resolved_at.is_(None), ~done.exists(),
-            c.payload["ticket"]["severity"].as_string() == severity,
-        )
-        .order_by(c.received_at, c.id)
-        .limit(limit)
+        .outerjoin(a, and_(a.case_id == c.id, a.escalation == c.escalations))
+        .where(c.state == literal_column(f"'{ESCALATED}'"), c.resolved_at.is_(None), ~done.exists())
     )  # fmt: skip
     return query if team is None else query.where(c.escalate_to == team)
 
@@ -362,11 +399,13 @@ def _started(row: Any) -> datetime:
     """The SLA clock's start: the latest handoff's escalation, else tier2's receipt."""
     if isinstance(row.handoff_at, str):
         try:
-            return datetime.fromisoformat(row.handoff_at)
+            at = datetime.fromisoformat(row.handoff_at)
         except ValueError:
             pass
-    at: datetime = row.received_at
-    return at
+        else:
+            return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    received: datetime = row.received_at
+    return received
 
 
 def review_queue(
@@ -376,19 +415,26 @@ def review_queue(
     limit: int,
 ) -> list[QueueLine]:
     """The open escalations to `team` (None: to anyone) not yet resolved by a person, most
-    urgent first by `due(severity, start)`: up to `limit`."""
-    found: list[QueueLine] = []
+    urgent first by `due(severity, start)`: up to `limit`.
+
+    One read of the open escalations (their partial index); for one severity the due time
+    grows with the start, so only the `limit` earliest of each severity are timed."""
     with Session(engine) as session:
-        for severity in SEVERITIES:
-            for r in session.execute(_queue_query(team, severity, limit)):
-                start = _started(r)
-                found.append(
-                    QueueLine(
-                        r.id, r.ticket_id, r.escalate_to, severity, start, due(severity, start),
-                        r.accepted_by, r.accepted_at, r.estimated_resolution_at,
-                    )
-                )  # fmt: skip
-    far = datetime.max.replace(tzinfo=found[0].escalated_at.tzinfo) if found else None
+        rows = list(session.execute(_queue_query(team)))
+    by_severity: dict[str, list[tuple[datetime, Any]]] = {}
+    for r in rows:
+        by_severity.setdefault(str(r.severity or ""), []).append((_started(r), r))
+    found: list[QueueLine] = []
+    for severity, started in by_severity.items():
+        started.sort(key=lambda x: (x[0], x[1].id))
+        for start, r in started[:limit]:
+            found.append(
+                QueueLine(
+                    r.id, r.ticket_id, r.escalate_to, severity, start, due(severity, start),
+                    r.accepted_by, r.accepted_at, r.estimated_resolution_at,
+                )
+            )  # fmt: skip
+    far = datetime.max.replace(tzinfo=UTC)
     found.sort(key=lambda q: (q.due or far, q.escalated_at, q.id))
     return found[:limit]
 
@@ -450,17 +496,19 @@ class SqlConsoleTransaction:
             None if latest is None else latest.outcome,
         )  # fmt: skip
 
-    def acceptance(self, case_id: str) -> Accepted | None:
-        found = self.session.get(m.Acceptance, case_id)
+    def acceptance(self, case_id: str, escalation: int) -> Accepted | None:
+        found = self.session.get(m.Acceptance, (case_id, escalation))
         return None if found is None else Accepted(found.accepted_by, found.accepted_at)
 
-    def accept(self, case_id: str, by: str, at: datetime, estimate: datetime | None) -> None:
-        self.session.execute(delete(m.Acceptance).where(m.Acceptance.case_id == case_id))
+    def accept(
+        self, case_id: str, escalation: int, by: str, at: datetime, estimate: datetime | None
+    ) -> None:
         self.session.execute(
             insert(m.Acceptance).values(
-                case_id=case_id, accepted_by=by, accepted_at=at, estimated_resolution_at=estimate
+                case_id=case_id, escalation=escalation, accepted_by=by, accepted_at=at,
+                estimated_resolution_at=estimate,
             )
-        )
+        )  # fmt: skip
 
     def resolved_escalation(self, case_id: str, escalation: int) -> bool:
         h = m.HumanResolution

@@ -46,6 +46,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
@@ -234,6 +235,16 @@ class Case(Base):
     __tablename__ = "cases"
     __table_args__ = (
         Index("ix_cases_state_received", "state", "received_at"),
+        # the console's list in its order (partial: the report's count keeps its own index)
+        Index("ix_cases_list", "received_at", "id", sqlite_where=text("state IS NOT NULL"),
+              postgresql_where=text("state IS NOT NULL")),
+        Index("ix_cases_outcome_received", "outcome", "received_at", "id"),
+        # the review queue: the open escalations, by target
+        Index(
+            "ix_cases_queue", "state", "resolved_at", "escalate_to",
+            sqlite_where=text("state = 'escalated' AND resolved_at IS NULL"),
+            postgresql_where=text("state = 'escalated' AND resolved_at IS NULL"),
+        ),
         # the report's: every column it reads of the cases received, and of those resolved
         Index(
             "ix_cases_report_received",
@@ -280,7 +291,7 @@ class Decision(Base):
     decided_at: Mapped[datetime]
     outcome: Mapped[str] = mapped_column(String(16))
     escalate_to: Mapped[str | None] = mapped_column(String(64))
-    library_digest: Mapped[str] = mapped_column(String(80))
+    library_digest: Mapped[str] = mapped_column(String(80), index=True)
     body: Mapped[dict[str, Any]]  # the decision in the contract's shape
 
 
@@ -326,11 +337,13 @@ class User(Base):
 
 
 class Acceptance(Base):
-    """A senior accepted a case tier2 escalated (the handoff form's acceptance block)."""
+    """A senior accepted a case tier2 escalated (the handoff form's acceptance block): one
+    per escalation of the case (a case escalated again is accepted again)."""
 
     __tablename__ = "acceptances"
 
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), primary_key=True)
+    escalation: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     accepted_by: Mapped[str] = mapped_column(String(64))
     accepted_at: Mapped[datetime]
     estimated_resolution_at: Mapped[datetime | None]

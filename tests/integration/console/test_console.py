@@ -4,10 +4,12 @@ the store, the help desk and the audit log, the library page and the overview.""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -21,6 +23,9 @@ from tests.integration.console.conftest import (
 )
 from tier2.app.report import report
 from tier2.core.library import Library
+from tier2.entrypoints.http.console import _library
+from tier2.entrypoints.http.console._library import lint_report
+from tier2.library.lint import LintReport
 from tier2.store import audit
 from tier2.store import models as m
 from tier2.store.report import SqlReportReader
@@ -105,7 +110,7 @@ def test_a_form_without_its_csrf_token_is_refused(world: World) -> None:
         assert refused.status_code == 403 and "security token" in refused.text
     assert client.post("/logout", data={}).status_code == 403
     with Session(world.engine) as session:
-        assert session.get(m.Acceptance, case_id) is None
+        assert session.get(m.Acceptance, (case_id, 1)) is None
 
 
 def test_a_viewer_is_refused_the_review_form(world: World) -> None:
@@ -132,7 +137,7 @@ def test_a_senior_of_another_team_is_refused(world: World) -> None:
     refused = world.client.post(f"/queue/{case_id}/accept", data={"csrf_token": token})
     assert refused.status_code == 403
     with Session(world.engine) as session:
-        assert session.get(m.Acceptance, case_id) is None
+        assert session.get(m.Acceptance, (case_id, 1)) is None
 
 
 def _work_token(world: World, case_id: str) -> str:
@@ -153,7 +158,7 @@ def test_accept_records_the_acceptance_and_audits_it(world: World) -> None:
     )
     assert done.status_code == 200 and f"You accepted case {case_id}." in done.text
     with Session(world.engine) as session:
-        row = session.get(m.Acceptance, case_id)
+        row = session.get(m.Acceptance, (case_id, 1))
         assert row is not None and row.accepted_by == "sam"
         assert row.estimated_resolution_at is not None
         events = session.scalars(
@@ -340,12 +345,52 @@ def test_the_library_page_lists_policies_lint_and_versions(world: World) -> None
     """Every policy with its citation, lint's findings, and the digest that decided the 40
     cases."""
     sign_in(world.client, "vic")
+    assert lint_report(world.console) is not None  # (computed in the background, waited for)
     page = world.client.get("/library")
     assert page.status_code == 200
     for p in world.library.policies:
         assert p.id in page.text and p.citation in page.text
     assert "Likely conflicts" in page.text and "Unreachable policies" in page.text
     assert world.library.digest in page.text and "(this library)" in page.text
+
+
+def test_the_library_page_does_not_wait_for_lint(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first visit starts lint in the background and shows the page at once, its lint
+    section asking again (/library/lint) until the findings are there; a failure is said."""
+    monkeypatch.setattr(_library, "_LINTED", {})
+    monkeypatch.setattr(_library, "_FAILED", {})
+    monkeypatch.setattr(_library, "_RUNNING", {})
+    go = threading.Event()
+    real = _library.lint_library
+
+    def slow(library: Library) -> LintReport:
+        assert go.wait(30)
+        return real(library)
+
+    monkeypatch.setattr(_library, "lint_library", slow)
+    sign_in(world.client, "vic")
+    page = world.client.get("/library")
+    assert page.status_code == 200 and "Computing" in page.text
+    assert 'hx-get="/library/lint"' in page.text and "Likely conflicts" not in page.text
+    again = world.client.get("/library/lint")
+    assert "Computing" in again.text and "<html" not in again.text.lower()
+    go.set()
+    assert lint_report(world.console) is not None
+    done = world.client.get("/library/lint")
+    assert "Likely conflicts" in done.text and "hx-get" not in done.text
+
+    def broken(library: Library) -> LintReport:
+        raise ValueError("no generator for this library")
+
+    monkeypatch.setattr(_library, "_LINTED", {})
+    monkeypatch.setattr(_library, "lint_library", broken)
+    world.client.get("/library/lint")
+    assert lint_report(world.console) is None
+    failed = world.client.get("/library")
+    assert "tier2 lint failed on the library: no generator" in failed.text
+    assert 'hx-get="/library/lint"' not in failed.text
 
 
 def test_the_overview_shows_the_reports_numbers(world: World) -> None:

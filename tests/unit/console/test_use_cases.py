@@ -43,7 +43,9 @@ TARGETS = ["senior_support", "support_manager", "finance"]
 @dataclass
 class _Tables:
     cases: dict[str, WorkCase] = field(default_factory=dict)
-    acceptances: dict[str, tuple[str, datetime, datetime | None]] = field(default_factory=dict)
+    acceptances: dict[tuple[str, int], tuple[str, datetime, datetime | None]] = field(
+        default_factory=dict
+    )
     resolutions: list[dict[str, Any]] = field(default_factory=list)
     reviews: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     audit: list[AuditEntry] = field(default_factory=list)
@@ -59,12 +61,15 @@ class _Tx:
     def work_case(self, case_id: str) -> WorkCase | None:
         return self.t.cases.get(case_id)
 
-    def acceptance(self, case_id: str) -> Accepted | None:
-        found = self.t.acceptances.get(case_id)
+    def acceptance(self, case_id: str, escalation: int) -> Accepted | None:
+        found = self.t.acceptances.get((case_id, escalation))
         return None if found is None else Accepted(found[0], found[1])
 
-    def accept(self, case_id: str, by: str, at: datetime, estimate: datetime | None) -> None:
-        self.t.acceptances[case_id] = (by, at, estimate)
+    def accept(
+        self, case_id: str, escalation: int, by: str, at: datetime, estimate: datetime | None
+    ) -> None:
+        assert (case_id, escalation) not in self.t.acceptances  # (the primary key)
+        self.t.acceptances[case_id, escalation] = (by, at, estimate)
 
     def resolved_escalation(self, case_id: str, escalation: int) -> bool:
         return any(
@@ -216,10 +221,28 @@ def test_accept_records_who_and_when_and_audits_it(world: Any) -> None:
     """An acceptance row and an `accepted` entry; a second acceptance is a conflict."""
     work, store, _, _ = world
     work.accept(SENIOR_SUPPORT, "NW-1", Acceptance(NOW + timedelta(hours=4)))
-    assert store.tables.acceptances["NW-1"] == ("sam", NOW, NOW + timedelta(hours=4))
+    assert store.tables.acceptances["NW-1", 1] == ("sam", NOW, NOW + timedelta(hours=4))
     assert [(e[1], e[2]) for e in store.tables.audit] == [("NW-1", "accepted")]
+    assert store.tables.audit[0][3]["escalation"] == 1
     with pytest.raises(Conflict, match="accepted by sam"):
         work.accept(Actor("head", HEAD), "NW-1", Acceptance(None))
+
+
+def test_a_case_escalated_again_is_accepted_again_beside_the_first(world: Any) -> None:
+    """Each escalation of a case is accepted once: the second escalation's acceptance is
+    recorded beside the first's, which is kept."""
+    work, store, _, _ = world
+    work.accept(SENIOR_SUPPORT, "NW-1", Acceptance(None))
+    store.tables.cases["NW-1"] = _case(escalations=2, decision_seq=2, decided_at=NOW)
+    head = Actor("head", HEAD)
+    work.accept(head, "NW-1", Acceptance(None))
+    assert {k: v[0] for k, v in store.tables.acceptances.items()} == {
+        ("NW-1", 1): "sam",
+        ("NW-1", 2): "head",
+    }
+    assert [e[3]["escalation"] for e in store.tables.audit] == [1, 2]
+    with pytest.raises(Conflict, match="accepted by head"):
+        work.accept(SENIOR_SUPPORT, "NW-1", Acceptance(None))
 
 
 def test_resolve_writes_back_and_audits_in_one_transaction(world: Any, saas: Library) -> None:
