@@ -16,6 +16,7 @@ import os
 import select
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -148,6 +149,7 @@ def _work(items: Sequence[Stored], now: datetime) -> Decided:
 
 DECIDED, NOT_DECIDED, BAD_INPUT = 0, 1, 2
 Verdict = tuple[int, bytes]  # DECIDED and the decision's line(s), or the error line(s)
+Size = tuple[int, int]  # a verdict's status and the length of what it writes
 
 
 def decide_units(
@@ -174,17 +176,37 @@ def decide_units(
 
 
 # The input of `decide_all`, which its forked workers find here: each is sent only where its
-# chunk starts and stops, not the chunk itself.
+# chunk starts and stops, not the chunk itself. A worker writes what a chunk's verdicts say to
+# a file of the chunk's own in `_folder` and sends back only their sizes, which costs less
+# than sending the bytes through the pool's pipe; the parent reads the file and removes it.
 _units: Sequence[Unit] = ()
+_folder = ""
 
 
-def _decide_range(start: int, stop: int, now: datetime | None, text: bool) -> list[Verdict]:
+def _decide_range(start: int, stop: int, now: datetime | None, text: bool) -> list[Size]:
     assert _worker_library is not None
-    return _joined(decide_units(_worker_library, _units[start:stop], now, text))
+    verdicts = _joined(decide_units(_worker_library, _units[start:stop], now, text))
+    with open(os.path.join(_folder, str(start)), "xb") as file:
+        file.writelines(written for _, written in verdicts)
+    return [(status, len(written)) for status, written in verdicts]
+
+
+def _read_back(folder: str, start: int, sizes: list[Size]) -> list[Verdict]:
+    """The verdicts of the chunk from `start`, from its file (which is then removed)."""
+    path = os.path.join(folder, str(start))
+    with open(path, "rb") as file:
+        data = file.read()
+    os.unlink(path)
+    out: list[Verdict] = []
+    at = 0
+    for status, size in sizes:
+        out.append((status, data[at : at + size]))
+        at += size
+    return out
 
 
 def _joined(verdicts: list[Verdict]) -> list[Verdict]:
-    """The same verdicts with each run of decisions as one: what a worker sends back is a few
+    """The same verdicts with each run of decisions as one: what a worker writes is a few
     large strings, not one object per case."""
     out: list[Verdict] = []
     run: list[bytes] = []
@@ -218,20 +240,23 @@ def decide_all(
         for start in starts:
             yield decide_units(library, units[start : start + chunk], now, text)
         return
-    global _units  # noqa: PLW0603 (what the forked workers read)
-    _loaded[spec], _units = library, units
+    global _units, _folder  # (what the forked workers read)
     context = multiprocessing.get_context("fork")  # the workers start with library and input
     try:
-        with ProcessPoolExecutor(
-            min(workers, len(starts)),
-            mp_context=context,
-            initializer=_load,
-            initargs=(spec, os.getpid()),
-        ) as pool:
-            stops = [start + chunk for start in starts]
-            yield from pool.map(_decide_range, starts, stops, repeat(now), repeat(text))
+        with tempfile.TemporaryDirectory(prefix="tier2-decide-") as folder:
+            _loaded[spec], _units, _folder = library, units, folder
+            with ProcessPoolExecutor(
+                min(workers, len(starts)),
+                mp_context=context,
+                initializer=_load,
+                initargs=(spec, os.getpid()),
+            ) as pool:
+                stops = [start + chunk for start in starts]
+                sizes = pool.map(_decide_range, starts, stops, repeat(now), repeat(text))
+                for start, sized in zip(starts, sizes, strict=True):
+                    yield _read_back(folder, start, sized)
     finally:
-        _units = ()
+        _units, _folder = (), ""
 
 
 class WorkerPool:
