@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 from tier2.core.library import Library
 from tier2.core.model import Action, Case, Customer, Handoff, Outcome, StageRecord, Ticket
@@ -199,8 +198,7 @@ def _escaped(value: Any, line: _Escape, block: _Escape, field: Any = None) -> An
     return line(str(value))
 
 
-@dataclass(frozen=True, slots=True)
-class Documents:
+class Documents(NamedTuple):
     note: str
     guidance: str | None
     customer_reply: str | None

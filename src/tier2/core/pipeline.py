@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 
 from tier2.core.documents import DocumentError, Documents, document, fallback_documents
@@ -79,7 +78,7 @@ def _without_templates(
         Outcome.ESCALATE,
         library.routing.library_error,
     )
-    applied = replace(applied, findings=(failed, *applied.findings))
+    applied = applied._replace(findings=(failed, *applied.findings))
     resolution = resolve_or_escalate(library, applied)
     docs = fallback_documents(
         case, library, clock, problem, applied=applied, gathered=gathered, resolution=resolution

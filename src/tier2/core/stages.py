@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -26,8 +25,7 @@ from tier2.core.money import MAX_AMOUNT, money
 # --------------------------------------------------------------------------- receive
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
+class Received(NamedTuple):
     missing: tuple[str, ...]  # what the handoff protocol requires and the handoff lacks
     missing_steps: tuple[str, ...]  # required tier-1 steps for the category not done
     record: StageRecord
@@ -97,8 +95,7 @@ def receive(case: Case, library: Library) -> Received:
 # --------------------------------------------------------------------------- gather context
 
 
-@dataclass(frozen=True, slots=True)
-class Gathered:
+class Gathered(NamedTuple):
     signals: Mapping[str, Any]
     complaint_detail: str | None
     commercial_notes: tuple[str, ...]
@@ -422,8 +419,7 @@ def _point_holds(scope: Scope, point: str, when: Expression, failures: list[Fail
 # --------------------------------------------------------------------------- apply policy
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyMatch:
+class PolicyMatch(NamedTuple):
     policy: Policy
     actions: tuple[Action, ...]
 
@@ -436,8 +432,7 @@ class PolicyMatch:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(NamedTuple):
     """A rule that fired: its reason and the outcome it would decide."""
 
     reason: Reason
@@ -446,8 +441,7 @@ class Finding:
     guidance: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
+class Applied(NamedTuple):
     findings: tuple[Finding, ...]
     matched: tuple[PolicyMatch, ...]
     winner: PolicyMatch | None
@@ -828,8 +822,7 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
 # --------------------------------------------------------------------------- resolve or escalate
 
 
-@dataclass(frozen=True, slots=True)
-class Resolution:
+class Resolution(NamedTuple):
     outcome: Outcome
     escalate_to: str | None
     actions: tuple[Action, ...]
