@@ -364,11 +364,11 @@ def read_units(text: str | bytes, jsonl: bool = False) -> Iterator[Unit | CaseEr
     Input that is not one JSON value is read as JSON Lines when any of its lines is a JSON
     object on its own, so one bad line of a batch on standard input fails alone."""
     data = text.encode() if isinstance(text, str) else text
-    stripped = data.strip()
-    if not stripped:
+    if not data or data.isspace():  # (not `data.strip()`: a copy of all of it)
         yield CaseError("(input)", (("(input)", "no case: the input is empty"),))
         return
     if not jsonl:
+        stripped = data.strip()
         try:
             whole = orjson.loads(stripped)
         except orjson.JSONDecodeError as exc:
