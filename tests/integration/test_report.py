@@ -50,6 +50,7 @@ def _independent(path: Path) -> dict[str, Any]:
         cases = list(s.scalars(select(m.Case)))
         done = [a for a in s.scalars(select(m.Action)) if a.status == "done" and a.amount]
         base = [b for b in s.scalars(select(m.BaselineCase)) if b.resolved_at is not None]
+        sla = list(s.scalars(select(m.SlaEscalation)))
     engine.dispose()
     resolved = [c for c in cases if c.resolved_at is not None]
     business = [c.business_seconds / 3600 for c in resolved]
@@ -72,7 +73,11 @@ def _independent(path: Path) -> dict[str, Any]:
         "money": money,
         "base_median": statistics.median(b.business_seconds / 3600 for b in base),
         "base_cases": len(base),
-    }
+        "at_risk": {
+            e.case_id for e in sla
+            if next(c for c in cases if c.id == e.case_id).resolved_at is None
+        },
+    }  # fmt: skip
 
 
 def test_the_report_equals_an_independent_computation(store: Path) -> None:
@@ -102,6 +107,7 @@ def test_the_report_equals_an_independent_computation(store: Path) -> None:
     for key in ("period", "sla", "reescalation_rate", "review"):
         assert key in got
     assert base["sources"] == ["simulated"] and base["simulated"] is True
+    assert {r["case_id"] for r in got["at_risk"]} == want["at_risk"]
 
 
 def test_the_csv_has_one_row_per_case_and_the_text_and_html_name_the_headline(store: Path) -> None:

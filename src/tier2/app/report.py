@@ -144,6 +144,12 @@ class ReportReader(Protocol):
         """Cases not finally resolved, by age bucket."""
         ...
 
+    def at_risk(self, limit: int) -> list[dict[str, Any]]:
+        """Cases not finally resolved whose tier-2 clock the SLA monitor found at risk or
+        breached, the soonest due first: case_id, ticket_id, kind, target, severity, due,
+        escalate_to (the case's target), found_at."""
+        ...
+
 
 def quantile(values: Sequence[float], q: float) -> float:
     """The q-quantile of sorted values, interpolated between the two nearest ranks (the
@@ -286,10 +292,12 @@ def report(
         "resolved_by": dict(reader.resolved_by(start, end).most_common()),
         "trend": trend,
         "backlog": dict(reader.backlog(now)),
+        "at_risk": reader.at_risk(AT_RISK_LISTED),
     }
 
 
 OUTCOMES = ("resolve", "return_to_tier1", "escalate")
+AT_RISK_LISTED = 25  # the at-risk list's length
 
 
 def _baseline(

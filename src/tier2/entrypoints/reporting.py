@@ -65,6 +65,11 @@ def text(report: Mapping[str, Any]) -> str:
         f"re-escalated: {report['reescalated']:,} ({report['reescalation_rate']:.1%})",
         "resolved by: " + _pairs(report["resolved_by"]),
         "backlog by age: " + _pairs(report["backlog"]),
+        "at risk or breached, not yet resolved: "
+        + (
+            ", ".join(f"{r['case_id']} ({r['kind']}, due {r['due']})" for r in report["at_risk"])
+            or "none"
+        ),
         "money granted: " + (_money(report["money_by_authority"]) or "none"),
         f"reviews: {review['reviewed']:,}"
         + ("" if agreement is None else f", agreement {agreement:.1%}"),

@@ -191,6 +191,28 @@ class SqlReportReader:
         found = dict(self._rows(query))
         return Counter({name: found.get(name, 0) for _, name in (*AGES, (0, OLDER))})
 
+    def at_risk(self, limit: int) -> list[dict[str, Any]]:
+        c, e = m.Case, m.SlaEscalation
+        query = (
+            select(
+                e.case_id, c.ticket_id, e.kind, e.target, e.severity, e.due,
+                c.escalate_to, e.at.label("found_at"),
+            )
+            .join(c, c.id == e.case_id)
+            .where(c.resolved_at.is_(None), e.escalation == c.escalations)
+            .order_by(e.due.is_(None), e.due, e.case_id)
+            .limit(limit * 4)  # (a case is listed once, but may have a row per kind and target)
+        )  # fmt: skip
+        found: dict[str, dict[str, Any]] = {}
+        for r in self._rows(query):
+            row = dict(r._mapping)
+            for key in ("due", "found_at"):
+                row[key] = None if row[key] is None else _aware(row[key]).isoformat()
+            kept = found.get(row["case_id"])
+            if kept is None or (kept["kind"] != "breached" and row["kind"] == "breached"):
+                found[row["case_id"]] = row  # a breach rather than the risk before it
+        return list(found.values())[:limit]
+
     def cases(self, start: datetime, end: datetime) -> Iterator[dict[str, Any]]:
         """One row per case received in the period, for the ticket-level CSV."""
         c = m.Case
