@@ -84,6 +84,30 @@ class Actor:
         """The escalation target whose cases this user's queue shows (None: every target)."""
         return None if self.role == HEAD else (self.team or "")
 
+    def may_claim(self, role: str, library: Library) -> bool:
+        """Whether this user may resolve a case under the authority of `role` (a role of the
+        library's authority ladder, or a team): a head of support under any; a senior under
+        their own team, and under the ladder's roles up to their ceiling: their team's rung
+        when their team is a role of the ladder, else the ladder's first rung above the
+        engine (the first human authority). A viewer under none."""
+        if self.role == HEAD:
+            return True
+        if self.role != SENIOR or not self.team:
+            return False
+        if role == self.team:
+            return True
+        names = [r.name for r in library.authority.ladder]
+        if role not in names:
+            return False
+        if self.team in names:
+            ceiling = names.index(self.team)
+        else:
+            engine = (
+                names.index(library.authority.engine) if library.authority.engine in names else -1
+            )
+            ceiling = min(engine + 1, len(names) - 1)
+        return names.index(role) <= ceiling
+
 
 # ---------------------------------------------------------------------- what forms say
 
@@ -450,6 +474,12 @@ class CaseWork:
         now = self.clock()
         with self.store.transaction() as tx:
             case = self._open(tx, actor, case_id)
+            if not actor.may_claim(found.role, self.library):
+                raise Refused(
+                    f"{actor.name} ({actor.role}, {actor.team or 'no team'}) may not resolve "
+                    f"under the authority of {found.role}: choose your team or a role of the "
+                    "authority ladder up to your own"
+                )
             body = resolution_note(case_id, actor, found)
             note = NoteOrder(case.ticket_id, f"{case_id}:{case.escalations}:resolved", "note", body)
             grant = found.grant

@@ -296,6 +296,35 @@ def test_roles_and_states_are_checked_before_anything(world: Any, saas: Library)
     assert not store.tables.audit
 
 
+def test_a_senior_claims_no_authority_above_their_own(saas: Library) -> None:
+    """A senior claims their team or the ladder up to their rung; a head any; a viewer none."""
+    assert SENIOR_SUPPORT.may_claim("senior_support", saas)
+    assert SENIOR_SUPPORT.may_claim("support_manager", saas)
+    assert SENIOR_SUPPORT.may_claim("tier2", saas)
+    for above in ("vp_support", "c_level", "finance", "nobody"):
+        assert not SENIOR_SUPPORT.may_claim(above, saas), above
+    manager = Actor("m", SENIOR, "vp_support")
+    assert manager.may_claim("vp_support", saas) and manager.may_claim("support_manager", saas)
+    assert not manager.may_claim("c_level", saas)
+    assert Actor("h", HEAD).may_claim("c_level", saas)
+    assert not Actor("v", VIEWER).may_claim("tier1", saas)
+    assert not Actor("s", SENIOR, None).may_claim("tier1", saas)
+
+
+def test_resolve_refuses_a_role_above_the_seniors(world: Any, saas: Library) -> None:
+    """Resolving under a role above the senior's is refused, nothing written or audited."""
+    work, store, desk, _ = world
+    found = read_resolution(
+        {"summary": "Refunded", "role": "c_level", "action_type": "refund",
+         "amount": "1000000", "currency": "EUR"}, saas, TARGETS,
+    )  # fmt: skip
+    with pytest.raises(Refused, match="authority of c_level"):
+        work.resolve(SENIOR_SUPPORT, "NW-1", found)
+    assert not store.tables.resolutions and not store.tables.audit and not desk.notes
+    work.resolve(Actor("h", HEAD), "NW-1", found)
+    assert store.tables.resolutions[0]["role"] == "c_level"
+
+
 def test_review_saves_the_rating_and_a_disagreement_exports(world: Any) -> None:
     """The review row with its score (again: replaced); a disagreement as a regression case
     names what was expected and what tier2 decided."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -34,19 +34,28 @@ router = APIRouter(include_in_schema=False)
 WRONG = "Wrong name or password."
 
 
-def _anonymous(request: Request) -> SessionData:
-    """The request's session, or a new one without a user (for the sign-in form's token)."""
+def _anonymous(request: Request) -> tuple[SessionData, bool]:
+    """The request's session, or a new one without a user (for the sign-in form's token);
+    whether it is new (only a new one is written to the cookie: signing a session again
+    would make it last longer than session_hours)."""
     found = console_of(request).sessions.load(request.cookies.get(COOKIE))
-    return found if found is not None else Sessions.fresh()
+    return (found, False) if found is not None else (Sessions.fresh(), True)
+
+
+def _login_page(
+    request: Request, session: tuple[SessionData, bool], context: dict[str, Any], status: int
+) -> Response:
+    data, new = session
+    return render(
+        request, "login.html", {**context, "csrf": data.csrf}, status=status,
+        session=data if new else None,
+    )  # fmt: skip
 
 
 @router.get("/login")
 def login_page(request: Request, next: Annotated[str | None, Query()] = None) -> Response:
-    session = _anonymous(request)
-    return render(
-        request, "login.html", {"next": safe_next(next), "error": None, "name": ""},
-        session=session,
-    )  # fmt: skip
+    context = {"next": safe_next(next), "error": None, "name": ""}
+    return _login_page(request, _anonymous(request), context, 200)
 
 
 def _client(request: Request) -> str:
@@ -58,24 +67,30 @@ def _attempt(console: Console, name: str, password: str, address: str) -> tuple[
     (None, why), counting the failure against the account and the address."""
     now = console.clock()
     user = find_user(console.engine, name) if 0 < len(name) <= 64 else None
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        minutes = max(1, round((user.locked_until - now).total_seconds() / 60))
+    # a name of no user is answered as a user's would be: its failures lock it too
+    until = console.unknown.locked_until(name, now) if user is None else user.locked_until
+    if until is not None and until > now:
+        minutes = max(1, round((until - now).total_seconds() / 60))
         console.limiter.failed(address)
         return None, f"This account is locked after too many failed sign-ins; try in {minutes} min."
     ok, renewed = check_password(None if user is None else user.password_hash, password[:1024])
     if not ok or user is None:
         console.limiter.failed(address)
+        s = console.settings
+        lock_until = now + timedelta(minutes=s.lockout_minutes)
         if user is not None:
-            s = console.settings
             locked = login_failed(
-                console.engine, user.name, now, limit=s.max_failed_logins,
-                lock_until=now + timedelta(minutes=s.lockout_minutes),
-            )  # fmt: skip
-            if locked:
-                return None, (
-                    "Too many failed sign-ins: this account is locked for "
-                    f"{s.lockout_minutes:g} minutes."
-                )
+                console.engine, user.name, now, limit=s.max_failed_logins, lock_until=lock_until
+            )
+        else:
+            locked = console.unknown.failed(
+                name, now, limit=s.max_failed_logins, lock_until=lock_until
+            )
+        if locked:
+            return None, (
+                f"Too many failed sign-ins: this account is locked for {s.lockout_minutes:g} "
+                "minutes."
+            )
         return None, WRONG
     login_ok(console.engine, user.name, renewed)
     return fingerprint(renewed or user.password_hash), ""
@@ -86,20 +101,19 @@ async def login(request: Request) -> Response:
     console = console_of(request)
     session = _anonymous(request)
     form = await form_of(request)
-    csrf_ok(request, session, form)
-    name, address = form.get("name", "").strip(), _client(request)
+    csrf_ok(request, session[0], form)
+    name, address = form.get("name", "").strip()[:200], _client(request)
     target = safe_next(form.get("next"))
     wait = console.limiter.wait(address)
     if wait > 0:
         error = f"Too many failed sign-ins from this address; try again in {wait / 60:.0f} min."
-        context = {"next": target, "error": error, "name": name}
-        return render(request, "login.html", context, status=429, session=session)
+        return _login_page(request, session, {"next": target, "error": error, "name": name}, 429)
     key, why = await run_in_threadpool(_attempt, console, name, form.get("password", ""), address)
     if key is None:
-        context = {"next": target, "error": why, "name": name}
-        return render(request, "login.html", context, status=401, session=session)
+        return _login_page(request, session, {"next": target, "error": why, "name": name}, 401)
+    console.sessions.end(session[0])  # the session before sign-in is over ...
     response = redirect(target, request)
-    set_session(console, response, Sessions.fresh(name, key))  # a new session, a new token
+    set_session(console, response, Sessions.fresh(name, key))  # ... a new one, a new token
     return response
 
 
@@ -110,6 +124,7 @@ async def logout(request: Request) -> Response:
     if session is None:
         raise Forbidden("no session to sign out of")
     csrf_ok(request, session, await form_of(request))
+    console.sessions.end(session)  # its cookie, replayed, signs in no one
     response = redirect("/login", request)
     response.delete_cookie(COOKIE, path="/")
     return response

@@ -20,7 +20,9 @@ from tier2.entrypoints.http.console._state import (
     ALL_ROLES,
     SECURITY_HEADERS,
     Console,
+    bounded_time,
     console_of,
+    csv_row,
     current,
     local_day,
     next_day,
@@ -66,9 +68,10 @@ def _cursor(value: str | None) -> tuple[datetime, str] | None:
         return None
     at, _, case_id = value.partition("|")
     try:
-        return datetime.fromisoformat(at), case_id
+        found = datetime.fromisoformat(at)
     except ValueError:
         raise ValueError("after: not a page of this list") from None
+    return bounded_time(found, "after"), case_id[:64]
 
 
 def read_filter(console: Console, params: Mapping[str, str]) -> Asked:
@@ -127,11 +130,11 @@ def _csv_lines(lines: list[CaseLine]) -> Iterator[str]:
     writer.writerow(["case_id", "ticket_id", "state", "received_at", "outcome", "first_reason",
                      "escalate_to", "resolved_at", "resolved_by"])  # fmt: skip
     for r in lines:
-        writer.writerow([
+        writer.writerow(csv_row([
             r.id, r.ticket_id, r.state, r.received_at.isoformat(), r.outcome or "",
             r.first_reason or "", r.escalate_to or "",
             r.resolved_at.isoformat() if r.resolved_at else "", r.resolved_by or "",
-        ])  # fmt: skip
+        ]))  # fmt: skip
     yield out.getvalue()
 
 
@@ -143,7 +146,9 @@ async def cases_csv(request: Request) -> Response:
     console = console_of(request)
     asked = read_filter(console, request.query_params)
     if asked.error:
-        return Response(asked.error + "\n", status_code=400, media_type="text/plain")
+        return Response(
+            asked.error + "\n", status_code=400, media_type="text/plain", headers=SECURITY_HEADERS
+        )
     rows, _ = await run_in_threadpool(list_cases, console.engine, asked.filter, CSV_ROWS)
     return StreamingResponse(
         _csv_lines(rows), media_type="text/csv",

@@ -25,7 +25,9 @@ from tier2.entrypoints.http.console._state import (
     ALL_ROLES,
     SECURITY_HEADERS,
     Console,
+    bounded_day,
     console_of,
+    csv_row,
     current,
     render,
     require,
@@ -37,13 +39,7 @@ PARAMS = ("from", "to", "baseline_from", "baseline_to")
 
 
 def _day(params: Mapping[str, str], name: str) -> date | None:
-    value = (params.get(name) or "").strip()
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{name}: a date like 2026-03-01") from None
+    return bounded_day(params.get(name), name)
 
 
 def compute(console: Console, params: Mapping[str, str]) -> dict[str, Any]:
@@ -166,12 +162,19 @@ async def overview_csv(request: Request, table: str) -> Response:
     try:
         found = (await run_in_threadpool(figures, console, request.query_params)).figures
     except ValueError as exc:
-        return Response(f"{exc}\n", status_code=400, media_type="text/plain")
+        return Response(
+            f"{exc}\n", status_code=400, media_type="text/plain", headers=SECURITY_HEADERS
+        )
     rows = tables(found).get(table)
     if rows is None:
-        return Response(f"no table {table[:40]!r}\n", status_code=404, media_type="text/plain")
+        return Response(
+            f"no table {table[:40]!r}\n",
+            status_code=404,
+            media_type="text/plain",
+            headers=SECURITY_HEADERS,
+        )
     out = io.StringIO()
-    csv.writer(out).writerows(rows)
+    csv.writer(out).writerows(csv_row(row) for row in rows)
     return Response(
         out.getvalue(), media_type="text/csv",
         headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{table}.csv"'},

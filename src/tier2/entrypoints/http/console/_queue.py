@@ -68,7 +68,8 @@ def _work_context(console: Console, actor: Actor, case_id: str) -> dict[str, Any
         "page": page, "case": page.row, "latest": latest,
         "handoff_form": (latest or {}).get("escalation_handoff"),
         "open": page.row.state == ESCALATED and not resolved,
-        "mine": mine, "roles": _roles(console),
+        "mine": mine,
+        "roles": [r for r in _roles(console) if actor.may_claim(r, console.library)],
         "targets": console.targets(), "message": None, "error": None,
         "default_role": page.row.escalate_to,
     }  # fmt: skip

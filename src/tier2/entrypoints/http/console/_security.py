@@ -11,7 +11,13 @@
   `X-CSRF-Token` header; one without it, or with another, is refused (403).
 - Sign-in attempts are limited per account (the store's failed_logins / locked_until: after
   `max_failed_logins` failures in a row the account is locked for `lockout_minutes`) and per
-  client address (at most `address_failures` failures in `address_window_minutes`).
+  client address (at most `address_failures` failures in `address_window_minutes`). A name
+  that is no user's is answered as a user's would be (its failures are counted, and lock it,
+  in this process; its password is checked against a dummy hash), so sign-in does not tell
+  who has an account. A lock stops sign-ins, not the sessions already signed in (anyone may
+  lock an account by failing on purpose).
+- Signing out ends the session: its cookie, replayed, signs in no one (the serving
+  process remembers the sessions signed out of until their cookies would expire).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -80,11 +87,33 @@ class SessionData:
 class Sessions:
     """The signed session cookie's contents."""
 
-    def __init__(self, secret: str, max_age_seconds: float) -> None:
+    def __init__(self, secret: str, max_age_seconds: float, clock: Any = time.monotonic) -> None:
         if len(secret.encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"the session secret must be at least {MIN_SECRET_BYTES} bytes")
         self._codec = URLSafeTimedSerializer(secret, salt="tier2-console-session")
         self.max_age = max_age_seconds
+        self.clock = clock
+        # the sessions signed out of (by their token), until their cookies would expire
+        self._ended: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def end(self, data: SessionData) -> None:
+        """The session is over: its cookie, replayed, signs in no one (in this process)."""
+        with self._lock:
+            now = float(self.clock())
+            if len(self._ended) >= 100_000:  # bounded: forget those whose cookies expired
+                self._ended = {k: v for k, v in self._ended.items() if v > now}
+            self._ended[data.csrf] = now + self.max_age
+
+    def _over(self, token: str) -> bool:
+        with self._lock:
+            until = self._ended.get(token)
+            if until is None:
+                return False
+            if until <= float(self.clock()):
+                del self._ended[token]
+                return False
+            return True
 
     def dump(self, data: SessionData) -> str:
         return self._codec.dumps({"c": data.csrf, "u": data.user, "k": data.key})
@@ -98,6 +127,8 @@ class Sessions:
             return None
         if not isinstance(raw, dict) or not isinstance(raw.get("c"), str):
             return None
+        if self._over(raw["c"]):
+            return None
         user, key = raw.get("u"), raw.get("k")
         return SessionData(
             raw["c"], user if isinstance(user, str) else None, key if isinstance(key, str) else None
@@ -110,6 +141,35 @@ class Sessions:
 
 def same_token(expected: str, given: str | None) -> bool:
     return bool(given) and hmac.compare_digest(expected.encode(), (given or "").encode())
+
+
+class UnknownNames:
+    """Failed sign-ins of names that are no user's, counted as an account's are (in this
+    process): an unknown name is locked after as many failures as a user would be, so the
+    answers to sign-ins do not tell whether a user exists."""
+
+    def __init__(self) -> None:
+        self._found: dict[str, tuple[int, datetime | None]] = {}
+        self._lock = threading.Lock()
+
+    def locked_until(self, name: str, now: datetime) -> datetime | None:
+        with self._lock:
+            _, until = self._found.get(name, (0, None))
+        return until if until is not None and until > now else None
+
+    def failed(self, name: str, now: datetime, *, limit: int, lock_until: datetime) -> bool:
+        """One more failure for the name; whether it is locked now (as `login_failed`)."""
+        with self._lock:
+            if len(self._found) >= 100_000:  # bounded: forget the names not locked now
+                self._found = {
+                    k: v for k, v in self._found.items() if v[1] is not None and v[1] > now
+                }
+            count, until = self._found.get(name, (0, None))
+            if count + 1 >= limit:
+                self._found[name] = (0, lock_until)
+                return True
+            self._found[name] = (count + 1, until)
+            return False
 
 
 class AddressLimiter:

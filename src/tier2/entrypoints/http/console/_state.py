@@ -35,6 +35,7 @@ from tier2.entrypoints.http.console._security import (
     AddressLimiter,
     SessionData,
     Sessions,
+    UnknownNames,
     fingerprint,
     same_token,
 )
@@ -86,6 +87,7 @@ class Console:
     work: CaseWork = field(init=False)
     sessions: Sessions = field(init=False)
     limiter: AddressLimiter = field(init=False)
+    unknown: UnknownNames = field(init=False)  # the failed sign-ins of names of no user
     clocks: SlaClocks = field(init=False)
     zone: ZoneInfo = field(init=False)
     figures: FigureCache = field(init=False)  # the overview's, between requests
@@ -94,6 +96,7 @@ class Console:
         s = self.settings
         self.sessions = Sessions(s.secret, s.session_hours * 3600)
         self.limiter = AddressLimiter(s.address_failures, s.address_window_minutes * 60)
+        self.unknown = UnknownNames()
         self.clocks = SlaClocks(self.library.sla)
         self.zone = ZoneInfo(self.library.sla.calendar.timezone)
         self.figures = FigureCache(partial(store_mark, self.engine))
@@ -144,11 +147,22 @@ def _when(value: Any, zone: ZoneInfo | None = None) -> str:
 
 
 def _money(value: Any) -> str:
-    return "" if value is None else f"{float(value):,.2f}"
+    """An amount with two decimals (what is not a number is shown as it is, escaped)."""
+    if value is None:
+        return ""
+    try:
+        return f"{float(value):,.2f}"
+    except (TypeError, ValueError):
+        return str(value)
 
 
 def _hours(seconds: Any) -> str:
-    return "—" if seconds is None else f"{float(seconds) / 3600:,.1f} h"
+    if seconds is None:
+        return "—"
+    try:
+        return f"{float(seconds) / 3600:,.1f} h"
+    except (TypeError, ValueError):
+        return str(seconds)
 
 
 def _number(value: Any) -> str:
@@ -222,6 +236,17 @@ def set_session(console: Console, response: Response, session: SessionData) -> N
     )  # fmt: skip
 
 
+# ---------------------------------------------------------------------- downloads
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_row(values: Sequence[Any]) -> list[Any]:
+    """A CSV row a spreadsheet will not run: a text cell starting with = + - @, a tab or a
+    carriage return (a formula, to Excel and its kin) starts with a ' instead."""
+    return ["'" + v if isinstance(v, str) and v.startswith(_FORMULA) else v for v in values]
+
+
 # ---------------------------------------------------------------------- checks
 
 
@@ -256,8 +281,7 @@ def current(request: Request) -> Viewer:
     user = find_user(console.engine, session.user)
     if user is None or fingerprint(user.password_hash) != session.key:
         raise SignInNeeded
-    if user.locked_until is not None and user.locked_until > console.clock():
-        raise SignInNeeded
+    # (a locked account keeps its sessions: anyone may lock one by failing on purpose)
     return Viewer(Actor(user.name, user.role, user.team), session)
 
 
@@ -286,14 +310,38 @@ def redirect(url: str, request: Request) -> Response:
     return RedirectResponse(url, status_code=303)
 
 
-def local_day(value: str | None, zone: ZoneInfo, name: str) -> datetime | None:
-    """The start of a day (YYYY-MM-DD) in the library's time zone."""
+# The days a filter may name: far enough either way for any case, near enough that a day
+# in any time zone, and the day after it, are times the store and the report can hold.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(9998, 12, 31)
+
+
+def bounded_day(value: str | None, name: str) -> date | None:
+    """A day (YYYY-MM-DD) from a query string, between FIRST_DAY and LAST_DAY."""
+    value = (value or "").strip()
     if not value:
         return None
     try:
-        day = date.fromisoformat(value.strip())
+        day = date.fromisoformat(value)
     except ValueError:
         raise ValueError(f"{name}: a date like 2026-03-01") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"{name}: a date from {FIRST_DAY} to {LAST_DAY}")
+    return day
+
+
+def bounded_time(value: datetime, name: str) -> datetime:
+    """A time from a query string: with an offset, within the days a filter may name."""
+    if value.tzinfo is None or not FIRST_DAY <= value.date() <= LAST_DAY:
+        raise ValueError(f"{name}: not a page of this list")
+    return value
+
+
+def local_day(value: str | None, zone: ZoneInfo, name: str) -> datetime | None:
+    """The start of a day (YYYY-MM-DD) in the library's time zone."""
+    day = bounded_day(value, name)
+    if day is None:
+        return None
     return datetime(day.year, day.month, day.day, tzinfo=zone)
 
 
