@@ -408,6 +408,10 @@ def test_the_overview_shows_the_reports_numbers(world: World) -> None:
     assert csv.status_code == 200 and csv.text.splitlines()[0] == "outcome,cases"
     rows = dict(line.split(",") for line in csv.text.splitlines()[1:])
     assert {k: int(v) for k, v in rows.items()} == found["outcomes"]
+    assert 'id="at-risk"' in page.text  # the at-risk list, and its CSV
+    at_risk = world.client.get("/overview/at_risk.csv")
+    assert at_risk.status_code == 200
+    assert len(at_risk.text.splitlines()) == 1 + len(found["at_risk"])
     assert world.client.get("/?from=yesterday").status_code == 400
 
 

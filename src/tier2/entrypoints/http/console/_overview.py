@@ -112,6 +112,21 @@ def tables(found: Mapping[str, Any]) -> dict[str, list[list[Any]]]:
             ],
         ],
         "backlog": [["age", "cases"], *(found.get("backlog") or {}).items()],
+        "at_risk": [
+            ["case_id", "ticket_id", "kind", "target", "severity", "due", "escalate_to"],
+            *[
+                [
+                    a["case_id"],
+                    a["ticket_id"],
+                    a["kind"],
+                    a["target"],
+                    a["severity"],
+                    a["due"] or "",
+                    a["escalate_to"] or "",
+                ]
+                for a in found.get("at_risk") or []
+            ],
+        ],
     }
 
 
