@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import NamedTuple
 
 from tier2.core.documents import DocumentError, Documents, document, fallback_documents
 from tier2.core.library import Library
-from tier2.core.model import Case, Decision, Outcome, Reason, ReasonCode
+from tier2.core.model import Action, Case, Decision, Outcome, Reason, ReasonCode
 from tier2.core.stages import (
     Applied,
     Finding,
@@ -17,6 +18,34 @@ from tier2.core.stages import (
     receive,
     resolve_or_escalate,
 )
+
+
+class Verdict(NamedTuple):
+    """A decision without its documents: what a what-if replay compares."""
+
+    outcome: Outcome
+    escalate_to: str | None
+    reasons: tuple[Reason, ...]
+    policies: tuple[str, ...]
+    actions: tuple[Action, ...]
+
+
+def verdict(case: Case, library: Library, now: datetime | None = None) -> Verdict:
+    """The first four stages only (no document rendered): the outcome, target, reasons,
+    policies and actions `decide` gives, unless a template fails on the case (then `decide`
+    escalates it as library_error)."""
+    clock = case.received_at if now is None else now
+    received = receive(case, library)
+    gathered = gather_context(case, library, clock)
+    applied = apply_policy(case, library, received, gathered)
+    resolution = resolve_or_escalate(library, applied)
+    return Verdict(
+        outcome=resolution.outcome,
+        escalate_to=resolution.escalate_to,
+        reasons=tuple(f.reason for f in applied.findings),
+        policies=tuple(m.policy.id for m in applied.matched),
+        actions=resolution.actions,
+    )
 
 
 def decide(case: Case, library: Library, now: datetime | None = None) -> Decision:

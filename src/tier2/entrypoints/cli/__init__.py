@@ -17,6 +17,7 @@ from tier2.entrypoints.cli.report import baseline_app, report
 from tier2.entrypoints.cli.run import check, run, serve, status
 from tier2.entrypoints.cli.sla import sla_app
 from tier2.entrypoints.cli.store import audit_app, case_app, db_app
+from tier2.entrypoints.cli.whatif import whatif
 from tier2.entrypoints.cli.user import user_app
 
 app = typer.Typer(
@@ -34,6 +35,7 @@ app.command()(serve)
 app.command()(check)
 app.command()(status)
 app.command()(report)
+app.command()(whatif)
 app.add_typer(db_app, name="db")
 app.add_typer(sla_app, name="sla")
 app.add_typer(ticket_app, name="ticket")

@@ -1,0 +1,185 @@
+"""`tier2 whatif LIBRARY`: try a policy change on every stored case before it touches one."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Iterator
+from datetime import datetime, time, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from tier2.entrypoints import bootstrap
+from tier2.entrypoints.cli._common import DbOption, progress, starting
+from tier2.entrypoints.cli.report import _date
+
+if TYPE_CHECKING:
+    from tier2.app.whatif import Past, Tally
+    from tier2.core.library import Library
+
+
+class WhatIfFormat(StrEnum):
+    text = "text"
+    json = "json"
+    csv = "csv"
+
+
+_DRAFT: Library | None = None  # the draft, in each forked replaying process
+
+
+def _part(pasts: list[Past]) -> Tally:
+    from tier2.app.whatif import tally
+
+    assert _DRAFT is not None
+    return tally(pasts, _DRAFT)
+
+
+def whatif(  # noqa: PLR0917 (Typer: each option is a parameter)
+    library: Annotated[str, typer.Argument(help="The draft: a built-in library or a folder.")],
+    db: DbOption = None,
+    first: Annotated[
+        str | None, typer.Option("--from", metavar="DATE", help="First day (cases received).")
+    ] = None,
+    last: Annotated[
+        str | None, typer.Option("--to", metavar="DATE", help="Last day, included.")
+    ] = None,
+    format: Annotated[
+        WhatIfFormat, typer.Option(help="text, json, or csv (one row per changed case).")
+    ] = WhatIfFormat.text,
+    workers: Annotated[int, typer.Option(help="Replaying processes (default: one per core).")] = 0,
+    lint: Annotated[
+        bool, typer.Option(help="Lint the draft first; its findings head the report.")
+    ] = True,
+) -> None:
+    """Decide every stored case in the period again under LIBRARY, as it was first decided
+    (its stored input, its original decision time), with no effect anywhere; compare with
+    the decisions it got: outcomes, targets, actions and money, each changed case, and the
+    agreement with seniors' reviews."""
+    global _DRAFT  # noqa: PLW0603 (what the forked processes inherit)
+    import orjson
+
+    from tier2.app.whatif import Tally, chunks, summary
+    from tier2.store.whatif import count_cases, stored_cases
+
+    period = (_date(first, "--from"), _date(last, "--to"))
+    with starting():
+        draft = bootstrap.library(library)
+        engine = bootstrap.store(db)
+    zone = _zone(draft)
+    start = datetime.combine(period[0], time(), zone) if period[0] else None
+    end = datetime.combine(period[1] + timedelta(days=1), time(), zone) if period[1] else None
+    found = _lint(draft) if lint else None
+    total = count_cases(engine, start, end)
+    _DRAFT = draft
+    whole = Tally()
+    try:
+        with progress() as bar:
+            task = bar.add_task(f"replaying under {draft.name} {draft.version}", total=total)
+            for part in _replayed(chunks(stored_cases(engine, start, end), 500), workers):
+                whole.merge(part)
+                bar.advance(task, part.cases)
+    finally:
+        engine.dispose()
+    result = summary(whole, library=draft, lint=found)
+    if format is WhatIfFormat.json:
+        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    elif format is WhatIfFormat.csv:
+        _csv(result)
+    else:
+        sys.stdout.write(_text(result))
+
+
+def _replayed(parts: Iterator[list[Past]], workers: int) -> Iterator[Tally]:
+    """Each part replayed, in forked processes (one per core) or here."""
+    n = workers or (os.cpu_count() or 1)
+    if n <= 1:
+        yield from map(_part, parts)
+        return
+    with multiprocessing.get_context("fork").Pool(n) as pool:
+        yield from pool.imap_unordered(_part, parts)
+
+
+def _lint(draft: Library) -> dict[str, Any]:
+    from tier2.library.lint import lint_library
+
+    report = lint_library(draft, samples=5000)
+    return {
+        "findings": len(report.findings),
+        "by_kind": {k: len(report.of(k)) for k in ("conflict", "can_fail", "unreachable")},
+        "first": [
+            {"kind": f.kind, "subject": list(f.subject), "detail": f.detail}
+            for f in report.findings[:10]
+        ],
+    }
+
+
+def _zone(lib: Library) -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(lib.sla.calendar.timezone)
+
+
+def _csv(result: dict[str, Any]) -> None:
+    import csv
+
+    from tier2.app.whatif import changed_rows
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    for row in changed_rows(result["changes"]):
+        writer.writerow([_cell(c) for c in row])
+
+
+def _cell(value: Any) -> Any:
+    """A cell a spreadsheet would read as a formula is quoted."""
+    if isinstance(value, str) and value and value[0] in "=+-@\t\r":
+        return "'" + value
+    return value
+
+
+def _text(r: dict[str, Any]) -> str:
+    lib = r["library"]
+    lines = [f"what-if: {lib['name']} {lib['version']} ({lib['digest']})"]
+    lint = r["lint"]
+    if lint is not None:
+        kinds = ", ".join(f"{k} {v}" for k, v in lint["by_kind"].items())
+        lines.append(f"lint: {lint['findings']} finding(s) ({kinds})")
+        lines += [f"  {f['kind']}: {', '.join(f['subject'])}: {f['detail']}" for f in lint["first"]]
+    lines += [
+        f"cases replayed: {r['cases']:,}: unchanged {r['unchanged']:,}, changed {r['changed']:,}, "
+        f"reasons only {r['reasons_only']:,}, errored {r['errored']:,}",
+        "outcomes (old -> new):",
+    ]
+    for old, news in r["matrix"].items():
+        lines.append(f"  {old:16} " + ", ".join(f"-> {new} {n:,}" for new, n in news.items()))
+    lines.append("escalations to people (before -> after):")
+    for target, n in r["to_humans"].items():
+        lines.append(f"  {target:20} {n['before']:,} -> {n['after']:,}")
+    lines.append("money carried out (change): " + (_money(r["money_delta"]) or "none"))
+    review = r["review"]
+    if review["reviewed"]:
+        lines.append(
+            f"agreement with seniors' reviews ({review['reviewed']:,}): "
+            f"{review['agreement_before']:.1%} -> {review['agreement_after']:.1%}"
+        )
+    if r["changes"]:
+        lines.append("biggest changes:")
+    for c in r["changes"][:10]:
+        old, new = c["old"], c["new"]
+        lines.append(
+            f"  {c['case_id']}: {old['outcome']} {old['escalate_to'] or ''} ({old['first_reason']})"
+            f" -> {new['outcome']} {new['escalate_to'] or ''} ({new['first_reason']})"
+        )
+    for e in r["errors"][:10]:
+        lines.append(f"  error: case {e['case_id']}: {e['error']}")
+    return "\n".join(lines) + "\n"
+
+
+def _money(delta: dict[str, dict[str, float]]) -> str:
+    return ", ".join(
+        f"{kind} {amount:+,.2f} {currency}".rstrip()
+        for kind, by in delta.items()
+        for currency, amount in by.items()
+    )

@@ -1,0 +1,94 @@
+"""`tier2 whatif`: the same library changes nothing on every stored case; a raised cap
+changes only the cases escalated for authority, and nothing is written anywhere."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from typer.testing import CliRunner
+
+from tier2.devtools.demo import run_company
+from tier2.entrypoints.cli import app
+from tier2.store import models as m
+from tier2.store.db import database_url, make_engine
+
+BUILTIN = Path(__file__).parents[2] / "src" / "tier2" / "library" / "builtin" / "ecommerce"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("whatif")
+    run_company(folder, "Harbor & Pine", "ecommerce", n=120, seed=5)
+    return folder / "ecommerce.db"
+
+
+@pytest.fixture(scope="module")
+def raised_cap(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ecommerce library with tier-2's cap raised from 500 to 1,000."""
+    folder = tmp_path_factory.mktemp("draft") / "ecommerce"
+    shutil.copytree(BUILTIN, folder)
+    text = (folder / "library.yaml").read_text()
+    assert "{role: tier2, limit: 500," in text
+    (folder / "library.yaml").write_text(
+        text.replace("{role: tier2, limit: 500,", "{role: tier2, limit: 1000,")
+    )
+    return folder
+
+
+def _whatif(*args: str) -> str:
+    result = CliRunner().invoke(app, ["whatif", *args, "--no-lint"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _counts(path: Path) -> dict[str, int]:
+    engine = make_engine(database_url(str(path)))
+    with Session(engine) as s:
+        found = {
+            t.name: s.scalar(select(func.count()).select_from(t)) or 0
+            for t in m.Base.metadata.sorted_tables
+        }
+    engine.dispose()
+    return found
+
+
+def test_the_same_library_changes_no_case(store: Path) -> None:
+    """Every stored case decided again under its own library: 0 changed, 0 reasons-only,
+    0 errored (the pipeline is deterministic across the store)."""
+    got = json.loads(_whatif("ecommerce", "--db", str(store), "--format", "json"))
+    assert got["cases"] == _counts(store)["cases"] > 0
+    assert (got["changed"], got["reasons_only"], got["errored"]) == (0, 0, 0)
+    assert got["unchanged"] == got["cases"] and got["changes"] == []
+    assert got["money_delta"] == {} and got["to_humans_delta"] == {}
+
+
+def test_a_raised_cap_changes_only_authority_escalations(store: Path, raised_cap: Path) -> None:
+    """Raising tier-2's cap moves cases escalated for authority_exceeded (and no other) to
+    resolve: money carried out rises, the managers' workload falls, nothing is written."""
+    before = _counts(store)
+    got = json.loads(
+        _whatif(str(raised_cap), "--db", str(store), "--format", "json", "--workers", "2")
+    )
+    assert _counts(store) == before  # no store write
+    assert got["changed"] > 0 and got["errored"] == 0
+    assert {c["old"]["first_reason"] for c in got["changes"]} == {"authority_exceeded"}
+    assert all(c["new"]["outcome"] == "resolve" for c in got["changes"])
+    moved = sum(a["amount"] for c in got["changes"] for a in c["new"]["actions"])
+    assert sum(v for by in got["money_delta"].values() for v in by.values()) == pytest.approx(moved)
+    assert sum(got["to_humans_delta"].values()) == -got["changed"]
+    assert got["matrix"]["escalate"]["resolve"] == got["changed"]
+
+
+def test_text_and_csv_show_the_changes(store: Path, raised_cap: Path) -> None:
+    """Text: counts, the matrix and the biggest changes; CSV: a row per changed case."""
+    text = _whatif(str(raised_cap), "--db", str(store))
+    assert "changed" in text and "->" in text and "biggest changes" in text
+    rows = _whatif(str(raised_cap), "--db", str(store), "--format", "csv").splitlines()
+    got = json.loads(_whatif(str(raised_cap), "--db", str(store), "--format", "json"))
+    assert rows[0].startswith("case_id,old_outcome,new_outcome")
+    assert len(rows) == 1 + got["changed"]
