@@ -249,17 +249,6 @@ def _change_weight(change: Mapping[str, Any]) -> tuple[float, str]:
     return moved, change["case_id"]
 
 
-def chunks(items: Iterable[Past], size: int) -> Iterator[list[Past]]:
-    chunk: list[Past] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
 def changed_rows(changes: Sequence[Mapping[str, Any]]) -> Iterator[list[Any]]:
     """The CSV's rows: one per changed case, old and new side by side."""
     yield ["case_id", "old_outcome", "new_outcome", "old_escalate_to", "new_escalate_to",

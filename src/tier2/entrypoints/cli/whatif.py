@@ -17,7 +17,9 @@ from tier2.entrypoints.cli._common import DbOption, progress, starting
 from tier2.entrypoints.cli.report import _date
 
 if TYPE_CHECKING:
-    from tier2.app.whatif import Past, Tally
+    from sqlalchemy import Engine
+
+    from tier2.app.whatif import Tally
     from tier2.core.library import Library
 
 
@@ -27,14 +29,22 @@ class WhatIfFormat(StrEnum):
     csv = "csv"
 
 
-_DRAFT: Library | None = None  # the draft, in each forked replaying process
+_DRAFT: Library | None = None  # the draft, in each replaying process (inherited by fork)
+_URL: str | None = None  # the store, which each replaying process opens for itself
+_ENGINE: tuple[int, Engine] | None = None  # (the process, its engine)
 
 
-def _part(pasts: list[Past]) -> Tally:
+def _part(ids: list[str]) -> Tally:
+    """One part of the replay: these cases read from the store and decided again."""
+    global _ENGINE  # noqa: PLW0603 (one engine per replaying process)
     from tier2.app.whatif import tally
+    from tier2.store.db import make_engine
+    from tier2.store.whatif import stored_cases
 
-    assert _DRAFT is not None
-    return tally(pasts, _DRAFT)
+    assert _DRAFT is not None and _URL is not None
+    if _ENGINE is None or _ENGINE[0] != os.getpid():
+        _ENGINE = (os.getpid(), make_engine(_URL, immediate=False))
+    return tally(stored_cases(_ENGINE[1], ids), _DRAFT)
 
 
 def whatif(  # noqa: PLR0917 (Typer: each option is a parameter)
@@ -58,11 +68,11 @@ def whatif(  # noqa: PLR0917 (Typer: each option is a parameter)
     (its stored input, its original decision time), with no effect anywhere; compare with
     the decisions it got: outcomes, targets, actions and money, each changed case, and the
     agreement with seniors' reviews."""
-    global _DRAFT  # noqa: PLW0603 (what the forked processes inherit)
+    global _DRAFT, _URL  # (what the forked processes inherit)
     import orjson
 
-    from tier2.app.whatif import Tally, chunks, summary
-    from tier2.store.whatif import count_cases, stored_cases
+    from tier2.app.whatif import Tally, summary
+    from tier2.store.whatif import case_ids
 
     period = (_date(first, "--from"), _date(last, "--to"))
     with starting():
@@ -72,17 +82,18 @@ def whatif(  # noqa: PLR0917 (Typer: each option is a parameter)
     start = datetime.combine(period[0], time(), zone) if period[0] else None
     end = datetime.combine(period[1] + timedelta(days=1), time(), zone) if period[1] else None
     found = _lint(draft) if lint else None
-    total = count_cases(engine, start, end)
-    _DRAFT = draft
-    whole = Tally()
     try:
-        with progress() as bar:
-            task = bar.add_task(f"replaying under {draft.name} {draft.version}", total=total)
-            for part in _replayed(chunks(stored_cases(engine, start, end), 500), workers):
-                whole.merge(part)
-                bar.advance(task, part.cases)
+        ids = case_ids(engine, start, end)
+        _DRAFT, _URL = draft, engine.url.render_as_string(hide_password=False)
     finally:
         engine.dispose()
+    whole = Tally()
+    with progress() as bar:
+        task = bar.add_task(f"replaying under {draft.name} {draft.version}", total=len(ids))
+        parts = [ids[i : i + PART] for i in range(0, len(ids), PART)]
+        for part in _replayed(parts, workers):
+            whole.merge(part)
+            bar.advance(task, part.cases)
     result = summary(whole, library=draft, lint=found)
     if format is WhatIfFormat.json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -92,9 +103,12 @@ def whatif(  # noqa: PLR0917 (Typer: each option is a parameter)
         sys.stdout.write(_text(result))
 
 
-def _replayed(parts: Iterator[list[Past]], workers: int) -> Iterator[Tally]:
+PART = 2000  # cases a replaying process reads and decides at a time
+
+
+def _replayed(parts: list[list[str]], workers: int) -> Iterator[Tally]:
     """Each part replayed, in forked processes (one per core) or here."""
-    n = workers or (os.cpu_count() or 1)
+    n = min(workers or (os.cpu_count() or 1), max(1, len(parts)))
     if n <= 1:
         yield from map(_part, parts)
         return
