@@ -49,11 +49,12 @@ from tier2.contract import CaseIn
 from tier2.core.library import Library
 from tier2.core.sla import SlaClocks
 from tier2.helpdesk.local import LocalHelpDesk
-from tier2.library.loader import load_library
+from tier2.library.loader import load_library, resolve_library_path
 from tier2.library.samples import BASE, CaseGenerator
 from tier2.store import models as m
 from tier2.store.baseline import save_baseline
 from tier2.store.db import database_url, make_engine, upgrade
+from tier2.store.library_versions import remember_library
 from tier2.store.report import SqlReportReader
 from tier2.store.unit_of_work import SqlUnitOfWork
 
@@ -96,6 +97,7 @@ def run_company(
     url = database_url(str(path))
     upgrade(url)
     engine = make_engine(url)
+    remember_library(engine, library, resolve_library_path(library_name))
     desk = LocalHelpDesk(engine)
     simulate_february(engine, desk, library, seed, n)
     cases = sorted(CaseGenerator(library, seed).cases(n), key=lambda c: c["received_at"])

@@ -30,7 +30,7 @@ from tier2.entrypoints.config import (
     load_config,
     secret,
 )
-from tier2.library.loader import LibraryError, load_library
+from tier2.library.loader import LibraryError, load_library, resolve_library_path
 
 if TYPE_CHECKING:
     import httpx
@@ -143,7 +143,12 @@ class Deployment:
     ) -> Runner:
         """`tier2 run`'s use case over this deployment, deciding in `workers` processes."""
         from tier2.app.runner import Runner  # noqa: PLC0415
+        from tier2.store.library_versions import remember_library  # noqa: PLC0415
 
+        try:  # the version that decides is kept, so every decision's library can be read again
+            remember_library(self.engine, self.library, resolve_library_path(self.library_spec))
+        except LibraryError as exc:
+            raise StartError(str(exc)) from None
         store = unit_of_work(
             self.engine, lease_seconds=lease_seconds,
             options={"batch": batch, "workers": workers, **options},

@@ -11,10 +11,14 @@ A library that does not load raises LibraryError naming the file, the policy and
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import itertools
 import math
+import os
 import re
+import shutil
+import tempfile
 import traceback
 from collections.abc import Mapping
 from dataclasses import replace
@@ -371,11 +375,56 @@ def _currencies(lib: LibraryY, lib_path: Path) -> dict[str, float]:
 
 
 def _digest(folder: Path) -> str:
+    return files_digest(library_files(folder))
+
+
+def library_files(folder: Path) -> dict[str, bytes]:
+    """Every file of a library folder its digest covers: relative path (with /) -> bytes."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def files_digest(files: Mapping[str, bytes]) -> str:
+    """The digest of a library's files (in the order of their paths' parts, as a folder's)."""
     h = hashlib.sha256()
-    for p in sorted(folder.rglob("*")):
-        if p.is_file() and "__pycache__" not in p.parts:
-            h.update(p.relative_to(folder).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    for name in sorted(files, key=lambda n: tuple(n.split("/"))):
+        h.update(name.encode() + b"\0" + files[name] + b"\0")
     return "sha256:" + h.hexdigest()[:16]
+
+
+_materialized: list[Path] = []  # the folders load_library_files wrote, removed at exit
+
+
+def _remove_materialized(pid: int) -> None:
+    if os.getpid() == pid:  # not in a forked child: the folders are its parent's
+        for folder in _materialized:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def load_library_files(files: Mapping[str, bytes], name_hint: str) -> Library:
+    """A library from its files (relative path -> bytes, as `library_files` gives them),
+    loaded as the folder they came from: the same digest, the same decisions. The files are
+    written to a private temporary folder, kept while this process runs (a template may
+    include a file when it renders); errors name `name_hint` rather than that folder."""
+    for name in files:
+        parts = name.split("/")
+        if name.startswith("/") or "\\" in name or any(p in ("", ".", "..") for p in parts):
+            raise LibraryError(f"{name_hint}: {name!r} is not a relative path in a library")
+    if not _materialized:
+        atexit.register(_remove_materialized, os.getpid())
+    folder = Path(tempfile.mkdtemp(prefix="tier2-library-"))
+    _materialized.append(folder)
+    for name, data in files.items():
+        path = folder.joinpath(*name.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    try:
+        return load_library(str(folder))
+    except LibraryError as exc:
+        raise LibraryError(str(exc).replace(str(folder), name_hint)) from None
 
 
 def load_library(name_or_path: str) -> Library:

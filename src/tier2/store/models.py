@@ -295,6 +295,22 @@ class Decision(Base):
     body: Mapped[dict[str, Any]]  # the decision in the contract's shape
 
 
+class LibraryVersion(Base):
+    """A library version that decided cases here, by its digest (`Decision.library_digest`),
+    with every file the digest covers (relative path -> text; a file that is not UTF-8 text
+    as {"base64": ...}), so it can be loaded again. Written once per digest, when a runner
+    starts deciding with it (store/library_versions.py)."""
+
+    __tablename__ = "library_versions"
+
+    digest: Mapped[str] = mapped_column(String(80), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    version: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    stored_at: Mapped[datetime]
+    files: Mapped[dict[str, Any]]
+
+
 class Action(Base):
     __tablename__ = "actions"
 

@@ -13,12 +13,13 @@ import typer
 from tier2.entrypoints.cli.decide import decide, import_cases, lint
 from tier2.entrypoints.cli.demo import demo_app
 from tier2.entrypoints.cli.helpdesk import rt_app, ticket_app
+from tier2.entrypoints.cli.library import library_app
 from tier2.entrypoints.cli.report import baseline_app, report
 from tier2.entrypoints.cli.run import check, run, serve, status
 from tier2.entrypoints.cli.sla import sla_app
 from tier2.entrypoints.cli.store import audit_app, case_app, db_app
-from tier2.entrypoints.cli.whatif import whatif
 from tier2.entrypoints.cli.user import user_app
+from tier2.entrypoints.cli.whatif import whatif
 
 app = typer.Typer(
     name="tier2",
@@ -45,6 +46,7 @@ app.add_typer(case_app, name="case")
 app.add_typer(baseline_app, name="baseline")
 app.add_typer(demo_app, name="demo")
 app.add_typer(user_app, name="user")
+app.add_typer(library_app, name="library")
 
 
 def main() -> None:
