@@ -92,3 +92,31 @@ def test_text_and_csv_show_the_changes(store: Path, raised_cap: Path) -> None:
     got = json.loads(_whatif(str(raised_cap), "--db", str(store), "--format", "json"))
     assert rows[0].startswith("case_id,old_outcome,new_outcome")
     assert len(rows) == 1 + got["changed"]
+
+
+def test_against_compares_two_versions(store: Path, raised_cap: Path) -> None:
+    """--against a library: the comparison is between two versions, not with the stored
+    decisions: the raised cap against the stored version (by digest) gives what the raised cap
+    against the stored decisions gives, and the other way round every change reverses."""
+    from tier2.library.loader import load_library
+
+    digest = load_library("ecommerce").digest.removeprefix("sha256:")[:12]
+    plain = json.loads(_whatif(str(raised_cap), "--db", str(store), "--format", "json"))
+    by_digest = json.loads(
+        _whatif(str(raised_cap), "--db", str(store), "--format", "json", "--against", digest)
+    )
+    assert by_digest["against"]["name"] == "ecommerce"
+    for key in ("changed", "unchanged", "matrix", "money_delta", "to_humans_delta"):
+        assert by_digest[key] == plain[key]
+    back = json.loads(
+        _whatif("ecommerce", "--db", str(store), "--format", "json", "--against", str(raised_cap))
+    )
+    assert back["changed"] == plain["changed"]
+    assert back["matrix"].get("resolve", {}).get("escalate") == plain["changed"]
+
+
+def test_an_unknown_draft_is_one_line(store: Path) -> None:
+    """A draft that is no library, folder or stored digest: exit 2, one line."""
+    result = CliRunner().invoke(app, ["whatif", "no-such-library", "--db", str(store)])
+    assert result.exit_code == 2
+    assert "no-such-library" in result.output and "Traceback" not in result.output

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -173,10 +173,17 @@ def _keys(side: Side) -> tuple[tuple[str, float | None], ...]:
     return tuple((t, a) for t, a, _ in side.actions)
 
 
-def tally(pasts: Iterable[Past], library: Library) -> Tally:
-    """Replay each case under `library` and add it up (one process's part)."""
+def tally(pasts: Iterable[Past], library: Library, against: Library | None = None) -> Tally:
+    """Replay each case under `library` and add it up (one process's part); with `against`,
+    compared with the case decided again under that library rather than as it was."""
     out = Tally()
     for past in pasts:
+        if against is not None:
+            try:
+                past = replace(past, old=replay(past, against))  # noqa: PLW2901
+            except Exception as exc:  # counted and shown, not lost
+                out.add(past, f"under the library compared against: {type(exc).__name__}: {exc}")
+                continue
         try:
             new: Side | str = replay(past, library)
         except Exception as exc:  # the draft fails on this case: counted and shown, not lost
@@ -203,7 +210,12 @@ def _delta(
 
 
 def summary(
-    t: Tally, *, library: Library, lint: Mapping[str, Any] | None = None, limit: int | None = None
+    t: Tally,
+    *,
+    library: Library,
+    lint: Mapping[str, Any] | None = None,
+    limit: int | None = None,
+    against: Library | None = None,
 ) -> dict[str, Any]:
     """The what-if report: the contract's keys (section 4) and what else judging needs."""
     matrix: dict[str, dict[str, int]] = {}
@@ -212,7 +224,8 @@ def summary(
     targets = sorted(set(t.to_humans_before) | set(t.to_humans_after))
     changes = sorted(t.changes, key=_change_weight, reverse=True)
     return {
-        "library": {"name": library.name, "version": library.version, "digest": library.digest},
+        "library": _named(library),
+        "against": None if against is None else _named(against),
         "lint": dict(lint) if lint is not None else None,
         "cases": t.cases,
         "unchanged": t.unchanged,
@@ -239,6 +252,10 @@ def summary(
         "changes": changes if limit is None else changes[:limit],
         "errors": t.errors[:100],
     }
+
+
+def _named(library: Library) -> dict[str, str]:
+    return {"name": library.name, "version": library.version, "digest": library.digest}
 
 
 def _change_weight(change: Mapping[str, Any]) -> tuple[float, str]:

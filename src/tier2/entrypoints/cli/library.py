@@ -56,8 +56,8 @@ def diff(
         with starting():
             engine = bootstrap.store(db)
     try:
-        old_lib, old_files = _load(old, engine)
-        new_lib, new_files = _load(new, engine)
+        old_lib, old_files = load_library_spec(old, engine)
+        new_lib, new_files = load_library_spec(new, engine)
     finally:
         if engine is not None:
             engine.dispose()
@@ -70,7 +70,7 @@ def diff(
         raise typer.Exit(EXIT_DIFFERENT)
 
 
-def _load(spec: str, engine: Engine | None) -> tuple[Library, dict[str, bytes]]:
+def load_library_spec(spec: str, engine: Engine | None) -> tuple[Library, dict[str, bytes]]:
     """A library and its files, from a built-in name, a folder or a stored digest."""
     from pathlib import Path
 

@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,22 +30,31 @@ class WhatIfFormat(StrEnum):
     csv = "csv"
 
 
-_DRAFT: Library | None = None  # the draft, in each replaying process (inherited by fork)
-_URL: str | None = None  # the store, which each replaying process opens for itself
-_ENGINE: tuple[int, Engine] | None = None  # (the process, its engine)
+@dataclass
+class _Replay:
+    """What each replaying process inherits (by fork): the draft, what it is compared with
+    (None: the stored decisions), the store's URL; and the engine it opens for itself."""
+
+    draft: Library | None = None
+    against: Library | None = None
+    url: str | None = None
+    engine: tuple[int, Engine] | None = None  # (the process, its engine)
+
+
+_REPLAY = _Replay()
 
 
 def _part(ids: list[str]) -> Tally:
     """One part of the replay: these cases read from the store and decided again."""
-    global _ENGINE  # noqa: PLW0603 (one engine per replaying process)
     from tier2.app.whatif import tally
     from tier2.store.db import make_engine
     from tier2.store.whatif import stored_cases
 
-    assert _DRAFT is not None and _URL is not None
-    if _ENGINE is None or _ENGINE[0] != os.getpid():
-        _ENGINE = (os.getpid(), make_engine(_URL, immediate=False))
-    return tally(stored_cases(_ENGINE[1], ids), _DRAFT)
+    r = _REPLAY
+    assert r.draft is not None and r.url is not None
+    if r.engine is None or r.engine[0] != os.getpid():
+        r.engine = (os.getpid(), make_engine(r.url, immediate=False))
+    return tally(stored_cases(r.engine[1], ids), r.draft, r.against)
 
 
 def whatif(  # noqa: PLR0917 (Typer: each option is a parameter)
@@ -63,28 +73,43 @@ def whatif(  # noqa: PLR0917 (Typer: each option is a parameter)
     lint: Annotated[
         bool, typer.Option(help="Lint the draft first; its findings head the report.")
     ] = True,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LIBRARY",
+            help="Compare with the cases decided again under this library (a built-in, a "
+            "folder, or a stored version's digest) instead of the decisions they got.",
+        ),
+    ] = None,
 ) -> None:
     """Decide every stored case in the period again under LIBRARY, as it was first decided
     (its stored input, its original decision time), with no effect anywhere; compare with
     the decisions it got: outcomes, targets, actions and money, each changed case, and the
     agreement with seniors' reviews."""
-    global _DRAFT, _URL  # (what the forked processes inherit)
     import orjson
 
     from tier2.app.whatif import Tally, summary
     from tier2.store.whatif import case_ids
 
     period = (_date(first, "--from"), _date(last, "--to"))
+    from tier2.entrypoints.cli.library import load_library_spec
+
     with starting():
-        draft = bootstrap.library(library)
         engine = bootstrap.store(db)
+    try:
+        draft, _ = load_library_spec(library, engine)
+        compared = None if against is None else load_library_spec(against, engine)[0]
+    except BaseException:
+        engine.dispose()
+        raise
     zone = _zone(draft)
     start = datetime.combine(period[0], time(), zone) if period[0] else None
     end = datetime.combine(period[1] + timedelta(days=1), time(), zone) if period[1] else None
     found = _lint(draft) if lint else None
     try:
         ids = case_ids(engine, start, end)
-        _DRAFT, _URL = draft, engine.url.render_as_string(hide_password=False)
+        _REPLAY.draft, _REPLAY.against = draft, compared
+        _REPLAY.url = engine.url.render_as_string(hide_password=False)
     finally:
         engine.dispose()
     whole = Tally()
@@ -94,7 +119,7 @@ def whatif(  # noqa: PLR0917 (Typer: each option is a parameter)
         for part in _replayed(parts, workers):
             whole.merge(part)
             bar.advance(task, part.cases)
-    result = summary(whole, library=draft, lint=found)
+    result = summary(whole, library=draft, lint=found, against=compared)
     if format is WhatIfFormat.json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     elif format is WhatIfFormat.csv:
