@@ -4,7 +4,7 @@ where a senior reviewed that decision, what they said was right. Nothing is writ
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,18 +16,42 @@ from tier2.app.whatif import Past, side_of
 from tier2.store import models as m
 
 
-def case_ids(
-    engine: Engine, start: datetime | None = None, end: datetime | None = None
-) -> list[str]:
-    """The decided cases received in [start, end), by id."""
+def _decided(start: datetime | None, end: datetime | None) -> list[Any]:
     c = m.Case
-    query = select(c.id).where(c.outcome.is_not(None)).order_by(c.id)
+    where: list[Any] = [c.outcome.is_not(None)]
     if start is not None:
-        query = query.where(c.received_at >= start)
+        where.append(c.received_at >= start)
     if end is not None:
-        query = query.where(c.received_at < end)
+        where.append(c.received_at < end)
+    return where
+
+
+def count_decided(
+    engine: Engine, start: datetime | None = None, end: datetime | None = None
+) -> int:
+    """How many decided cases were received in [start, end)."""
     with Session(engine) as session:
-        return list(session.scalars(query))
+        query = select(func.count()).select_from(m.Case).where(*_decided(start, end))
+        return int(session.scalar(query) or 0)
+
+
+def id_parts(
+    engine: Engine, start: datetime | None = None, end: datetime | None = None, size: int = 2000
+) -> Iterator[list[str]]:
+    """The decided cases received in [start, end), by id, a part at a time (read page by
+    page: the ids are never all in memory)."""
+    c = m.Case
+    after: str | None = None
+    while True:
+        query = select(c.id).where(*_decided(start, end)).order_by(c.id).limit(size)
+        if after is not None:
+            query = query.where(c.id > after)
+        with Session(engine) as session:
+            part = list(session.scalars(query))
+        if not part:
+            return
+        yield part
+        after = part[-1]
 
 
 def stored_cases(engine: Engine, ids: Sequence[str]) -> list[Past]:
@@ -87,3 +111,10 @@ def _json(value: Any) -> Any:
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def case_ids(
+    engine: Engine, start: datetime | None = None, end: datetime | None = None
+) -> list[str]:
+    """The decided cases received in [start, end), by id, all at once."""
+    return [case_id for part in id_parts(engine, start, end) for case_id in part]

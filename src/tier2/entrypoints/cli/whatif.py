@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -89,7 +90,7 @@ def whatif(  # noqa: PLR0917 (Typer: each option is a parameter)
     import orjson
 
     from tier2.app.whatif import Tally, summary
-    from tier2.store.whatif import case_ids
+    from tier2.store.whatif import count_decided, id_parts
 
     period = (_date(first, "--from"), _date(last, "--to"))
     from tier2.entrypoints.cli.library import load_library_spec
@@ -106,19 +107,19 @@ def whatif(  # noqa: PLR0917 (Typer: each option is a parameter)
     start = datetime.combine(period[0], time(), zone) if period[0] else None
     end = datetime.combine(period[1] + timedelta(days=1), time(), zone) if period[1] else None
     found = _lint(draft) if lint else None
+    _REPLAY.draft, _REPLAY.against = draft, compared
+    _REPLAY.url = engine.url.render_as_string(hide_password=False)
+    whole = Tally()
     try:
-        ids = case_ids(engine, start, end)
-        _REPLAY.draft, _REPLAY.against = draft, compared
-        _REPLAY.url = engine.url.render_as_string(hide_password=False)
+        total = count_decided(engine, start, end)
+        with progress() as bar:
+            task = bar.add_task(f"replaying under {draft.name} {draft.version}", total=total)
+            parts = id_parts(engine, start, end, PART)
+            for part in _replayed(parts, workers, several=total > PART):
+                whole.merge(part)
+                bar.advance(task, part.cases)
     finally:
         engine.dispose()
-    whole = Tally()
-    with progress() as bar:
-        task = bar.add_task(f"replaying under {draft.name} {draft.version}", total=len(ids))
-        parts = [ids[i : i + PART] for i in range(0, len(ids), PART)]
-        for part in _replayed(parts, workers):
-            whole.merge(part)
-            bar.advance(task, part.cases)
     result = summary(whole, library=draft, lint=found, against=compared)
     if format is WhatIfFormat.json:
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -131,14 +132,24 @@ def whatif(  # noqa: PLR0917 (Typer: each option is a parameter)
 PART = 2000  # cases a replaying process reads and decides at a time
 
 
-def _replayed(parts: list[list[str]], workers: int) -> Iterator[Tally]:
-    """Each part replayed, in forked processes (one per core) or here."""
-    n = min(workers or (os.cpu_count() or 1), max(1, len(parts)))
-    if n <= 1:
+def _replayed(parts: Iterator[list[str]], workers: int, *, several: bool) -> Iterator[Tally]:
+    """Each part replayed, in forked processes (one per core) or here. At most a few parts
+    per process are read ahead, so memory stays flat however many cases there are."""
+    n = workers or (os.cpu_count() or 1)
+    if n <= 1 or not several:
         yield from map(_part, parts)
         return
+    ahead = threading.BoundedSemaphore(2 * n)
+
+    def fed() -> Iterator[list[str]]:
+        for part in parts:
+            ahead.acquire()
+            yield part
+
     with multiprocessing.get_context("fork").Pool(n) as pool:
-        yield from pool.imap_unordered(_part, parts)
+        for done in pool.imap_unordered(_part, fed()):
+            ahead.release()
+            yield done
 
 
 def _lint(draft: Library) -> dict[str, Any]:
