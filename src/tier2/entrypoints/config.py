@@ -53,6 +53,7 @@
     lockout_minutes = 15                  # ... for this long
     address_failures = 20                 # failed sign-ins one client address may make ...
     address_window_minutes = 15           # ... in this long
+    drafts_dir = "drafts"                 # draft libraries (sub-folders) the what-if offers
 
 `load_config` validates the file and says which key is wrong, and refuses a secret written
 in it (a password in `database` or in a URL, a `password` or `token` key) saying which
@@ -275,6 +276,7 @@ class ConsoleConfig(_C):
     lockout_minutes: Annotated[float, Field(gt=0)] = 15.0
     address_failures: Annotated[int, Field(ge=1)] = 20
     address_window_minutes: Annotated[float, Field(gt=0)] = 15.0
+    drafts_dir: str | None = None  # the Library page's what-if offers its sub-folders
 
 
 def _no_password_in_database(value: str | None) -> str | None:

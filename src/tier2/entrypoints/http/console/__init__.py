@@ -10,6 +10,8 @@ licences, nothing is loaded from elsewhere).
   POST /queue/{id}/accept|resolve|rate
   GET  /queue/{id}/regression.json   a disagreement as a regression case
   GET  /library                 the policies, `tier2 lint`'s findings, versions in use
+  GET  /library/whatif, /library/whatif.csv   the what-if of a draft: progress, result
+  POST /library/whatif          start a what-if of a draft (head of support)
   GET  /login, POST /login, POST /logout
 
 Every page needs a signed-in user (a signed session cookie), every POST the session's CSRF
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
@@ -27,7 +30,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from tier2.entrypoints.config import ConsoleConfig
-from tier2.entrypoints.http.console import _auth, _cases, _library, _overview, _queue
+from tier2.entrypoints.http.console import _auth, _cases, _library, _overview, _queue, _whatif
 from tier2.entrypoints.http.console._security import MIN_SECRET_BYTES
 from tier2.entrypoints.http.console._state import (
     HERE,
@@ -78,6 +81,7 @@ def console_settings(
         lockout_minutes=config.lockout_minutes,
         address_failures=config.address_failures,
         address_window_minutes=config.address_window_minutes,
+        drafts_dir=Path(config.drafts_dir).expanduser() if config.drafts_dir else None,
     )
 
 
@@ -98,7 +102,7 @@ async def _forbidden(request: Request, exc: Exception) -> Response:
 def mount_console(app: FastAPI, console: Console) -> None:
     """The console's routes, static files and error pages on the app."""
     app.state.console = console
-    for module in (_auth, _overview, _cases, _queue, _library):
+    for module in (_auth, _overview, _cases, _queue, _library, _whatif):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(SignInNeeded, _sign_in)

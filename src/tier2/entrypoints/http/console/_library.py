@@ -25,6 +25,7 @@ from tier2.entrypoints.http.console._state import (
     render,
     require,
 )
+from tier2.entrypoints.http.console._whatif import whatif_context
 from tier2.library.lint import LintReport, lint_library
 from tier2.store.console import library_versions
 
@@ -128,6 +129,7 @@ async def library_page(request: Request) -> Response:
         **_lint_context(console),
         "versions": versions,
         "ladder": authority(lib),
+        **whatif_context(console, viewer),
     }
     return render(request, "library.html", context, viewer=viewer)
 

@@ -28,6 +28,7 @@ from tier2.app.ports import HelpDesk
 from tier2.core.library import Library
 from tier2.core.sla import SlaClocks
 from tier2.entrypoints.http.console._figures import FigureCache, store_mark
+from tier2.entrypoints.http.console._replay import WhatIfs
 from tier2.entrypoints.http.console._security import (
     COOKIE,
     CSRF_FIELD,
@@ -70,6 +71,7 @@ class ConsoleSettings:
     address_failures: int = 20
     address_window_minutes: float = 15.0
     page_size: int = 50
+    drafts_dir: Path | None = None  # the draft libraries the what-if offers (sub-folders)
 
 
 @dataclass
@@ -91,6 +93,7 @@ class Console:
     clocks: SlaClocks = field(init=False)
     zone: ZoneInfo = field(init=False)
     figures: FigureCache = field(init=False)  # the overview's, between requests
+    whatif: WhatIfs = field(init=False)  # the library page's what-if: running or latest
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -100,6 +103,7 @@ class Console:
         self.clocks = SlaClocks(self.library.sla)
         self.zone = ZoneInfo(self.library.sla.calendar.timezone)
         self.figures = FigureCache(partial(store_mark, self.engine))
+        self.whatif = WhatIfs(self.engine, s.drafts_dir, self.clock)
         self.work = CaseWork(
             SqlConsoleStore(self.engine, self.audit_key), self.desk, self.library, self.clock,
             after_resolve=self.after_resolve,
