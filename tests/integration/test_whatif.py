@@ -120,3 +120,16 @@ def test_an_unknown_draft_is_one_line(store: Path) -> None:
     result = CliRunner().invoke(app, ["whatif", "no-such-library", "--db", str(store)])
     assert result.exit_code == 2
     assert "no-such-library" in result.output and "Traceback" not in result.output
+
+
+def test_a_past_decision_is_explained_again_under_its_own_version(store: Path) -> None:
+    """`tier2 case explain`: a stored case decided again under the stored library version
+    that decided it, at its original time, gives the stored decision byte for byte."""
+    engine = make_engine(database_url(str(store)))
+    with Session(engine) as s:
+        ids = list(s.scalars(select(m.Case.id).order_by(m.Case.id).limit(8)))
+    engine.dispose()
+    for case_id in ids:
+        result = CliRunner().invoke(app, ["case", "explain", case_id, "--db", str(store)])
+        assert result.exit_code == 0, result.output
+        assert "the same decision as stored" in result.output

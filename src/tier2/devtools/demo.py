@@ -106,7 +106,7 @@ def run_company(
     monitor = SlaMonitor(
         SqlUnitOfWork(engine, audit_key=DEMO_AUDIT_KEY), library, desk, clock=lambda: hour
     )
-    hour = BASE.replace(minute=0)
+    hour = BASE.replace(minute=0).astimezone(UTC)  # the runner's clock, as in production: UTC
     end = BASE + timedelta(days=31)
     i = 0
     while hour <= end:

@@ -170,3 +170,56 @@ def case_show(
     if text is None:
         raise fail(f"no case {case_id!r} in the store")
     sys.stdout.write(text)
+
+
+@case_app.command("explain")
+def case_explain(
+    case_id: Annotated[str, typer.Argument(help="The case id.")],
+    db: DbOption = None,
+    json_out: Annotated[bool, typer.Option("--json", help="The decision as JSON.")] = False,
+) -> None:
+    """Decide a stored case again under the library version that decided it (kept in the
+    store by its digest), at its original time, and say whether the decision is the one
+    stored, byte for byte (exit 1 when not)."""
+    import orjson
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from tier2.contract import CaseError, decision_json, decision_text, parse_case
+    from tier2.core import decide
+    from tier2.store import models as m
+    from tier2.store.library_versions import stored_library
+
+    with starting():
+        engine = bootstrap.store(db)
+    try:
+        with Session(engine) as session:
+            case = session.get(m.Case, case_id)
+            stored = session.scalars(
+                select(m.Decision)
+                .where(m.Decision.case_id == case_id)
+                .order_by(m.Decision.seq.desc())
+            ).first()
+        if case is None or stored is None:
+            raise fail(f"no decided case {case_id!r} in the store")
+        library = stored_library(engine, stored.library_digest)
+    finally:
+        engine.dispose()
+    if library is None:
+        raise fail(
+            f"case {case_id}: its library version {stored.library_digest} is not kept in the "
+            "store (tier2 library list)"
+        )
+    parsed = parse_case(case.payload, case_id)
+    if isinstance(parsed, CaseError):
+        raise fail("; ".join(parsed.lines()))
+    again = decide(parsed, library, stored.decided_at)
+    same = orjson.loads(decision_json(again)) == stored.body
+    sys.stdout.write(decision_json(again).decode() + "\n" if json_out else decision_text(again))
+    sys.stderr.write(
+        f"case {case_id}: decided again under {library.name} {library.version} "
+        f"({library.digest}) at {stored.decided_at.isoformat()}: "
+        + ("the same decision as stored\n" if same else "NOT the decision stored\n")
+    )
+    if not same:
+        raise typer.Exit(1)
