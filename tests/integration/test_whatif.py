@@ -133,3 +133,21 @@ def test_a_past_decision_is_explained_again_under_its_own_version(store: Path) -
         result = CliRunner().invoke(app, ["case", "explain", case_id, "--db", str(store)])
         assert result.exit_code == 0, result.output
         assert "the same decision as stored" in result.output
+
+
+@pytest.mark.slow
+def test_the_demo_replayed_under_its_own_libraries_changes_nothing(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Every stored case of the demo (both companies, the demo's own size and seed) decided
+    again under its own library: 0 changed, 0 reasons-only, 0 errored."""
+    from tier2.devtools.demo import COMPANIES
+
+    folder = tmp_path_factory.mktemp("demo")
+    for company, library, n in COMPANIES:
+        run_company(folder, company, library, n=n, seed=1)
+        got = json.loads(
+            _whatif(library, "--db", str(folder / f"{library}.db"), "--format", "json")
+        )
+        assert got["cases"] == n
+        assert (got["changed"], got["reasons_only"], got["errored"]) == (0, 0, 0)

@@ -39,7 +39,7 @@ class _Replay:
     draft: Library | None = None
     against: Library | None = None
     url: str | None = None
-    engine: tuple[int, Engine] | None = None  # (the process, its engine)
+    engine: tuple[int, str, Engine] | None = None  # (the process, the URL, its engine)
 
 
 _REPLAY = _Replay()
@@ -53,9 +53,11 @@ def _part(ids: list[str]) -> Tally:
 
     r = _REPLAY
     assert r.draft is not None and r.url is not None
-    if r.engine is None or r.engine[0] != os.getpid():
-        r.engine = (os.getpid(), make_engine(r.url, immediate=False))
-    return tally(stored_cases(r.engine[1], ids), r.draft, r.against)
+    if r.engine is None or r.engine[:2] != (os.getpid(), r.url):
+        if r.engine is not None and r.engine[0] == os.getpid():
+            r.engine[2].dispose()  # (another store, in this process)
+        r.engine = (os.getpid(), r.url, make_engine(r.url, immediate=False))
+    return tally(stored_cases(r.engine[2], ids), r.draft, r.against)
 
 
 def whatif(  # noqa: PLR0917 (Typer: each option is a parameter)
