@@ -56,6 +56,9 @@ def test_a_folder_loads_like_the_built_in(folder: Path) -> None:
         ("sla.yaml", 'wednesday: [["09:00", "18:00"]]', 'wednesday: [["9am", "18:00"]]', "times are HH:MM"),
         ("sla.yaml", "country: DE", "country: XX", "the holidays package has no calendar"),
         ("sla.yaml", "extra_holidays: []", "extra_holidays: [2026-02-30]", "not a valid value: day is out of range for month"),
+        ("library.yaml", "duplicate: bool}", "duplicate: bool, lines: list}", "library.yaml: facts.invoice.lines: no type 'list' (a fact is one of string, number, bool, timestamp)"),
+        ("library.yaml", "  third_party: bool", "  third_party: boolean", "facts.third_party: no type 'boolean'"),
+        ("library.yaml", "seats: number", "seats: integer", "plan.seats: no type 'integer'"),
     ],
 )  # fmt: skip
 def test_bad_library_names_file_policy_and_problem(

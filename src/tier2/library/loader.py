@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tier2.contract import CaseError, parse_case, printable
 from tier2.core import decide
@@ -136,6 +136,11 @@ class TriggerY(_Y):
     when: Clauses = Field(min_length=1)
 
 
+# The types a declared fact or plan field may have (what the case view, lint's samples and
+# the templates know how to read); any other name is a load error, not a string.
+FACT_TYPES = ("string", "number", "bool", "timestamp")
+
+
 class LibraryY(_Y):
     name: str
     version: str
@@ -150,6 +155,21 @@ class LibraryY(_Y):
     management_triggers: list[TriggerY] = []
     facts: dict[str, str | dict[str, str]] = {}
     plan: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _fact_types(self) -> LibraryY:
+        declared = [("plan", name, kind) for name, kind in self.plan.items()]
+        for record, fields in self.facts.items():
+            if isinstance(fields, str):
+                declared.append(("facts", record, fields))
+            else:
+                declared += [("facts", f"{record}.{name}", kind) for name, kind in fields.items()]
+        for section, name, kind in declared:
+            if kind not in FACT_TYPES:
+                raise ValueError(
+                    f"{section}.{name}: no type {kind!r} (a fact is one of {', '.join(FACT_TYPES)})"
+                )
+        return self
 
 
 class TargetY(_Y):
@@ -315,7 +335,10 @@ def _validate(model: type[_Y], data: Any, path: Path, label: Any = None) -> Any:
             ".[", "["
         )
         more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-        raise LibraryError(f"{path}:{where} {field}: {e['msg']}{more}") from None
+        message = str(e["msg"]).removeprefix("Value error, ")  # (a check of the whole file)
+        raise LibraryError(
+            f"{path}:{where} {field + ': ' if field else ''}{message}{more}"
+        ) from None
 
 
 def _policy_label(data: Any, loc: list[Any]) -> str:
