@@ -83,7 +83,7 @@ class Follower:
         self, case: Unresolved, timeline: Timeline | None, now: datetime
     ) -> Resolution | None:
         """A case's resolution, if its ticket is finished by `now`."""
-        latest = _latest_escalation(case.payload)
+        latest = escalation_time(case.payload)
         first = case.escalated_at or latest
         if case.state == CaseState.CLOSED.value:  # tier2 resolved it in place
             cycle = _closed(first, case.updated_at, self.clocks)
@@ -152,12 +152,15 @@ def _closed(escalated_at: datetime, closed_at: datetime, clocks: SlaClocks) -> C
     )
 
 
-def _latest_escalation(payload: dict[str, Any]) -> datetime:
-    """The escalation the case's payload holds (the latest): the handoff's time, else when
-    tier-2 received it."""
+def escalation_time(payload: dict[str, Any]) -> datetime:
+    """When tier-1 escalated the case its payload holds (the latest escalation): the
+    handoff's time, else when tier-2 received it."""
     handoff = payload.get("handoff") or {}
     at = handoff.get("escalated_at") if isinstance(handoff, dict) else None
-    return datetime.fromisoformat(at if isinstance(at, str) else payload["received_at"])
+    try:
+        return datetime.fromisoformat(at if isinstance(at, str) else payload["received_at"])
+    except ValueError:
+        return datetime.fromisoformat(payload["received_at"])
 
 
 def _severity(payload: dict[str, Any]) -> str:

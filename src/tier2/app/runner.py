@@ -46,6 +46,7 @@ from tier2.app.deciding import (
     WorkerPool,
     decide_payloads,
 )
+from tier2.app.follow import escalation_time
 from tier2.app.ports import (
     ActionOrder,
     AuditEntry,
@@ -123,17 +124,6 @@ UNRESOLVED: dict[str, Any] = dict.fromkeys(
     ("resolved_at", "resolved_by", "business_seconds", "calendar_seconds", "waiting_seconds",
      "sla_met")
 )  # fmt: skip
-
-
-def _escalated_at(given: dict[str, Any] | str, received_at: str) -> datetime:
-    """When tier-1 escalated the case (the handoff's time, else when tier-2 received it)."""
-    payload = orjson.loads(given) if isinstance(given, str) else given
-    handoff = payload.get("handoff") or {}
-    at = handoff.get("escalated_at") if isinstance(handoff, dict) else None
-    try:
-        return datetime.fromisoformat(at if isinstance(at, str) else received_at)
-    except ValueError:
-        return datetime.fromisoformat(received_at)
 
 
 def _refreshed(
@@ -481,7 +471,9 @@ class Runner:
             "library": f"{self.library.name} {self.library.version}",
             "escalations": 1,
             "updated_at": now,
-            "escalated_at": _escalated_at(given, received_at),
+            "escalated_at": escalation_time(
+                orjson.loads(given) if isinstance(given, str) else given
+            ),
         }
 
     def _take(

@@ -117,9 +117,16 @@ def _cell(row: Mapping[str, Any], name: str) -> Any:
     value = row.get(name)
     if isinstance(value, datetime):
         return value.isoformat()
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value  # a spreadsheet reads these as formulas
-    return "" if value is None else value
+    return "" if value is None else spreadsheet_safe(value)
+
+
+FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: a text cell starting with = + - @, a tab or a
+    carriage return (a formula, to Excel and its kin) starts with a ' instead."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA) else value
 
 
 _env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))

@@ -178,17 +178,11 @@ def _csv(result: dict[str, Any]) -> None:
     import csv
 
     from tier2.app.whatif import changed_rows
+    from tier2.entrypoints.reporting import spreadsheet_safe
 
     writer = csv.writer(sys.stdout, lineterminator="\n")
     for row in changed_rows(result["changes"]):
-        writer.writerow([_cell(c) for c in row])
-
-
-def _cell(value: Any) -> Any:
-    """A cell a spreadsheet would read as a formula is quoted."""
-    if isinstance(value, str) and value and value[0] in "=+-@\t\r":
-        return "'" + value
-    return value
+        writer.writerow([spreadsheet_safe(c) for c in row])
 
 
 def _text(r: dict[str, Any]) -> str:

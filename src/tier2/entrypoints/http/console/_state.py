@@ -40,6 +40,7 @@ from tier2.entrypoints.http.console._security import (
     fingerprint,
     same_token,
 )
+from tier2.entrypoints.reporting import spreadsheet_safe
 from tier2.store.console import SqlConsoleStore, find_user, list_users
 
 HERE = Path(__file__).parent
@@ -242,13 +243,10 @@ def set_session(console: Console, response: Response, session: SessionData) -> N
 
 # ---------------------------------------------------------------------- downloads
 
-_FORMULA = ("=", "+", "-", "@", "\t", "\r")
-
 
 def csv_row(values: Sequence[Any]) -> list[Any]:
-    """A CSV row a spreadsheet will not run: a text cell starting with = + - @, a tab or a
-    carriage return (a formula, to Excel and its kin) starts with a ' instead."""
-    return ["'" + v if isinstance(v, str) and v.startswith(_FORMULA) else v for v in values]
+    """A CSV row a spreadsheet will not run (`reporting.spreadsheet_safe`)."""
+    return [spreadsheet_safe(v) for v in values]
 
 
 # ---------------------------------------------------------------------- checks
