@@ -32,6 +32,7 @@ from tier2.app.ports import Read
 from tier2.contract import (
     CaseError,
     Unit,
+    Vocabulary,
     decision_json,
     decision_text,
     decision_to_dict,
@@ -53,10 +54,13 @@ def decide_payloads(library: Library, items: Sequence[Stored], now: datetime) ->
     """Each case's decision in the contract's shape (what the runner reads of it, and all of
     it encoded as the store keeps it), or why it could not be decided."""
     out: Decided = {}
+    vocabulary = Vocabulary.of(library)
     for case_id, payload in items:
         try:
             parsed = parse_case(
-                orjson.loads(payload) if isinstance(payload, str) else payload, case_id
+                orjson.loads(payload) if isinstance(payload, str) else payload,
+                case_id,
+                vocabulary,
             )
             if isinstance(parsed, CaseError):
                 raise ValueError("; ".join(parsed.lines()))
@@ -159,8 +163,9 @@ def decide_units(
     line, or text for a person), or the lines naming what was wrong with the case or that the
     library failed on it."""
     out: list[Verdict] = []
+    vocabulary = Vocabulary.of(library)
     for unit in units:
-        case = parse_unit_case(unit)
+        case = parse_unit_case(unit, vocabulary)
         if isinstance(case, CaseError):
             out.append((BAD_INPUT, "".join(line + "\n" for line in case.lines()).encode()))
             continue

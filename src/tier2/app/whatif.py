@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from tier2.contract import CaseError, parse_case
+from tier2.contract import CaseError, Vocabulary, parse_case
 from tier2.core.library import Library
 from tier2.core.pipeline import verdict
 
@@ -79,7 +79,7 @@ def side_of(body: Mapping[str, Any]) -> Side:
 
 def replay(past: Past, library: Library) -> Side:
     """The case decided again under `library` at its original decision time."""
-    parsed = parse_case(past.payload, past.case_id)
+    parsed = parse_case(past.payload, past.case_id, Vocabulary.of(library))
     if isinstance(parsed, CaseError):
         raise ValueError("; ".join(parsed.lines()))
     found = verdict(parsed, library, past.decided_at)

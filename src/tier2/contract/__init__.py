@@ -1,6 +1,9 @@
 """The JSON edge: cases in (pydantic), decisions out (orjson), as the contract specifies."""
 
 from tier2.contract._case import (
+    CONTRACT,
+    FILING,
+    REQUEST_FIELD_TYPES,
     CaseError,
     CaseIn,
     Category,
@@ -20,9 +23,11 @@ from tier2.contract._case import (
     Text,
     TicketIn,
     Unit,
+    Vocabulary,
     decision_json,
     decision_text,
     decision_to_dict,
+    is_of_type,
     parse_case,
     parse_model,
     parse_unit,
@@ -34,6 +39,9 @@ from tier2.contract._case import (
 )
 
 __all__ = [
+    "CONTRACT",
+    "FILING",
+    "REQUEST_FIELD_TYPES",
     "CaseError",
     "CaseIn",
     "Category",
@@ -53,9 +61,11 @@ __all__ = [
     "Text",
     "TicketIn",
     "Unit",
+    "Vocabulary",
     "decision_json",
     "decision_text",
     "decision_to_dict",
+    "is_of_type",
     "parse_case",
     "parse_model",
     "parse_unit",

@@ -6,8 +6,9 @@ Everything here only moves data between the contract's JSON and the core's froze
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -19,9 +20,13 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
+    field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from tier2.core import model as m
+from tier2.core.library import REQUEST_TYPES, Library
 from tier2.core.money import ISO_4217, MAX_AMOUNT
 
 _SEVERITY_ALIASES = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
@@ -113,6 +118,26 @@ class RequestIn(_In):
     amount: Money | None = None
     currency: Currency | None = None
 
+    @field_validator("type", mode="plain")
+    @classmethod
+    def _type(cls, value: Any, info: ValidationInfo) -> str | None:
+        """One of the request types of the vocabulary the case is read with (the context's;
+        without one, the contract's), told as pydantic tells a value not of a Literal."""
+        context = info.context
+        vocabulary = context.get("vocabulary") if isinstance(context, dict) else None
+        allowed = CONTRACT.request_types if vocabulary is None else vocabulary.request_types
+        if value is None:
+            return None
+        if allowed is None:  # any word (filing)
+            if isinstance(value, str) and value.strip():
+                return value
+            raise PydanticCustomError("string_type", "Input should be a non-blank string")
+        if isinstance(value, str) and value in allowed:
+            return value
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": _one_of(allowed)}
+        )
+
 
 class HandoffIn(_In):
     sender: Text = Field(None, alias="from")
@@ -122,6 +147,12 @@ class HandoffIn(_In):
     customer_expectation: Text = None
     request: RequestIn | None = None
     sentiment: Sentiment | None = None
+
+
+def _one_of(values: tuple[str, ...]) -> str:
+    """`'a', 'b' or 'c'`, as pydantic lists a Literal's values."""
+    shown = [repr(v) for v in values]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
 
 
 class FlagIn(_In):
@@ -161,6 +192,76 @@ class CaseIn(_In):
     facts: dict[str, Any] | None = None
 
 
+# --------------------------------------------------------------------------- vocabulary
+
+# The types a library may give a request field (until the library's own type grammar).
+REQUEST_FIELD_TYPES = ("string", "number", "money", "bool", "timestamp", "list<string>",
+                       "list<number>")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Vocabulary:
+    """What a case's request may say for the library that decides it: its request types
+    (None: any non-blank word, as filing takes a case before a library reads it) and the
+    request fields it declares (name -> one of REQUEST_FIELD_TYPES), checked by type and
+    carried to the core; other extra request fields stay ignored."""
+
+    request_types: tuple[str, ...] | None = REQUEST_TYPES
+    request_fields: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, library: Library) -> Vocabulary:
+        """The vocabulary of a library."""
+        return cls(library.request_types, library.request_fields)
+
+
+CONTRACT = Vocabulary()  # the contract's request types, no declared fields
+FILING = Vocabulary(request_types=None)  # any request type: the library decides later
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _timestamp(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        return datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
+_SCALAR_CHECKS = {
+    "string": lambda v: isinstance(v, str),
+    "number": _number,
+    "money": lambda v: _number(v) and 0 <= v <= MAX_AMOUNT,
+    "bool": lambda v: isinstance(v, bool),
+    "timestamp": _timestamp,
+}
+
+
+def is_of_type(value: Any, kind: str) -> bool:
+    """Whether a JSON value is of a request field type (REQUEST_FIELD_TYPES)."""
+    if kind.startswith("list<") and kind.endswith(">"):
+        check = _SCALAR_CHECKS[kind[5:-1]]
+        return isinstance(value, list) and all(check(v) for v in value)
+    return bool(_SCALAR_CHECKS[kind](value))
+
+
+def _field_problems(raw: dict[str, Any], fields: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The declared request fields the case gives with a value not of their type."""
+    handoff = raw.get("handoff")
+    request = handoff.get("request") if isinstance(handoff, dict) else None
+    if not fields or not isinstance(request, dict):
+        return []
+    return [
+        (f"handoff.request.{name}", f"Input should be of type {kind} (got {_shown(request[name])})")
+        for name, kind in fields.items()
+        if request.get(name) is not None and not is_of_type(request[name], kind)
+    ]
+
+
 # --------------------------------------------------------------------------- to the core
 # A valid case's contract models become the core's frozen dataclasses. What is valid is said
 # once, by the models above; here only how a field becomes the core's value.
@@ -185,18 +286,24 @@ def _ticket(t: TicketIn) -> m.Ticket:
     )
 
 
-def _request(r: RequestIn | None) -> m.Request | None:
-    return None if r is None else m.Request(type=r.type, amount=r.amount, currency=r.currency)
+def _request(r: RequestIn | None, fields: Mapping[str, str]) -> m.Request | None:
+    if r is None:
+        return None
+    if not fields:
+        return m.Request(type=r.type, amount=r.amount, currency=r.currency)
+    extra = r.model_extra or {}
+    given = {name: extra[name] for name in fields if extra.get(name) is not None}
+    return m.Request(type=r.type, amount=r.amount, currency=r.currency, fields=given)
 
 
-def _handoff(h: HandoffIn) -> m.Handoff:
+def _handoff(h: HandoffIn, fields: Mapping[str, str]) -> m.Handoff:
     return m.Handoff(
         sender=h.sender,
         escalated_at=h.escalated_at,
         reason=h.reason,
         steps_taken=tuple(m.Step(s.step, s.result, s.at) for s in h.steps_taken or ()),
         customer_expectation=h.customer_expectation,
-        request=_request(h.request),
+        request=_request(h.request, fields),
         sentiment=h.sentiment,
     )
 
@@ -221,13 +328,14 @@ def _history(e: HistoryIn) -> m.HistoryEntry:
     )
 
 
-def _to_core(c: CaseIn) -> m.Case:
-    """The core's case for a valid contract case (absent lists empty, absent flags false)."""
+def _to_core(c: CaseIn, fields: Mapping[str, str]) -> m.Case:
+    """The core's case for a valid contract case (absent lists empty, absent flags false),
+    its request carrying the declared request `fields` it gives."""
     return m.Case(
         case_id=c.case_id,
         received_at=c.received_at,
         ticket=_ticket(c.ticket),
-        handoff=_handoff(c.handoff),
+        handoff=_handoff(c.handoff, fields),
         customer=_customer(c.customer),
         history=tuple(_history(e) for e in c.history or ()),
         facts=c.facts or {},
@@ -280,9 +388,13 @@ def _problem(err: Any) -> str:
     if kind.startswith("value_error"):
         msg = msg.removeprefix("Value error, ")
     if "input" in err and kind not in ("model_type", "dict_type"):
-        shown = repr(err["input"])
-        msg += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+        msg += f" (got {_shown(err['input'])})"
     return msg
+
+
+def _shown(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def _label(raw: Any, position: str) -> str:
@@ -293,42 +405,59 @@ def _label(raw: Any, position: str) -> str:
     return position
 
 
-def _case_error(raw: Any, position: str, exc: ValidationError) -> CaseError:
+def _case_error(
+    raw: Any, position: str, exc: ValidationError, more: list[tuple[str, str]]
+) -> CaseError:
     problems = tuple((_path(tuple(e["loc"])), _problem(e)) for e in exc.errors(include_url=False))
-    return CaseError(_label(raw, position), problems)
+    return CaseError(_label(raw, position), problems + tuple(more))
 
 
 def _not_an_object(raw: Any, position: str) -> CaseError:
     return CaseError(position, (("(case)", f"must be a JSON object, got {type(raw).__name__}"),))
 
 
-def parse_model(raw: Any, position: str) -> CaseIn | CaseError:
-    """Validate one decoded JSON value as a case; never raises on bad input."""
+def parse_model(
+    raw: Any, position: str, vocabulary: Vocabulary | None = None
+) -> CaseIn | CaseError:
+    """Validate one decoded JSON value as a case, its request by the vocabulary (None: the
+    contract's); never raises on bad input."""
     if not isinstance(raw, dict):
         return _not_an_object(raw, position)
+    more = [] if vocabulary is None else _field_problems(raw, vocabulary.request_fields)
     try:
-        return CaseIn.model_validate(raw)
+        model = CaseIn.model_validate(
+            raw, context=None if vocabulary is None else {"vocabulary": vocabulary}
+        )
     except ValidationError as exc:
-        return _case_error(raw, position, exc)
+        return _case_error(raw, position, exc, more)
+    return CaseError(_label(raw, position), tuple(more)) if more else model
 
 
-def parse_case(raw: Any, position: str) -> m.Case | CaseError:
-    """Validate one decoded JSON value as a case for the core; never raises on bad input.
-    What was wrong is told as `parse_model` tells it."""
-    model = parse_model(raw, position)
-    return model if isinstance(model, CaseError) else _to_core(model)
+def parse_case(raw: Any, position: str, vocabulary: Vocabulary | None = None) -> m.Case | CaseError:
+    """Validate one decoded JSON value as a case for the core, its request by the vocabulary
+    of the library that decides it (None: the contract's); never raises on bad input. What
+    was wrong is told as `parse_model` tells it."""
+    model = parse_model(raw, position, vocabulary)
+    if isinstance(model, CaseError):
+        return model
+    return _to_core(model, {} if vocabulary is None else vocabulary.request_fields)
 
 
-def read_cases(text: str | bytes, jsonl: bool = False) -> Iterator[m.Case | CaseError]:
+def read_cases(
+    text: str | bytes, jsonl: bool = False, vocabulary: Vocabulary | None = None
+) -> Iterator[m.Case | CaseError]:
     """Cases from one object, a JSON array, or JSON Lines; each good or a CaseError, in order."""
     for unit in read_units(text, jsonl):
-        yield unit if isinstance(unit, CaseError) else parse_unit_case(unit)
+        yield unit if isinstance(unit, CaseError) else parse_unit_case(unit, vocabulary)
 
 
-def read_models(text: str | bytes, jsonl: bool = False) -> Iterator[CaseIn | CaseError]:
-    """As read_cases, but the validated contract models (what the store files)."""
+def read_models(
+    text: str | bytes, jsonl: bool = False, vocabulary: Vocabulary | None = None
+) -> Iterator[CaseIn | CaseError]:
+    """As read_cases, but the validated contract models (what the store files: with the
+    FILING vocabulary, any request type)."""
     for unit in read_units(text, jsonl):
-        yield unit if isinstance(unit, CaseError) else parse_unit(unit)
+        yield unit if isinstance(unit, CaseError) else parse_unit(unit, vocabulary)
 
 
 Unit = tuple[str, Any]  # a case's position in the input, and its JSON (decoded, or a line's bytes)
@@ -344,16 +473,16 @@ def _decoded(unit: Unit) -> Any:
     return raw
 
 
-def parse_unit(unit: Unit) -> CaseIn | CaseError:
+def parse_unit(unit: Unit, vocabulary: Vocabulary | None = None) -> CaseIn | CaseError:
     """Validate one unit of input (decoding it first if it is a line of JSON Lines)."""
     raw = _decoded(unit)
-    return raw if isinstance(raw, CaseError) else parse_model(raw, unit[0])
+    return raw if isinstance(raw, CaseError) else parse_model(raw, unit[0], vocabulary)
 
 
-def parse_unit_case(unit: Unit) -> m.Case | CaseError:
+def parse_unit_case(unit: Unit, vocabulary: Vocabulary | None = None) -> m.Case | CaseError:
     """As parse_unit, but the case for the core."""
     raw = _decoded(unit)
-    return raw if isinstance(raw, CaseError) else parse_case(raw, unit[0])
+    return raw if isinstance(raw, CaseError) else parse_case(raw, unit[0], vocabulary)
 
 
 def read_units(text: str | bytes, jsonl: bool = False) -> Iterator[Unit | CaseError]:

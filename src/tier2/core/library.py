@@ -13,6 +13,11 @@ from typing import Any, Protocol
 from tier2.core.expressions import Expression, Memo
 from tier2.core.model import Outcome
 
+# The request types of the contract: what a library's cases may ask for unless it declares
+# its own (library.yaml `request.types`).
+REQUEST_TYPES = ("refund", "credit", "replacement", "reship", "access_restore",
+                 "contract_change", "information", "other")  # fmt: skip
+
 
 class Templates(Protocol):
     """Renders the documents (note, handoff, guidance, reply) from plain data."""
@@ -40,6 +45,12 @@ class Authority:
 
     ladder: tuple[Role, ...]
     engine: str = "tier2"
+    # The action types the ladder limits by amount (None: every action with an amount).
+    applies_to: tuple[str, ...] | None = None
+
+    def limits(self, action_type: str) -> bool:
+        """Whether the ladder limits an action of this type by its amount."""
+        return self.applies_to is None or action_type in self.applies_to
 
     @property
     def engine_role(self) -> Role:
@@ -59,14 +70,22 @@ class Authority:
 
 @dataclass(frozen=True, slots=True)
 class HandoffProtocol:
-    """A2: what a tier-1 handoff must carry, and the tier-1 steps each category requires."""
+    """A2: what a tier-1 handoff must carry, and the tier-1 steps each category (and each
+    request type) requires. Not `enabled`: no handoff is ambiguous, no step is missing."""
 
+    enabled: bool = True
     require_reason: bool = True
     require_steps: bool = True
     require_expectation: bool = True
     require_customer_id: bool = True
     amount_required_for: tuple[str, ...] = ("refund", "credit")
-    required_steps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    required_steps: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # by category
+    required_steps_by_request: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def steps_required(self, category: str, request_type: str | None) -> tuple[str, ...]:
+        """The steps a case requires: its category's, then its request type's (no repeats)."""
+        by_request = self.required_steps_by_request.get(request_type or "", ())
+        return tuple(dict.fromkeys((*self.required_steps.get(category, ()), *by_request)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +99,11 @@ class ComplexityPoint:
     id: str
     title: str
     when: Expression
+
+
+# The signal rules a library can switch off (library.yaml `signals.<rule>: false`).
+SWITCHABLE = ("complaint_pattern", "commercial_sensitivity", "churn_threat", "public_complaint",
+              "complexity")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +120,8 @@ class Signals:
     mentions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     complexity_threshold: int = 2
     complexity_points: tuple[ComplexityPoint, ...] = ()
+    # The rules switched off (of SWITCHABLE): their signal is false, they find nothing.
+    off: tuple[str, ...] = ()
     # `mentions` as (name, ((term, term lowercased), ...)), derived once
     mention_terms: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = field(
         init=False, repr=False, compare=False
@@ -201,6 +227,9 @@ class Library:
     currencies: Mapping[str, float] = field(default_factory=dict)
     # The human teams a case can go to, besides the roles of the authority ladder.
     teams: tuple[str, ...] = ()
+    # The request types its cases may have, and the request fields it declares (name -> type)
+    request_types: tuple[str, ...] = REQUEST_TYPES
+    request_fields: Mapping[str, str] = field(default_factory=dict)
     # The top-level names the expressions read (set by the loader): the view has only these.
     view_names: frozenset[str] | None = None
     # Whether the outcomes of the expressions are remembered, across the cases this library

@@ -79,6 +79,8 @@ class Request:
     type: str | None = None
     amount: float | None = None
     currency: str | None = None
+    # the request fields the library declares that the case gives, as JSON gives them
+    fields: Mapping[str, JSON] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,8 @@ def receive(case: Case, library: Library) -> Received:
     protocol = library.handoff
     handoff = case.handoff
     request = handoff.request
+    if not protocol.enabled:
+        return _unchecked(case)
     missing: list[str] = []
     if protocol.require_reason and _blank(handoff.reason):
         missing.append("handoff.reason")
@@ -57,7 +59,7 @@ def receive(case: Case, library: Library) -> Received:
         missing.append("customer.id")
 
     done = tuple(s.step for s in handoff.steps_taken)
-    required = protocol.required_steps.get(case.ticket.category, ())
+    required = protocol.steps_required(case.ticket.category, request.type if request else None)
     missing_steps = tuple(s for s in required if s not in done)
 
     if missing:
@@ -90,6 +92,23 @@ def receive(case: Case, library: Library) -> Received:
         decided=decided,
     )
     return Received(missing=tuple(missing), missing_steps=missing_steps, record=record)
+
+
+def _unchecked(case: Case) -> Received:
+    """The library's handoff protocol is off: nothing is missing."""
+    request = case.handoff.request
+    record = StageRecord(
+        stage="receive",
+        read=("ticket.category",),
+        found={
+            "severity": case.ticket.severity.value,
+            "category": case.ticket.category,
+            "request": None if request is None else request.type,
+            "handoff_protocol": "off",
+        },
+        decided="handoff not checked: the library's handoff protocol is off",
+    )
+    return Received(missing=(), missing_steps=(), record=record)
 
 
 # --------------------------------------------------------------------------- gather context
@@ -224,9 +243,10 @@ def _section_handoff(case: Case, signals: Mapping[str, Any], now: datetime) -> A
 
 def _section_request(case: Case, signals: Mapping[str, Any], now: datetime) -> Any:
     r = case.handoff.request
-    return (
-        {} if r is None else _compact({"type": r.type, "amount": r.amount, "currency": r.currency})
-    )
+    if r is None:
+        return {}
+    section = _compact({"type": r.type, "amount": r.amount, "currency": r.currency})
+    return {**section, **r.fields} if r.fields else section
 
 
 def _section_customer(case: Case, signals: Mapping[str, Any], now: datetime) -> Any:
@@ -314,6 +334,8 @@ def _history(case: Case, settings: Signals) -> _History:
             f"{escalations} earlier escalations of {category} cases in the "
             f"{ew.within_days} days before receipt (this is escalation {escalations + 1})"
         )
+    if "complaint_pattern" in settings.off:  # counted, but no pattern
+        pattern = []
     return _History(len(prior), complaints, escalations, pattern)
 
 
@@ -356,7 +378,11 @@ def _signals(case: Case, history: _History, concerns: _Concerns) -> dict[str, An
 
 
 def _gather_record(
-    signals: Mapping[str, Any], concerns: _Concerns, points: tuple[str, ...], is_complex: bool
+    signals: Mapping[str, Any],
+    concerns: _Concerns,
+    points: tuple[str, ...],
+    is_complex: bool,
+    off: tuple[str, ...],
 ) -> StageRecord:
     """The record of the gather_context stage: the signals found and the risks shown."""
     shown = [
@@ -377,6 +403,7 @@ def _gather_record(
             "commercial_flags": list(concerns.commercial),
             "complexity_points": list(points),
             "complex": is_complex,
+            **({"off": list(off)} if off else {}),
         },
         decided=("signals: " + ", ".join(shown)) if shown else "no risk signals",
     )
@@ -403,7 +430,7 @@ def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
         complexity_points=points,
         complex=is_complex,
         scope=scope,
-        record=_gather_record(signals, concerns, points, is_complex),
+        record=_gather_record(signals, concerns, points, is_complex, settings.off),
         failures=tuple(failures),
     )
 
@@ -517,9 +544,10 @@ def _authority_finding(
     library: Library, winner: PolicyMatch, currency: str | None
 ) -> Finding | None:
     """Escalate to the lowest role that may grant the largest amount above the engine's limit
-    (amounts valued in the unit of the limits); None if the engine may grant every amount."""
-    priced = [a for a in winner.actions if a.amount is not None]
+    (amounts valued in the unit of the limits; only the action types the ladder limits);
+    None if the engine may grant every amount."""
     authority = library.authority
+    priced = [a for a in winner.actions if a.amount is not None and authority.limits(a.type)]
     engine = authority.engine_role
     if not priced:
         return None
@@ -653,21 +681,32 @@ def _rule_findings(
             )
         )
     if received.missing_steps:
-        findings.append(_missing_steps(case, received.missing_steps))
+        findings.append(_missing_steps(case, library, received.missing_steps))
     return findings
 
 
-def _missing_steps(case: Case, steps: tuple[str, ...]) -> Finding:
-    """A4.5: tier-1 has not done the steps the category requires."""
+def _missing_steps(case: Case, library: Library, steps: tuple[str, ...]) -> Finding:
+    """A4.5: tier-1 has not done the steps the category (or the request type) requires."""
     category = case.ticket.category
+    request = case.handoff.request
+    request_type = request.type if request else None
+    protocol = library.handoff
+    by_category = set(protocol.required_steps.get(category, ())) & set(steps)
+    by_request = set(protocol.required_steps_by_request.get(request_type or "", ())) & set(steps)
+    if not by_request:
+        what = f"{category} case"
+    elif by_category:
+        what = f"{category} case with a {request_type} request"
+    else:
+        what = f"{request_type} request"
     return Finding(
         Reason(
             ReasonCode.MISSING_PREREQUISITE,
-            f"tier-1 has not done the step(s) required for a {category} case: " + ", ".join(steps),
+            f"tier-1 has not done the step(s) required for a {what}: " + ", ".join(steps),
             "A4.5",
         ),
         Outcome.RETURN_TO_TIER1,
-        guidance=f"Before escalating a {category} case, complete and record: "
+        guidance=f"Before escalating a {what}, complete and record: "
         + ", ".join(steps)
         + ". Then escalate again with the results in the handoff.",
     )

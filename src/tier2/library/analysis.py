@@ -17,6 +17,7 @@ __all__ = ["field_paths", "path_tree"]
 
 _EQ = re.compile(r'([A-Za-z_][\w.]*)\s*(?:==|!=)\s*"([^"]*)"')
 _IN = re.compile(r"([A-Za-z_][\w.]*)\s+in\s+\[([^\]]*)\]")
+_HAS = re.compile(r'"([^"]*)"\s+in\s+([A-Za-z_][\w.]*)')  # "A1" in request.item_ids
 _CMP = re.compile(r"([A-Za-z_][\w.]*)\s*(>=|<=|>|<|==|!=)\s*(-?\d+(?:\.\d+)?)")
 TICKET_FIELDS = ("id", "severity", "category", "channel", "created_at", "subject", "description",
                  "tags", "status")  # fmt: skip
@@ -35,6 +36,8 @@ def tested_values(sources: Iterable[str]) -> Mapping[str, set[Any]]:
         for path, items in _IN.findall(source):
             for item in re.findall(r'"([^"]*)"', items):
                 values[path].add(item)
+        for literal, path in _HAS.findall(source):
+            values[path].add(literal)
         for path, _op, number in _CMP.findall(source):
             n = float(number)
             values[path].update({n - 1, n, n + 1})
@@ -58,14 +61,17 @@ def expression_sources(library: Library) -> list[tuple[str, str]]:
 
 def case_schema(library: Library) -> dict[str, Any]:
     """The fields a case view has: nested dicts, with None for a leaf (any sub-field allowed)."""
-    return schema_of(library.facts, library.plan, library.signals.mentions)
+    return schema_of(library.facts, library.plan, library.signals.mentions, library.request_fields)
 
 
 def schema_of(
-    facts: Mapping[str, Any], plan: Iterable[str], mentions: Iterable[str]
+    facts: Mapping[str, Any],
+    plan: Iterable[str],
+    mentions: Iterable[str],
+    request_fields: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The fields a case view has, for a library declaring these facts, plan fields and
-    mention lists."""
+    """The fields a case view has, for a library declaring these facts, plan fields, mention
+    lists and request fields."""
     leaves = dict.fromkeys
     records: dict[str, Any] = {
         record: leaves(fields) if isinstance(fields, Mapping) else None
@@ -79,7 +85,7 @@ def schema_of(
         "handoff": leaves(
             ["from", "reason", "customer_expectation", "sentiment", "escalated_at", "steps"]
         ),
-        "request": leaves(["type", "amount", "currency"]),
+        "request": leaves(["type", "amount", "currency", *request_fields]),
         "customer": {
             **leaves(["id", "segment", "vip", "arr", "currency", "flags"]),
             "plan": leaves(plan),

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from tier2.contract import CaseError, parse_case
+from tier2.contract import CaseError, Vocabulary, parse_case
 from tier2.core.library import Library
 from tier2.core.model import Outcome
 from tier2.core.stages import Failure, PolicyMatch, apply_policy, gather_context, receive
@@ -136,12 +136,13 @@ def _matches(library: Library, samples: int, seed: int) -> tuple[Counter[str], P
     matched together and prescribe differently (count, first example, prescriptions); and
     the clauses that could not be evaluated (count, first example, why)."""
     generator = CaseGenerator(library, seed, exhaustive=True)
+    vocabulary = Vocabulary.of(library)
     matches: Counter[str] = Counter()
     pairs: Pairs = {}
     failed: Failed = {}
     for i in range(samples):
         raw = generator.case(i)
-        case = parse_case(raw, f"generated {i}")
+        case = parse_case(raw, f"generated {i}", vocabulary)
         if isinstance(case, CaseError):  # the generator only makes valid cases
             raise AssertionError("; ".join(case.lines()))
         received = receive(case, library)

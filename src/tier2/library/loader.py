@@ -32,10 +32,12 @@ import holidays
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tier2.contract import CaseError, parse_case, printable
+from tier2.contract import REQUEST_FIELD_TYPES, CaseError, Vocabulary, parse_case, printable
 from tier2.core import decide
 from tier2.core.expressions import Expression, ExpressionError, compile_expression
 from tier2.core.library import (
+    REQUEST_TYPES,
+    SWITCHABLE,
     ActionSpec,
     Authority,
     Calendar,
@@ -82,12 +84,74 @@ class RoleY(_Y):
 class AuthorityY(_Y):
     engine: str = "tier2"
     ladder: list[RoleY] = Field(min_length=1)
+    applies_to: list[str] | None = None  # the action types the ladder limits (None: all)
+
+
+def _switch(value: Any) -> Any:
+    """A section a library can switch off: `false` (YAML's `off`) is off, as None; null is
+    no section at all, which is not a way to switch it off."""
+    if value is None:
+        raise ValueError("switch the section off with false (or off), not with null")
+    return None if value is False else value
+
+
+class StepsY(_Y):
+    by_category: dict[str, list[str]] = {}
+    by_request: dict[str, list[str]] = {}
 
 
 class HandoffY(_Y):
-    require: list[Literal["reason", "steps_taken", "customer_expectation", "customer.id"]]
+    enabled: bool = True
+    require: (
+        list[Literal["reason", "steps_taken", "customer_expectation", "customer.id"]] | None
+    ) = None
     amount_required_for: list[str] = ["refund", "credit"]
-    required_steps: dict[str, list[str]] = {}
+    required_steps: StepsY = StepsY()
+
+    @field_validator("required_steps", mode="before")
+    @classmethod
+    def _flat(cls, v: Any) -> Any:
+        """The flat form (category -> steps) is `by_category`."""
+        if isinstance(v, dict) and not {"by_category", "by_request"} & set(v):
+            return {"by_category": v}
+        return v
+
+    @model_validator(mode="after")
+    def _require(self) -> HandoffY:
+        if self.enabled and self.require is None:
+            raise ValueError("require: required field is missing (or say enabled: false)")
+        return self
+
+
+class RequestY(_Y):
+    types: list[str] = Field(default=list(REQUEST_TYPES), min_length=1)
+    fields: dict[str, str] = {}
+
+    @field_validator("types")
+    @classmethod
+    def _types(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if not t.strip() or not t.isprintable():
+                raise ValueError(f"{t!r} is not a request type (a word)")
+        if len(set(v)) < len(v):
+            raise ValueError("a request type is listed twice")
+        return v
+
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, kind in v.items():
+            if not name.isidentifier() or name in ("type", "amount", "currency"):
+                raise ValueError(
+                    f"{name!r}: a request field is an identifier other than type, amount and "
+                    "currency"
+                )
+            if kind not in REQUEST_FIELD_TYPES:
+                raise ValueError(
+                    f"{name}: no type {kind!r} (a request field is one of "
+                    f"{', '.join(REQUEST_FIELD_TYPES)})"
+                )
+        return v
 
 
 class WindowY(_Y):
@@ -122,12 +186,18 @@ class PublicY(_Y):
 
 
 class SignalsY(_Y):
+    # A rule given as false (or off) is switched off: None here.
     mentions: dict[str, list[str]] = {}
-    complaint_pattern: ComplaintPatternY
+    complaint_pattern: ComplaintPatternY | None
+    commercial_sensitivity: bool = True
     commercial_sensitivity_flags: list[str] = ["commercial_sensitivity"]
-    churn_threat: ChurnY = ChurnY()
-    public_complaint: PublicY = PublicY()
-    complexity: ComplexityY
+    churn_threat: ChurnY | None = ChurnY()
+    public_complaint: PublicY | None = PublicY()
+    complexity: ComplexityY | None
+
+    _off = field_validator(
+        "complaint_pattern", "churn_threat", "public_complaint", "complexity", mode="before"
+    )(_switch)
 
 
 class TriggerY(_Y):
@@ -155,6 +225,23 @@ class LibraryY(_Y):
     management_triggers: list[TriggerY] = []
     facts: dict[str, str | dict[str, str]] = {}
     plan: dict[str, str] = {}
+    request: RequestY = RequestY()
+
+    @field_validator("handoff_protocol", mode="before")
+    @classmethod
+    def _protocol_off(cls, v: Any) -> Any:
+        return {"enabled": False} if v is False else v
+
+    @model_validator(mode="after")
+    def _steps_by_request(self) -> LibraryY:
+        types = self.request.types
+        unknown = sorted(set(self.handoff_protocol.required_steps.by_request) - set(types))
+        if unknown:
+            raise ValueError(
+                f"handoff_protocol.required_steps.by_request: {', '.join(map(repr, unknown))}: "
+                f"not a request type of the library (request.types: {', '.join(types)})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _fact_types(self) -> LibraryY:
@@ -459,7 +546,11 @@ def load_library(name_or_path: str) -> Library:
     pols: PoliciesY = _validate(
         PoliciesY, _read_yaml(folder, "policies.yaml"), pol_path, _policy_label
     )
-    compile_ = _Compiler(schema_of(dict(lib.facts), dict(lib.plan), dict(lib.signals.mentions)))
+    compile_ = _Compiler(
+        schema_of(
+            dict(lib.facts), dict(lib.plan), dict(lib.signals.mentions), list(lib.request.fields)
+        )
+    )
     ladder = tuple(Role(r.role, r.limit, tuple(r.may)) for r in lib.authority.ladder)
     routing = _routing(lib, lib_path, ladder)
     targets = {r.name for r in ladder} | set(lib.teams)
@@ -472,7 +563,11 @@ def load_library(name_or_path: str) -> Library:
         version=lib.version,
         digest=_digest(folder),
         title=lib.title,
-        authority=Authority(ladder=ladder, engine=lib.authority.engine),
+        authority=Authority(
+            ladder=ladder,
+            engine=lib.authority.engine,
+            applies_to=_applies_to(lib.authority),
+        ),
         handoff=_handoff_protocol(lib),
         signals=_signals(lib, lib_path, compile_),
         triggers=tuple(
@@ -495,6 +590,8 @@ def load_library(name_or_path: str) -> Library:
         currency=lib.currency,
         teams=tuple(lib.teams),
         currencies=_currencies(lib, lib_path),
+        request_types=tuple(lib.request.types),
+        request_fields=dict(lib.request.fields),
     )
     library = replace(
         library, view_names=frozenset(p.split(".")[0] for e in library.expressions for p in e.paths)
@@ -502,6 +599,10 @@ def load_library(name_or_path: str) -> Library:
     if (folder / "templates").is_dir():
         _smoke_render(library, folder / "templates")
     return library
+
+
+def _applies_to(authority: AuthorityY) -> tuple[str, ...] | None:
+    return None if authority.applies_to is None else tuple(authority.applies_to)
 
 
 def _routing(lib: LibraryY, lib_path: Path, ladder: tuple[Role, ...]) -> Routing:
@@ -529,39 +630,55 @@ def _routing(lib: LibraryY, lib_path: Path, ladder: tuple[Role, ...]) -> Routing
 
 
 def _handoff_protocol(lib: LibraryY) -> HandoffProtocol:
-    required = lib.handoff_protocol.require
+    h = lib.handoff_protocol
+    required = h.require or []
     return HandoffProtocol(
+        enabled=h.enabled,
         require_reason="reason" in required,
         require_steps="steps_taken" in required,
         require_expectation="customer_expectation" in required,
         require_customer_id="customer.id" in required,
-        amount_required_for=tuple(lib.handoff_protocol.amount_required_for),
-        required_steps={k: tuple(v) for k, v in lib.handoff_protocol.required_steps.items()},
+        amount_required_for=tuple(h.amount_required_for),
+        required_steps={k: tuple(v) for k, v in h.required_steps.by_category.items()},
+        required_steps_by_request={k: tuple(v) for k, v in h.required_steps.by_request.items()},
     )
 
 
 def _signals(lib: LibraryY, lib_path: Path, compile_: _Compiler) -> Signals:
     """The handbook's signals: complaint pattern, commercial and churn flags, complexity."""
     s = lib.signals
-    signals = Signals(
-        complaints=Window(
-            s.complaint_pattern.complaints.at_least, s.complaint_pattern.complaints.within_days
-        ),
-        same_category_escalations=Window(
-            s.complaint_pattern.same_category_escalations.at_least,
-            s.complaint_pattern.same_category_escalations.within_days,
-        ),
-        commercial_flag_types=tuple(s.commercial_sensitivity_flags),
-        churn_flag_types=tuple(s.churn_threat.flags),
-        churn_mention=s.churn_threat.mention,
-        public_channels=tuple(s.public_complaint.channels),
-        public_flag_types=tuple(s.public_complaint.flags),
-        mentions={k: tuple(v) for k, v in s.mentions.items()},
-        complexity_threshold=s.complexity.threshold,
-        complexity_points=tuple(
+    pattern, complexity = s.complaint_pattern, s.complexity
+    commercial = s.commercial_sensitivity_flags if s.commercial_sensitivity else []
+    churn, public = s.churn_threat or ChurnY(), s.public_complaint or PublicY()
+    off = {
+        "complaint_pattern": pattern is None,
+        "commercial_sensitivity": not commercial,
+        "churn_threat": s.churn_threat is None,
+        "public_complaint": s.public_complaint is None,
+        "complexity": complexity is None,
+    }
+    settings: dict[str, Any] = {}  # (a rule switched off keeps the core's defaults)
+    if pattern is not None:
+        settings["complaints"] = Window(pattern.complaints.at_least, pattern.complaints.within_days)
+        settings["same_category_escalations"] = Window(
+            pattern.same_category_escalations.at_least,
+            pattern.same_category_escalations.within_days,
+        )
+    if complexity is not None:
+        settings["complexity_threshold"] = complexity.threshold
+        settings["complexity_points"] = tuple(
             ComplexityPoint(p.id, p.title, compile_(p.when, lib_path, f"complexity point {p.id}"))
-            for p in s.complexity.points
-        ),
+            for p in complexity.points
+        )
+    signals = Signals(
+        **settings,
+        commercial_flag_types=tuple(commercial),
+        churn_flag_types=tuple(churn.flags),
+        churn_mention=churn.mention,
+        public_channels=tuple(public.channels),
+        public_flag_types=tuple(public.flags),
+        mentions={k: tuple(v) for k, v in s.mentions.items()},
+        off=tuple(rule for rule in SWITCHABLE if off[rule]),
     )
     if signals.churn_mention is not None and signals.churn_mention not in signals.mentions:
         raise LibraryError(
@@ -637,9 +754,10 @@ def _smoke_render(library: Library, templates: Path) -> None:
     """Decide generated cases of every outcome once, so a template that cannot render fails
     here, naming the template, rather than in the middle of a batch."""
     generator = CaseGenerator(library, seed=0, exhaustive=True)
+    vocabulary = Vocabulary.of(library)
     seen: set[str] = set()
     for i in range(400):
-        case = parse_case(generator.case(i), "smoke")
+        case = parse_case(generator.case(i), "smoke", vocabulary)
         if isinstance(case, CaseError):
             continue
         try:

@@ -87,6 +87,10 @@ class CaseGenerator:
         self.prefix = {"saas": "NW", "ecommerce": "HP"}.get(library.name, library.name[:2].upper())
         self.mix = MIX.get(library.name, dict.fromkeys(CATEGORIES, 1.0))
         self.segment_mix = SEGMENT_MIX.get(library.name, BUSINESS_SEGMENT_MIX)
+        # the library's own request types, drawn uniformly (else the contract's, by the mix)
+        own = library.request_types != REQUESTS
+        self.requests = library.request_types
+        self.request_mix = dict.fromkeys(library.request_types, 1.0) if own else None
         self.step_names = dict(STEPS)
         for category, steps in library.handoff.required_steps.items():
             if steps:
@@ -104,7 +108,9 @@ class CaseGenerator:
         received = BASE + timedelta(minutes=rng.randrange(0, 60 * 24 * 30))
         category = self._draw(rng, CATEGORIES, self.mix)
         request_type = self._draw(
-            rng, REQUESTS, REQUEST_MIX.get(category, {"information": 1, "other": 1})
+            rng,
+            self.requests,
+            self.request_mix or REQUEST_MIX.get(category, {"information": 1, "other": 1}),
         )
         created = received - timedelta(
             minutes=rng.choice((30, 239, 241, 600, 1800))
@@ -132,7 +138,7 @@ class CaseGenerator:
         customer = self._customer(
             rng, n, name, segment=segment, currency=currency, received=received
         )
-        return {
+        case = {
             "case_id": f"{self.prefix}-{n:06d}",
             "received_at": _iso(received),
             "ticket": {
@@ -151,6 +157,41 @@ class CaseGenerator:
             "history": self._history(rng, category, received, ticket_id),
             "facts": self._facts(rng, received, amount),
         }
+        if self.library.request_fields:  # (drawn last: a library without them draws as before)
+            handoff["request"].update(self._request_fields(rng, received, amount))
+        return case
+
+    def _request_fields(
+        self, rng: random.Random, received: datetime, amount: float | None
+    ) -> dict[str, Any]:
+        """A value of its type for each request field the library declares (some absent)."""
+        out: dict[str, Any] = {}
+        for name, kind in self.library.request_fields.items():
+            if rng.random() < (0.1 if self.exhaustive else 0.05):
+                continue
+            path = f"request.{name}"
+            listed = kind.startswith("list<")
+            element = kind[5:-1] if listed else kind
+            if listed:
+                drawn = [
+                    self._field_value(rng, element, path, received, amount)
+                    for _ in range(rng.randrange(0, 4))
+                ]
+                out[name] = [v for v in drawn if v is not None]
+                continue
+            value = self._field_value(rng, element, path, received, amount)
+            if value is not None:
+                out[name] = value
+        return out
+
+    def _field_value(
+        self, rng: random.Random, kind: str, path: str, received: datetime, amount: float | None
+    ) -> Any:
+        """A value of a request field's scalar type (money: a number not below 0)."""
+        if kind == "money":
+            value = self._value(rng, "number", path, received, amount)
+            return max(0.0, value)
+        return self._value(rng, kind, path, received, amount)
 
     def _draw(self, rng: random.Random, values: Sequence[str], mix: Mapping[str, float]) -> str:
         """Any of the values, uniformly, when exhaustive; else one as often as the mix says."""
@@ -188,7 +229,9 @@ class CaseGenerator:
         return f"Customer reports a {category} problem that tier-1 could not close.{extra}"
 
     def _amount(self, rng: random.Random, request_type: str) -> float | None:
-        if request_type not in ("refund", "credit", "replacement", "reship"):
+        if request_type not in ("refund", "credit", "replacement", "reship") and (
+            request_type not in self.library.handoff.amount_required_for
+        ):
             return None
         if self.exhaustive:
             pool = [10.0, 49.0, 240.0, 499.99, 500.0, 500.01, 4999.0, 5000.0, 5000.01,
@@ -209,11 +252,13 @@ class CaseGenerator:
     ) -> dict[str, Any]:
         # Handoff quality varies: most are complete, some miss a part, a few skip a step.
         quality = rng.random()
-        steps = []
+        steps: list[dict[str, Any]] = []
         required = self.step_names.get(category)
-        if required and (quality > 0.06 or (self.exhaustive and quality > 0.3)):
-            steps.append(
-                {"step": required, "result": "done", "at": _iso(created + (received - created) / 3)}
+        for_request = self.library.handoff.required_steps_by_request.get(request_type, ())
+        if (required or for_request) and (quality > 0.06 or (self.exhaustive and quality > 0.3)):
+            steps.extend(
+                {"step": step, "result": "done", "at": _iso(created + (received - created) / 3)}
+                for step in ([required] if required else []) + list(for_request)
             )
         steps.append(
             {

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tier2.contract import CaseError, read_models
+from tier2.contract import FILING, CaseError, read_models
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -84,9 +84,10 @@ def read_input(path: str) -> bytes:
 
 def case_models(path: str) -> tuple[list[CaseIn], int]:
     """The good cases of a file (or - for standard input); each bad one's error lines are
-    written to standard error and counted."""
+    written to standard error and counted. Any request type is filed: the library that
+    decides a case checks it then (an undeclared one is an input error on the case)."""
     good, bad = [], 0
-    for item in read_models(read_input(path), jsonl=path.endswith(".jsonl")):
+    for item in read_models(read_input(path), path.endswith(".jsonl"), FILING):
         if isinstance(item, CaseError):
             bad += 1
             sys.stderr.write("".join(line + "\n" for line in item.lines()))

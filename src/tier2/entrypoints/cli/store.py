@@ -185,7 +185,13 @@ def case_explain(
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from tier2.contract import CaseError, decision_json, decision_text, parse_case
+    from tier2.contract import (
+        CaseError,
+        Vocabulary,
+        decision_json,
+        decision_text,
+        parse_case,
+    )
     from tier2.core import decide
     from tier2.store import models as m
     from tier2.store.library_versions import stored_library
@@ -210,7 +216,7 @@ def case_explain(
             f"case {case_id}: its library version {stored.library_digest} is not kept in the "
             "store (tier2 library list)"
         )
-    parsed = parse_case(case.payload, case_id)
+    parsed = parse_case(case.payload, case_id, Vocabulary.of(library))
     if isinstance(parsed, CaseError):
         raise fail("; ".join(parsed.lines()))
     again = decide(parsed, library, stored.decided_at)
