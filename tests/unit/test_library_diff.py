@@ -151,6 +151,32 @@ CASES: list[tuple[str, Edit, set[Row]]] = [
         },
     ),
     (
+        "a rule switched off, the ladder for refunds only, steps by request type",
+        lambda folder: (
+            replace(
+                "library.yaml",
+                "churn_threat: {flags: [churn_risk], mention: churn}",
+                "churn_threat: off",
+            )(folder),
+            replace(
+                "library.yaml", "  engine: tier2\n", "  engine: tier2\n  applies_to: [refund]\n"
+            )(folder),
+            replace(
+                "library.yaml",
+                "    billing: [verify_invoice]\n    refund: [verify_invoice]\n    access: [verify_identity]\n    shipping: [check_tracking]\n",
+                "    by_category: {billing: [verify_invoice], refund: [verify_invoice], access: [verify_identity], shipping: [check_tracking]}\n    by_request: {credit: [check_plan]}\n",
+            )(folder),
+        ),
+        {
+            ("signals", "off", "added", None, "churn_threat"),
+            ("signals", "churn_threat.flags", "removed", "churn_risk", None),
+            ("signals", "churn_threat.mention", "changed", "churn", None),
+            ("authority", "applies_to", "removed", None, None),
+            ("authority", "applies_to", "added", None, "refund"),
+            ("handoff_protocol", "required_steps_by_request.credit", "added", None, "check_plan"),
+        },
+    ),
+    (
         "a management trigger",
         replace("library.yaml", "'customer.arr > 50000'", "'customer.arr > 80000'"),
         {

@@ -32,7 +32,7 @@ SECTIONS = {  # section -> its heading, in the order they are shown
     "currencies": "Currencies",
     "handoff_protocol": "Handoff protocol",
     "signals": "Signals",
-    "records": "Records (facts, plan)",
+    "records": "Records (facts, plan, request)",
     "files": "Templates and other files",
 }
 
@@ -213,6 +213,9 @@ def _layout(lib: Library) -> dict[str, Any]:
             "engine": lib.authority.engine,
             "order": [r.name for r in ladder],
             "ladder": {r.name: {"limit": _num(r.limit), "may": Members(r.may)} for r in ladder},
+            "applies_to": None
+            if lib.authority.applies_to is None
+            else Members(lib.authority.applies_to),
         },
         "management_triggers": {
             t.id: {"title": t.title, "when": Members(e.source for e in t.when)}
@@ -226,7 +229,11 @@ def _layout(lib: Library) -> dict[str, Any]:
         },
         "handoff_protocol": _handoff(lib),
         "signals": _signals(lib),
-        "records": {"facts": _plain(lib.facts), "plan": _plain(lib.plan)},
+        "records": {
+            "facts": _plain(lib.facts),
+            "plan": _plain(lib.plan),
+            "request": {"types": Members(lib.request_types), "fields": _plain(lib.request_fields)},
+        },
     }
 
 
@@ -254,6 +261,7 @@ def _sla(lib: Library) -> dict[str, Any]:
 def _handoff(lib: Library) -> dict[str, Any]:
     h = lib.handoff
     return {
+        "enabled": h.enabled,
         "require": {
             "reason": h.require_reason,
             "steps_taken": h.require_steps,
@@ -262,12 +270,16 @@ def _handoff(lib: Library) -> dict[str, Any]:
         },
         "amount_required_for": Members(h.amount_required_for),
         "required_steps": {cat: Members(steps) for cat, steps in h.required_steps.items()},
+        "required_steps_by_request": {
+            kind: Members(steps) for kind, steps in h.required_steps_by_request.items()
+        },
     }
 
 
 def _signals(lib: Library) -> dict[str, Any]:
     s = lib.signals
     return {
+        "off": Members(s.off),
         "mentions": {name: Members(words) for name, words in s.mentions.items()},
         "complaint_pattern": {
             "complaints": asdict(s.complaints),
