@@ -272,3 +272,18 @@ def test_generated_cases_speak_the_librarys_vocabulary(retail: Library) -> None:
             assert not isinstance(parse_case(raw, "g", vocabulary), CaseError)
     assert seen == set(TYPES)
     assert lint_library(retail, samples=500, seed=1).matches["cancel.pending"] > 0
+
+
+def test_lint_names_clauses_on_undeclared_request_types(retail: Library) -> None:
+    """A clause comparing request.type with a type the library does not declare is named by
+    lint; the built-ins have none."""
+    found = lint_library(retail, samples=200, seed=1).of("unknown_request_type")
+    assert {f.subject[0] for f in found} >= {
+        "policy damage.replacement",
+        "policy shipping.lost-parcel",
+    }
+    assert "'replacement'" in next(
+        f.detail for f in found if f.subject[0] == "policy damage.replacement"
+    )
+    for name in ("saas", "ecommerce"):
+        assert lint_library(load_library(name), samples=50, seed=1).of("unknown_request_type") == []

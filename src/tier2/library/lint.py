@@ -5,7 +5,8 @@
   matching over exhaustive generated cases, so what lint says is what `decide` does);
 - clauses and amounts that cannot be evaluated on some generated case (a case with them
   goes to a human, see `library_error`);
-- policies no generated case reaches.
+- policies no generated case reaches;
+- clauses comparing `request.type` with a type the library does not declare (never true).
 
 Fields no case has, unknown functions and expressions beyond the size limits are load
 errors, so a library with them does not get this far.
@@ -23,13 +24,13 @@ from tier2.contract import CaseError, Vocabulary, parse_case
 from tier2.core.library import Library
 from tier2.core.model import Outcome
 from tier2.core.stages import Failure, PolicyMatch, apply_policy, gather_context, receive
-from tier2.library.analysis import field_paths
+from tier2.library.analysis import expression_sources, field_paths, tested_values
 from tier2.library.samples import CaseGenerator
 
 
 @dataclass(frozen=True, slots=True)
 class LintFinding:
-    kind: str  # conflict | can_fail | unreachable
+    kind: str  # conflict | can_fail | unreachable | unknown_request_type
     subject: tuple[str, ...]
     detail: str
     count: int = 0
@@ -118,6 +119,7 @@ def lint_library(library: Library, samples: int = 20000, seed: int = 7) -> LintR
             for p in library.policies
             if matches[p.id] == 0
         ),
+        *_unknown_request_types(library),
     ]
     return LintReport(
         library=library.name,
@@ -129,6 +131,26 @@ def lint_library(library: Library, samples: int = 20000, seed: int = 7) -> LintR
         findings=tuple(findings),
         matches={p.id: matches[p.id] for p in library.policies},
     )
+
+
+def _unknown_request_types(library: Library) -> list[LintFinding]:
+    """Expressions comparing request.type with a word not among the library's request types
+    (a case of that type is an input error, so the comparison never holds)."""
+    out: list[LintFinding] = []
+    for owner, source in expression_sources(library):
+        named = tested_values([source]).get("request.type", set())
+        unknown = sorted(v for v in named if isinstance(v, str) and v not in library.request_types)
+        if unknown:
+            out.append(
+                LintFinding(
+                    "unknown_request_type",
+                    (owner, source),
+                    f"{owner}: `{source}` names request type(s) {', '.join(map(repr, unknown))}, "
+                    f"which the library does not declare (request.types: "
+                    f"{', '.join(library.request_types)})",
+                )
+            )
+    return out
 
 
 def _matches(library: Library, samples: int, seed: int) -> tuple[Counter[str], Pairs, Failed]:
@@ -223,6 +245,11 @@ def report_text(report: LintReport) -> str:
         lines.append("")
         lines.append(f"{title}: {len(found) or 'none'}")
         lines.extend(f"  - {f.detail}" for f in found)
+    unknown = report.of("unknown_request_type")
+    if unknown:  # (only when there are: a library with none reads as before)
+        lines.append("")
+        lines.append(f"Undeclared request types (such a clause never holds): {len(unknown)}")
+        lines.extend(f"  - {f.detail}" for f in unknown)
     lines.append("")
     lines.append("Matches per policy: " + ", ".join(f"{k} {v}" for k, v in report.matches.items()))
     return "\n".join(lines) + "\n"
