@@ -52,7 +52,8 @@ from tier2.core.library import (
     Window,
 )
 from tier2.core.model import Outcome, ReasonCode
-from tier2.core.money import ISO_4217
+from tier2.core.money import ISO_4217, MoneyRule
+from tier2.core.types import Record, parse_record
 from tier2.library.analysis import schema_of, unknown_prefix
 from tier2.library.render import JinjaTemplates, TemplateLoadError
 from tier2.library.samples import CaseGenerator
@@ -136,9 +137,9 @@ class TriggerY(_Y):
     when: Clauses = Field(min_length=1)
 
 
-# The types a declared fact or plan field may have (what the case view, lint's samples and
-# the templates know how to read); any other name is a load error, not a string.
-FACT_TYPES = ("string", "number", "bool", "timestamp")
+class MoneyY(_Y):
+    places: int = Field(default=2, ge=0, le=9)
+    rounding: Literal["half_up", "half_even", "down", "up", "ceiling", "floor"] = "half_up"
 
 
 class LibraryY(_Y):
@@ -147,29 +148,26 @@ class LibraryY(_Y):
     title: str
     currency: str | None = None
     currencies: dict[str, float] = {}
+    money: MoneyY = MoneyY()
     authority: AuthorityY
     teams: list[str] = []
     routing: dict[str, str] = {}
     handoff_protocol: HandoffY
     signals: SignalsY
     management_triggers: list[TriggerY] = []
-    facts: dict[str, str | dict[str, str]] = {}
-    plan: dict[str, str] = {}
+    # what the case's facts and the customer's plan hold: field -> type (see core.types)
+    facts: dict[str, Any] = {}
+    plan: dict[str, Any] = {}
 
     @model_validator(mode="after")
     def _fact_types(self) -> LibraryY:
-        declared = [("plan", name, kind) for name, kind in self.plan.items()]
-        for record, fields in self.facts.items():
-            if isinstance(fields, str):
-                declared.append(("facts", record, fields))
-            else:
-                declared += [("facts", f"{record}.{name}", kind) for name, kind in fields.items()]
-        for section, name, kind in declared:
-            if kind not in FACT_TYPES:
-                raise ValueError(
-                    f"{section}.{name}: no type {kind!r} (a fact is one of {', '.join(FACT_TYPES)})"
-                )
+        self.types()
         return self
+
+    def types(self) -> tuple[Record, Record]:
+        """The declared facts and plan fields as records; ValueError naming the field and the
+        bad type."""
+        return parse_record(self.facts, "facts"), parse_record(self.plan, "plan")
 
 
 class TargetY(_Y):
@@ -459,7 +457,9 @@ def load_library(name_or_path: str) -> Library:
     pols: PoliciesY = _validate(
         PoliciesY, _read_yaml(folder, "policies.yaml"), pol_path, _policy_label
     )
-    compile_ = _Compiler(schema_of(dict(lib.facts), dict(lib.plan), dict(lib.signals.mentions)))
+    facts, plan = lib.types()
+    facts_types, plan_types = facts.field_types(), plan.field_types()
+    compile_ = _Compiler(schema_of(facts_types, plan_types, dict(lib.signals.mentions)))
     ladder = tuple(Role(r.role, r.limit, tuple(r.may)) for r in lib.authority.ladder)
     routing = _routing(lib, lib_path, ladder)
     targets = {r.name for r in ladder} | set(lib.teams)
@@ -489,12 +489,13 @@ def load_library(name_or_path: str) -> Library:
         policies=_policies(pols, pol_path, targets, lib.teams, compile_),
         routing=routing,
         sla=_sla(sla),
-        facts=dict(lib.facts),
-        plan=dict(lib.plan),
+        facts=facts_types,
+        plan=plan_types,
         templates=templates,
         currency=lib.currency,
         teams=tuple(lib.teams),
         currencies=_currencies(lib, lib_path),
+        money=MoneyRule(lib.money.places, lib.money.rounding),
     )
     library = replace(
         library, view_names=frozenset(p.split(".")[0] for e in library.expressions for p in e.paths)
