@@ -177,6 +177,18 @@ CASES: list[tuple[str, Edit, set[Row]]] = [
         },
     ),
     (
+        "the money rule",
+        replace(
+            "library.yaml", "currencies: {EUR", "money: {rounding: half_even}\ncurrencies: {EUR"
+        ),
+        {("currencies", "money.rounding", "changed", "half_up", "half_even")},
+    ),
+    (
+        "a fact's type",
+        replace("library.yaml", "duplicate: bool}", "duplicate: bool, tags: [string]}"),
+        {("records", "facts.invoice.tags", "added", None, "list<string>")},
+    ),
+    (
         "a management trigger",
         replace("library.yaml", "'customer.arr > 50000'", "'customer.arr > 80000'"),
         {

@@ -128,3 +128,76 @@ def test_path_tree_keeps_whole_subtrees() -> None:
     """A path read whole keeps its subtree whole, whichever order the paths come in."""
     assert path_tree(["facts.order.value", "facts.order"]) == {"facts": {"order": None}}
     assert path_tree(["facts.order", "facts.order.value"]) == {"facts": {"order": None}}
+
+
+ITEMS_FACTS = """facts:
+  order:
+    id: string
+    status: string
+    discount: money
+    returned: list<string>
+    items:
+      - {item_id: string, price: money, final_sale: bool, options: map<string>}
+  third_party: bool
+plan: {}
+"""
+ITEMS_POLICIES = """policies:
+  - id: order.refund-items
+    title: Refund the items of a delivered order, less the discount
+    citation: test 1
+    when:
+      - 'request.type == "refund"'
+      - 'size(facts.order.items) > 0'
+      - 'facts.order.items.all(i, i.final_sale != true)'
+    outcome: resolve
+    actions:
+      - {type: refund, amount: 'lists.sum(facts.order.items.map(i, i.price)) - facts.order.discount'}
+  - id: order.final-sale
+    title: A final-sale item is not refunded
+    citation: test 2
+    when:
+      - 'request.type == "refund"'
+      - 'facts.order.items.exists(i, i.final_sale == true)'
+    outcome: return_to_tier1
+    guidance: Final-sale items are not refunded.
+  - id: order.returned-items
+    title: Every returned item is a line of the order
+    citation: test 3
+    when:
+      - 'size(facts.order.returned) > 0'
+      - 'facts.order.returned.all(r, r in lists.index(facts.order.items, "item_id"))'
+      - 'size(lists.distinct(facts.order.returned)) == size(facts.order.returned)'
+    outcome: resolve
+    actions:
+      - {type: return}
+  - id: order.large
+    title: A large order goes to a manager
+    citation: test 4
+    precedence: 2
+    when:
+      - 'lists.sum(facts.order.items.map(i, i.price)) > 2000'
+      - 'facts.order.items.exists(i, i.options.color == "red")'
+    outcome: escalate
+    escalate_to: support_manager
+"""
+
+
+def test_lint_reaches_policies_over_lists_and_counts_failing_amounts(tmp_path: Path) -> None:
+    """A library reading a list of order items (sums, all/exists, an index by id, a map per
+    item) has no unreachable policy, and an amount that comes out negative on some generated
+    cases is reported with its count."""
+    folder = tmp_path / "items"
+    shutil.copytree(resolve_library_path("ecommerce"), folder)
+    library_yaml = (folder / "library.yaml").read_text()
+    (folder / "library.yaml").write_text(library_yaml[: library_yaml.index("facts:")] + ITEMS_FACTS)
+    (folder / "policies.yaml").write_text(ITEMS_POLICIES)
+    report = lint_library(load_library(str(folder)), samples=3000, seed=7)
+    assert report.of("unreachable") == []
+    assert all(n > 0 for n in report.matches.values())
+    failing = {f.subject: f for f in report.of("can_fail")}
+    amount = (
+        "policy order.refund-items",
+        "lists.sum(facts.order.items.map(i, i.price)) - facts.order.discount",
+    )
+    assert amount in failing and 0 < failing[amount].count < report.samples
+    assert "not an amount between 0" in failing[amount].detail

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
 import pytest
 
+from tier2.contract import CaseError, parse_case
+from tier2.core import decide
+from tier2.core.money import MoneyRule
 from tier2.library.loader import LibraryError, load_library, resolve_library_path
+from tier2.library.samples import CaseGenerator
 
 
 @pytest.fixture
@@ -56,7 +61,11 @@ def test_a_folder_loads_like_the_built_in(folder: Path) -> None:
         ("sla.yaml", 'wednesday: [["09:00", "18:00"]]', 'wednesday: [["9am", "18:00"]]', "times are HH:MM"),
         ("sla.yaml", "country: DE", "country: XX", "the holidays package has no calendar"),
         ("sla.yaml", "extra_holidays: []", "extra_holidays: [2026-02-30]", "not a valid value: day is out of range for month"),
-        ("library.yaml", "duplicate: bool}", "duplicate: bool, lines: list}", "library.yaml: facts.invoice.lines: no type 'list' (a fact is one of string, number, bool, timestamp)"),
+        ("library.yaml", "duplicate: bool}", "duplicate: bool, lines: list}", "library.yaml: facts.invoice.lines: no type 'list' (a type is string, number, money, bool, timestamp, list<T>, map<T>, a mapping of fields or [T])"),
+        ("library.yaml", "duplicate: bool}", "duplicate: bool, lines: [{price: moneys}]}", "facts.invoice.lines[0].price: no type 'moneys'"),
+        ("library.yaml", "duplicate: bool}", "duplicate: bool, lines: [string, number]}", "facts.invoice.lines: a list type is written [T], with one element (got 2)"),
+        ("library.yaml", "duplicate: bool}", "duplicate: bool, tags: list<strin>}", "facts.invoice.tags: no type 'list<strin>'"),
+        ("library.yaml", "duplicate: bool}", "duplicate: bool, meta: {a: {b: map<>}}}", "facts.invoice.meta.a.b: no type 'map<>'"),
         ("library.yaml", "  third_party: bool", "  third_party: boolean", "facts.third_party: no type 'boolean'"),
         ("library.yaml", "seats: number", "seats: integer", "plan.seats: no type 'integer'"),
     ],
@@ -70,6 +79,80 @@ def test_bad_library_names_file_policy_and_problem(
         load_library(str(folder))
     assert message in str(err.value)
     assert file in str(err.value)
+
+
+LINES = "duplicate: bool, lines: [{price: money, tags: list<string>, options: map<string>}], meta: {a: {b: number}}}"
+
+
+@pytest.mark.parametrize(
+    ("clause", "error"),
+    [
+        ("facts.invoice.lines.all(l, l.price > 0.0)", None),
+        ("facts.invoice.lines[0].price > 0.0", None),
+        ("size(facts.invoice.lines) == 2", None),
+        ('lists.sum(facts.invoice.lines.map(l, l.price)) > 10.0', None),
+        ('facts.invoice.lines.exists(l, "gift" in l.tags && l.options.color == "red")', None),
+        ("facts.invoice.meta.a.b > 2.0", None),
+        ("facts.invoice.linez.all(l, l.price > 0.0)", "reads facts.invoice.linez, which no case has"),
+        ("facts.invoice.lines.price > 0.0", "reads facts.invoice.lines.price, which no case has"),
+        ("facts.invoice.meta.c == 1.0", "reads facts.invoice.meta.c, which no case has"),
+    ],
+)  # fmt: skip
+def test_lists_maps_and_nested_records_are_known_fields(
+    folder: Path, clause: str, error: str | None
+) -> None:
+    """A clause may read a declared list (whole, indexed or in a comprehension), a map's keys
+    and nested records; a field below a list, or one not declared, is a load error."""
+    edit(folder / "library.yaml", "duplicate: bool}", LINES)
+    edit(folder / "policies.yaml", "'facts.invoice.duplicate == true'", f"'{clause}'")
+    if error is None:
+        load_library(str(folder))
+        return
+    with pytest.raises(LibraryError, match=r"policies\.yaml") as err:
+        load_library(str(folder))
+    assert error in str(err.value)
+
+
+def test_the_money_rule_is_read_with_defaults(folder: Path) -> None:
+    """`money:` in library.yaml sets places and rounding; without it, cents half-up."""
+    assert load_library(str(folder)).money == MoneyRule(2, "half_up")
+    edit(folder / "library.yaml", "title:", "money: {places: 0, rounding: floor}\ntitle:")
+    assert load_library(str(folder)).money == MoneyRule(0, "floor")
+
+
+def test_action_amounts_are_rounded_by_the_money_rule(folder: Path) -> None:
+    """A library rounding to whole units, down, gives whole amounts: the same decisions'
+    amounts as the cents library's, floored."""
+    cents = load_library(str(folder))
+    edit(folder / "library.yaml", "title:", "money: {places: 0, rounding: floor}\ntitle:")
+    whole = load_library(str(folder))
+    generator = CaseGenerator(cents, seed=3)
+    amounts = []
+    for i in range(300):
+        case = parse_case(generator.case(i), "c")
+        assert not isinstance(case, CaseError)
+        a, b = decide(case, cents), decide(case, whole)
+        for x, y in zip(a.actions, b.actions, strict=True):
+            if x.amount is not None:
+                amounts.append((x.amount, y.amount))
+    assert amounts and all(y == math.floor(x) for x, y in amounts)
+    assert any(x != y for x, y in amounts)
+
+
+@pytest.mark.parametrize(
+    ("money", "message"),
+    [
+        ("{places: 2, rounding: bankers}", "money.rounding: Input should be 'half_up'"),
+        ("{places: -1}", "money.places: Input should be greater than or equal to 0"),
+        ("{cents: 2}", "money.cents: Extra inputs are not permitted"),
+    ],
+)  # fmt: skip
+def test_a_bad_money_rule_is_a_load_error(folder: Path, money: str, message: str) -> None:
+    """A money rule with an unknown rounding, negative places or another key does not load."""
+    edit(folder / "library.yaml", "title:", f"money: {money}\ntitle:")
+    with pytest.raises(LibraryError, match=r"library\.yaml") as err:
+        load_library(str(folder))
+    assert message in str(err.value)
 
 
 def test_missing_file_is_named(folder: Path) -> None:

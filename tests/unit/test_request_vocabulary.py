@@ -136,9 +136,10 @@ def test_a_declared_request_field_is_checked_by_type(
     assert case.handoff.request.fields[field] == good
     error = parse_case(_cancel(**{f"handoff.request.{field}": bad}), "item 1", vocabulary)
     assert isinstance(error, CaseError)
-    assert error.lines() == [
-        f"case HP-1 (item 1): handoff.request.{field}: Input should be of type {FIELDS[field]} (got {bad!r})"
-    ]
+    [line] = error.lines()
+    assert line.startswith(
+        f"case HP-1 (item 1): handoff.request.{field}: Input should be of type {FIELDS[field]} ("
+    )
 
 
 def test_undeclared_request_fields_stay_ignored(retail: Library) -> None:
@@ -166,7 +167,7 @@ def test_a_policy_reading_an_undeclared_request_field_does_not_load(tmp_path: Pa
 @pytest.mark.parametrize(
     ("settings", "problem"),
     [
-        ({"request.fields": {"item_ids": "list<bool>"}}, "item_ids: no type 'list<bool>'"),
+        ({"request.fields": {"item_ids": "list<boolean>"}}, "item_ids: no type 'list<boolean>'"),
         (
             {"request.fields": {"type": "string"}},
             "a request field is an identifier other than type, amount and currency",

@@ -3,7 +3,6 @@
 from tier2.contract._case import (
     CONTRACT,
     FILING,
-    REQUEST_FIELD_TYPES,
     CaseError,
     CaseIn,
     Category,
@@ -27,7 +26,7 @@ from tier2.contract._case import (
     decision_json,
     decision_text,
     decision_to_dict,
-    is_of_type,
+    field_problem,
     parse_case,
     parse_model,
     parse_unit,
@@ -41,7 +40,6 @@ from tier2.contract._case import (
 __all__ = [
     "CONTRACT",
     "FILING",
-    "REQUEST_FIELD_TYPES",
     "CaseError",
     "CaseIn",
     "Category",
@@ -65,7 +63,7 @@ __all__ = [
     "decision_json",
     "decision_text",
     "decision_to_dict",
-    "is_of_type",
+    "field_problem",
     "parse_case",
     "parse_model",
     "parse_unit",

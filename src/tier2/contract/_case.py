@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -28,6 +27,7 @@ from pydantic_core import PydanticCustomError
 from tier2.core import model as m
 from tier2.core.library import REQUEST_TYPES, Library
 from tier2.core.money import ISO_4217, MAX_AMOUNT
+from tier2.core.types import Scalar, Type, conforms, declaration
 
 _SEVERITY_ALIASES = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
 
@@ -194,20 +194,16 @@ class CaseIn(_In):
 
 # --------------------------------------------------------------------------- vocabulary
 
-# The types a library may give a request field (until the library's own type grammar).
-REQUEST_FIELD_TYPES = ("string", "number", "money", "bool", "timestamp", "list<string>",
-                       "list<number>")  # fmt: skip
-
 
 @dataclass(frozen=True, slots=True)
 class Vocabulary:
     """What a case's request may say for the library that decides it: its request types
     (None: any non-blank word, as filing takes a case before a library reads it) and the
-    request fields it declares (name -> one of REQUEST_FIELD_TYPES), checked by type and
-    carried to the core; other extra request fields stay ignored."""
+    request fields it declares (name -> type, see `core.types`), checked by type and carried
+    to the core; other extra request fields stay ignored."""
 
     request_types: tuple[str, ...] | None = REQUEST_TYPES
-    request_fields: Mapping[str, str] = field(default_factory=dict)
+    request_fields: Mapping[str, Type] = field(default_factory=dict)
 
     @classmethod
     def of(cls, library: Library) -> Vocabulary:
@@ -219,47 +215,33 @@ CONTRACT = Vocabulary()  # the contract's request types, no declared fields
 FILING = Vocabulary(request_types=None)  # any request type: the library decides later
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def field_problem(value: Any, kind: Type) -> str | None:
+    """What is wrong with a declared request field's value (None: nothing): not of its type,
+    or an amount of money below 0 or above the largest tier2 reads."""
+    wrong = conforms(value, kind)
+    if wrong is None and kind == Scalar("money") and not 0 <= value <= MAX_AMOUNT:
+        wrong = f"expected an amount between 0 and {MAX_AMOUNT:,.0f}, got {value!r}"
+    return wrong
 
 
-def _timestamp(value: Any) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        return datetime.fromisoformat(value).tzinfo is not None
-    except ValueError:
-        return False
-
-
-_SCALAR_CHECKS = {
-    "string": lambda v: isinstance(v, str),
-    "number": _number,
-    "money": lambda v: _number(v) and 0 <= v <= MAX_AMOUNT,
-    "bool": lambda v: isinstance(v, bool),
-    "timestamp": _timestamp,
-}
-
-
-def is_of_type(value: Any, kind: str) -> bool:
-    """Whether a JSON value is of a request field type (REQUEST_FIELD_TYPES)."""
-    if kind.startswith("list<") and kind.endswith(">"):
-        check = _SCALAR_CHECKS[kind[5:-1]]
-        return isinstance(value, list) and all(check(v) for v in value)
-    return bool(_SCALAR_CHECKS[kind](value))
-
-
-def _field_problems(raw: dict[str, Any], fields: Mapping[str, str]) -> list[tuple[str, str]]:
+def _field_problems(raw: dict[str, Any], fields: Mapping[str, Type]) -> list[tuple[str, str]]:
     """The declared request fields the case gives with a value not of their type."""
     handoff = raw.get("handoff")
     request = handoff.get("request") if isinstance(handoff, dict) else None
     if not fields or not isinstance(request, dict):
         return []
-    return [
-        (f"handoff.request.{name}", f"Input should be of type {kind} (got {_shown(request[name])})")
-        for name, kind in fields.items()
-        if request.get(name) is not None and not is_of_type(request[name], kind)
-    ]
+    out: list[tuple[str, str]] = []
+    for name, kind in fields.items():
+        wrong = None if request.get(name) is None else field_problem(request[name], kind)
+        if wrong is not None:
+            inside = wrong.split(": ", 1)[0] if ": " in wrong else None  # such as [1].price
+            got = (
+                f"{inside}: {wrong.split(': ', 1)[1]}" if inside else f"got {_shown(request[name])}"
+            )
+            out.append(
+                (f"handoff.request.{name}", f"Input should be of type {declaration(kind)} ({got})")
+            )
+    return out
 
 
 # --------------------------------------------------------------------------- to the core
@@ -286,7 +268,7 @@ def _ticket(t: TicketIn) -> m.Ticket:
     )
 
 
-def _request(r: RequestIn | None, fields: Mapping[str, str]) -> m.Request | None:
+def _request(r: RequestIn | None, fields: Mapping[str, Type]) -> m.Request | None:
     if r is None:
         return None
     if not fields:
@@ -296,7 +278,7 @@ def _request(r: RequestIn | None, fields: Mapping[str, str]) -> m.Request | None
     return m.Request(type=r.type, amount=r.amount, currency=r.currency, fields=given)
 
 
-def _handoff(h: HandoffIn, fields: Mapping[str, str]) -> m.Handoff:
+def _handoff(h: HandoffIn, fields: Mapping[str, Type]) -> m.Handoff:
     return m.Handoff(
         sender=h.sender,
         escalated_at=h.escalated_at,
@@ -328,7 +310,7 @@ def _history(e: HistoryIn) -> m.HistoryEntry:
     )
 
 
-def _to_core(c: CaseIn, fields: Mapping[str, str]) -> m.Case:
+def _to_core(c: CaseIn, fields: Mapping[str, Type]) -> m.Case:
     """The core's case for a valid contract case (absent lists empty, absent flags false),
     its request carrying the declared request `fields` it gives."""
     return m.Case(

@@ -19,6 +19,7 @@ only on values the memo has not met, as CEL gives the same outcome for the same 
 
 from __future__ import annotations
 
+import decimal
 import math
 import operator
 import re
@@ -55,12 +56,16 @@ MAX_LIST = 100  # elements of a list (or keys of a map) an expression with a com
 
 class _BadArguments:
     """What an extension function returns for arguments it cannot take: CEL cannot convert
-    it, so the call fails like any type error (a raised exception would also be printed)."""
+    it, so the call fails like any type error (a raised exception would also be printed).
+    `why` says what was wrong (see `run`)."""
 
-    __slots__ = ()
+    __slots__ = ("why",)
+
+    def __init__(self, why: str) -> None:
+        self.why = why
 
 
-_BAD = _BadArguments()
+_BAD = _BadArguments("arguments it cannot take (numbers expected)")
 
 
 def _numbers(xs: tuple[Any, ...]) -> list[float] | None:
@@ -89,14 +94,98 @@ def _greatest(*xs: Any) -> Any:
     return _BAD if numbers is None else max(numbers)
 
 
-# The names of cel-go's math extension, so libraries stay portable to other CEL runtimes.
+_SUM = decimal.Context(prec=800)  # digits enough to add any floats exactly
+
+
+def _a_list(xs: tuple[Any, ...], count: int) -> Any:
+    """Why the arguments are not `count` lists of at most MAX_LIST elements (a _BadArguments),
+    or None if they are."""
+    if len(xs) != count or not all(type(x) is list for x in xs):
+        return _BadArguments(
+            f"arguments it cannot take ({'a list' if count == 1 else 'lists'} expected)"
+        )
+    longest = max(len(x) for x in xs)
+    if longest > MAX_LIST:
+        return _BadArguments(f"a list of {longest} elements; at most {MAX_LIST}")
+    return None
+
+
+def _sum(*xs: Any) -> Any:
+    """lists.sum(list): the exact decimal sum of the numbers (each read as its shortest
+    decimal), as the nearest float; 0.0 for an empty list."""
+    bad = _a_list(xs, 1)
+    if bad is not None:
+        return bad
+    total = decimal.Decimal(0)
+    for x in xs[0]:
+        if type(x) not in (int, float) or not math.isfinite(x):
+            return _BadArguments("arguments it cannot take (a list of numbers expected)")
+        total = _SUM.add(total, decimal.Decimal(repr(x)))
+    return float(total)
+
+
+def _zip(*xs: Any) -> Any:
+    """lists.zip(a, b): [[a[0], b[0]], [a[1], b[1]], ...]; lists of different length fail."""
+    bad = _a_list(xs, 2)
+    if bad is not None:
+        return bad
+    a, b = xs
+    if len(a) != len(b):
+        return _BadArguments(f"lists of different length ({len(a)} and {len(b)})")
+    return [[x, y] for x, y in zip(a, b, strict=True)]
+
+
+def _index(*xs: Any) -> Any:
+    """lists.index(list_of_maps, "key"): each element by its `key` value (a string); an
+    element without one, or two with the same, fail."""
+    if len(xs) != 2 or type(xs[1]) is not str:
+        return _BadArguments("arguments it cannot take (a list of maps and a key expected)")
+    bad = _a_list(xs[:1], 1)
+    if bad is not None:
+        return bad
+    items, key = xs
+    out: dict[str, Any] = {}
+    for i, item in enumerate(items):
+        value = item.get(key) if type(item) is dict else None
+        if type(value) is not str:
+            return _BadArguments(f"element {i} has no string {key!r}")
+        if value in out:
+            return _BadArguments(f"two elements have {key} {value!r}")
+        out[value] = item
+    return out
+
+
+def _distinct(*xs: Any) -> Any:
+    """lists.distinct(list): the strings or numbers without repeats, first occurrence kept."""
+    bad = _a_list(xs, 1)
+    if bad is not None:
+        return bad
+    seen: set[tuple[bool, Any]] = set()
+    out: list[Any] = []
+    for x in xs[0]:
+        if type(x) not in (str, int, float):
+            return _BadArguments("arguments it cannot take (a list of strings or numbers expected)")
+        key = (type(x) is str, x)
+        if key not in seen:
+            seen.add(key)
+            out.append(x)
+    return out
+
+
+# The names of cel-go's math extension, so libraries stay portable to other CEL runtimes; and
+# tier2's list functions, namespaced alike.
 FUNCTIONS: Mapping[str, Any] = {
     "math.ceil": _ceil,
     "math.floor": _floor,
     "math.least": _least,
     "math.greatest": _greatest,
+    "lists.sum": _sum,
+    "lists.zip": _zip,
+    "lists.index": _index,
+    "lists.distinct": _distinct,
 }
-_SHORT_NAMES = frozenset(name.rsplit(".", 1)[-1] for name in FUNCTIONS)  # as CEL reports calls
+_NAMESPACES = {name.rsplit(".", 1)[1]: name.rsplit(".", 1)[0] for name in FUNCTIONS}
+_SHORT_NAMES = frozenset(_NAMESPACES)  # as CEL reports calls
 # The functions and operators of the CEL runtime's standard library, as `references()` names
 # them; with the extensions above, the only calls an expression may make.
 STANDARD_FUNCTIONS = frozenset(
@@ -109,7 +198,10 @@ STANDARD_FUNCTIONS = frozenset(
         "getHours", "getMinutes", "getSeconds", "getMilliseconds",
     }
 )  # fmt: skip
-_EXTENSION_CALL = re.compile(r"(?<![\w.])(?:(math)\.)?(" + "|".join(_SHORT_NAMES) + r")\s*\(")
+# A call of an extension: `math.least(` (its namespace, standing alone) or `least(`/`x.least(`
+_EXTENSION_CALL = re.compile(
+    r"(?:(?<![\w.])(\w+)\.|(?<!\w))(" + "|".join(sorted(_SHORT_NAMES)) + r")\s*\("
+)
 _LOOP = re.compile(r"\.(all|exists|exists_one|map|filter)\s*\(")
 
 
@@ -117,7 +209,7 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 _PATH = re.compile(r"(?<![\w.])([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)(\s*\()?")
 _BOUND = re.compile(r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_]\w*)\s*,")
 _KEYWORDS = {"true", "false", "null", "in", "has", "timestamp", "duration", "int", "double",
-             "string", "size", "math", "type", "bool", "uint", "dyn"}  # fmt: skip
+             "string", "size", "math", "lists", "type", "bool", "uint", "dyn"}  # fmt: skip
 
 
 def field_paths(source: str) -> set[str]:
@@ -205,7 +297,7 @@ _VIEW_NAMES = frozenset(
     {"case", "received_at", "now", "ticket", "handoff", "request", "customer", "facts", "signals"}
 )
 _TYPE_NAMES = frozenset({"int", "uint", "double", "string", "bool", "bytes", "list", "map",
-                         "null_type", "type", "dyn", "math"})  # fmt: skip
+                         "null_type", "type", "dyn", "math", "lists"})  # fmt: skip
 
 
 def _check_plain_text(source: str) -> None:
@@ -307,14 +399,17 @@ def _start_of_call(text: str, paren: int) -> int:
 
 def _check_calls(text: str, calls: set[str]) -> None:
     """Refuse a call to a function the runtime does not have, or an extension without its
-    `math.` namespace."""
+    namespace (`math.`, `lists.`)."""
     unknown = sorted(calls - STANDARD_FUNCTIONS - _SHORT_NAMES)
     if unknown:
         raise ExpressionError(f"unknown function(s): {', '.join(unknown)}")
     for match in _EXTENSION_CALL.finditer(text):
-        if match.group(1) is None:
-            name = match.group(2)
-            raise ExpressionError(f"unknown function: {name} (did you mean math.{name}?)")
+        namespace, name = match.group(1), match.group(2)
+        if namespace != _NAMESPACES[name]:
+            raise ExpressionError(
+                f"unknown function: {name if namespace is None else f'{namespace}.{name}'} "
+                f"(did you mean {_NAMESPACES[name]}.{name}?)"
+            )
 
 
 def _first_line(text: str) -> str:
@@ -341,7 +436,8 @@ Outcome = tuple[int, Any]  # (VALUE, the value), or (ABSENT or FAILED, why it ha
 
 def run(expression: Expression, data: Mapping[str, Any]) -> Outcome:
     """Evaluate an expression against plain data (converted into CEL here)."""
-    extensions = dict(FUNCTIONS) if expression.calls else None
+    bad: list[_BadArguments] = []  # what the extension functions could not take, in order
+    extensions = _extensions(bad) if expression.calls else None
     try:
         converted = plain(data)
         longest = _longest_list(converted) if expression.loops else 0
@@ -360,11 +456,27 @@ def run(expression: Expression, data: Mapping[str, Any]) -> Outcome:
         if why.startswith(_UNDEFINED):  # a top-level name the data lacks (functions are
             return (ABSENT, why)  # checked when the expression is compiled)
         if "_BadArguments" in why:
-            why = why.split(" error:", 1)[0] + ": arguments it cannot take (numbers expected)"
+            why = why.split(" error:", 1)[0] + ": " + (bad[-1].why if bad else _BAD.why)
         return (FAILED, why)
 
 
 _UNDEFINED = "Undefined variable or function"
+
+
+def _extensions(bad: list[_BadArguments]) -> dict[str, Callable[..., Any]]:
+    """The extension functions, each noting in `bad` what it could not take (CEL's error
+    names only the type of what it returned)."""
+
+    def noting(function: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*xs: Any) -> Any:
+            out = function(*xs)
+            if type(out) is _BadArguments:
+                bad.append(out)
+            return out
+
+        return call
+
+    return {name: noting(function) for name, function in FUNCTIONS.items()}
 
 
 def _parts(expression: Expression) -> set[str]:

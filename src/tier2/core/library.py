@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 from tier2.core.expressions import Expression, Memo
 from tier2.core.model import Outcome
+from tier2.core.money import MoneyRule
+from tier2.core.types import Type
 
 # The request types of the contract: what a library's cases may ask for unless it declares
 # its own (library.yaml `request.types`).
@@ -218,18 +220,20 @@ class Library:
     policies: tuple[Policy, ...]
     routing: Routing
     sla: Sla
-    facts: Mapping[str, Any]  # declared facts: record -> field -> type, or fact -> type
-    plan: Mapping[str, str]  # declared customer.plan fields -> type
+    facts: Mapping[str, Type]  # declared facts: name -> type (a record, a list, a scalar...)
+    plan: Mapping[str, Type]  # declared customer.plan fields -> type
     templates: Templates
     currency: str | None = None
     # The currencies the library accepts, each with the value of one unit in the unit its
     # authority limits are written in (the handbook: EUR, USD and GBP at face value).
     currencies: Mapping[str, float] = field(default_factory=dict)
+    # How the money the library computes is rounded (action amounts; money definitions).
+    money: MoneyRule = field(default_factory=MoneyRule)
     # The human teams a case can go to, besides the roles of the authority ladder.
     teams: tuple[str, ...] = ()
     # The request types its cases may have, and the request fields it declares (name -> type)
     request_types: tuple[str, ...] = REQUEST_TYPES
-    request_fields: Mapping[str, str] = field(default_factory=dict)
+    request_fields: Mapping[str, Type] = field(default_factory=dict)
     # The top-level names the expressions read (set by the loader): the view has only these.
     view_names: frozenset[str] | None = None
     # Whether the outcomes of the expressions are remembered, across the cases this library

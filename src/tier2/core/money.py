@@ -1,9 +1,20 @@
-"""Money as the core checks it: ISO 4217 currency codes, bounded amounts, cents rounded
-half-up."""
+"""Money as the core checks it: ISO 4217 currency codes, bounded amounts, amounts rounded by
+the library's rule (by default to cents, half-up)."""
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+import math
+from dataclasses import dataclass
+from decimal import (
+    ROUND_CEILING,
+    ROUND_DOWN,
+    ROUND_FLOOR,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    ROUND_UP,
+    Context,
+    Decimal,
+)
 
 # The active ISO 4217 alphabetic codes (national currencies, funds and the precious metals),
 # without XTS (reserved for testing) and XXX (no currency).
@@ -29,3 +40,31 @@ MAX_AMOUNT = 1e12
 def money(x: float) -> float:
     """Round an amount half-up to cents, the way a finance team would."""
     return float(Decimal(repr(x)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+# The rounding modes a library may name: decimal's ROUND_* names, lower-cased, without ROUND_.
+ROUNDINGS = {
+    "half_up": ROUND_HALF_UP, "half_even": ROUND_HALF_EVEN, "down": ROUND_DOWN,
+    "up": ROUND_UP, "ceiling": ROUND_CEILING, "floor": ROUND_FLOOR,
+}  # fmt: skip
+_EXACT = Context(prec=400)  # digits enough for any float at any of the places a rule allows
+
+
+@dataclass(frozen=True, slots=True)
+class MoneyRule:
+    """How a library rounds the money it computes: to `places` decimals, by `rounding` (one
+    of ROUNDINGS). The default is cents, half-up, as `money` rounds."""
+
+    places: int = 2
+    rounding: str = "half_up"
+
+
+def round_money(x: float, rule: MoneyRule) -> float:
+    """The float nearest the amount rounded by the rule, reading x as its shortest decimal
+    (so 2.675 is 2.675, not the binary value just below it). An amount that is not finite is
+    returned as it is."""
+    if not math.isfinite(x):
+        return x
+    step = Decimal(1).scaleb(-rule.places)
+    exact = Decimal(repr(float(x))).quantize(step, ROUNDINGS[rule.rounding], _EXACT)
+    return float(exact)

@@ -20,7 +20,7 @@ from tier2.core.model import (
     ReasonCode,
     StageRecord,
 )
-from tier2.core.money import MAX_AMOUNT, money
+from tier2.core.money import MAX_AMOUNT, MoneyRule, round_money
 
 # --------------------------------------------------------------------------- receive
 
@@ -479,9 +479,12 @@ class Applied(NamedTuple):
     failures: tuple[Failure, ...] = ()
 
 
-def _price(policy: Policy, scope: Scope, currency: str | None) -> tuple[Action, ...] | None:
-    """The policy's actions with amounts computed; None if an amount reads a field the case
-    does not have (the policy does not match); ClauseFailed if it cannot be computed."""
+def _price(
+    policy: Policy, scope: Scope, currency: str | None, rule: MoneyRule
+) -> tuple[Action, ...] | None:
+    """The policy's actions with amounts computed (rounded by the library's money rule); None
+    if an amount reads a field the case does not have (the policy does not match);
+    ClauseFailed if it cannot be computed."""
     out: list[Action] = []
     for spec in policy.actions:
         if spec.amount is None:
@@ -493,19 +496,21 @@ def _price(policy: Policy, scope: Scope, currency: str | None) -> tuple[Action, 
             if exc.absent:
                 return None
             raise ClauseFailed(spec.amount, str(exc)) from None
-        out.append(Action(type=spec.type, amount=_amount(spec.amount, value), currency=currency))
+        out.append(
+            Action(type=spec.type, amount=_amount(spec.amount, value, rule), currency=currency)
+        )
     return tuple(out)
 
 
-def _amount(expression: Expression, value: Any) -> float:
-    """A computed amount, rounded to cents; ClauseFailed if it is no amount."""
+def _amount(expression: Expression, value: Any, rule: MoneyRule) -> float:
+    """A computed amount, rounded by the rule; ClauseFailed if it is no amount."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ClauseFailed(expression, f"its value is {value!r:.40}, not an amount")
     if not math.isfinite(value) or value < 0 or value > MAX_AMOUNT:
         raise ClauseFailed(
             expression, f"its value {value!r} is not an amount between 0 and {MAX_AMOUNT:,.0f}"
         )
-    return money(float(value))
+    return round_money(float(value), rule)
 
 
 def _fmt(amount: float, currency: str | None) -> str:
@@ -732,7 +737,7 @@ def _match_policies(
         try:
             if not scope.all_hold(policy.when) or scope.any_holds(policy.unless):
                 continue
-            actions = _price(policy, scope, currency)
+            actions = _price(policy, scope, currency, library.money)
         except ClauseFailed as exc:
             places = {
                 "when[{}]": policy.when,

@@ -10,15 +10,21 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tier2.core.expressions import field_paths, path_tree
+from tier2.core.expressions import MAX_LOOP_NESTING, field_paths, path_tree
 from tier2.core.library import Library
+from tier2.core.types import ListOf, Record, Type
 
 __all__ = ["field_paths", "path_tree"]
 
-_EQ = re.compile(r'([A-Za-z_][\w.]*)\s*(?:==|!=)\s*"([^"]*)"')
-_IN = re.compile(r"([A-Za-z_][\w.]*)\s+in\s+\[([^\]]*)\]")
-_HAS = re.compile(r'"([^"]*)"\s+in\s+([A-Za-z_][\w.]*)')  # "A1" in request.item_ids
-_CMP = re.compile(r"([A-Za-z_][\w.]*)\s*(>=|<=|>|<|==|!=)\s*(-?\d+(?:\.\d+)?)")
+_PATH = r"([A-Za-z_](?:[\w.]|\[\])*)"  # a path, `[]` standing for any element of a list
+_EQ = re.compile(_PATH + r'\s*(?:==|!=)\s*"([^"]*)"')
+_IN = re.compile(_PATH + r"\s+in\s+\[([^\]]*)\]")
+_HAS = re.compile(r'"([^"]*)"\s+in\s+' + _PATH)  # "A1" in request.item_ids
+_CMP = re.compile(_PATH + r"\s*(>=|<=|>|<|==|!=)\s*(-?\d+(?:\.\d+)?)")
+_ELEMENT = re.compile(r"(?<=[\w\]])\[\s*\d+\s*\]")  # xs[0]: an element of xs
+_OVER = re.compile(
+    _PATH + r"\.(?:all|exists|exists_one|map|filter)\(\s*([A-Za-z_]\w*)\s*,"
+)  # xs.all(x, ...): x is an element of xs
 TICKET_FIELDS = ("id", "severity", "category", "channel", "created_at", "subject", "description",
                  "tags", "status")  # fmt: skip
 SIGNAL_FIELDS = ("prior_tickets", "complaints", "same_category_escalations", "complaint_pattern",
@@ -28,20 +34,34 @@ SIGNAL_FIELDS = ("prior_tickets", "complaints", "same_category_escalations", "co
 
 
 def tested_values(sources: Iterable[str]) -> Mapping[str, set[Any]]:
-    """For each field path, the literal values the expressions compare it with."""
+    """For each field path, the literal values the expressions compare it with. A path
+    through a list names its elements `[]`: in `facts.order.items.all(i, i.price > 0)` and
+    in `facts.order.items[0].price > 0`, the path is `facts.order.items[].price`."""
     values: dict[str, set[Any]] = defaultdict(set)
     for source in sources:
-        for path, literal in _EQ.findall(source):
-            values[path].add(literal)
-        for path, items in _IN.findall(source):
+        text = _ELEMENT.sub("[]", source)
+        elements = {var: f"{path}[]" for path, var in _OVER.findall(text)}
+        for path, literal in _EQ.findall(text):
+            values[_through(path, elements)].add(literal)
+        for path, items in _IN.findall(text):
             for item in re.findall(r'"([^"]*)"', items):
-                values[path].add(item)
-        for literal, path in _HAS.findall(source):
-            values[path].add(literal)
-        for path, _op, number in _CMP.findall(source):
+                values[_through(path, elements)].add(item)
+        for literal, path in _HAS.findall(text):
+            values[_through(path, elements)].add(literal)
+        for path, _op, number in _CMP.findall(text):
             n = float(number)
-            values[path].update({n - 1, n, n + 1})
+            values[_through(path, elements)].update({n - 1, n, n + 1})
     return values
+
+
+def _through(path: str, elements: Mapping[str, str]) -> str:
+    """A path with a comprehension variable at its head written as the list it ranges over."""
+    for _ in range(MAX_LOOP_NESTING + 1):  # (a variable over a list another one ranges over)
+        head, dot, rest = path.partition(".")
+        if head not in elements or elements[head].startswith(head + "."):
+            return path
+        path = elements[head] + dot + rest
+    return path
 
 
 def expression_sources(library: Library) -> list[tuple[str, str]]:
@@ -65,18 +85,14 @@ def case_schema(library: Library) -> dict[str, Any]:
 
 
 def schema_of(
-    facts: Mapping[str, Any],
-    plan: Iterable[str],
+    facts: Mapping[str, Type],
+    plan: Mapping[str, Type],
     mentions: Iterable[str],
     request_fields: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The fields a case view has, for a library declaring these facts, plan fields, mention
     lists and request fields."""
     leaves = dict.fromkeys
-    records: dict[str, Any] = {
-        record: leaves(fields) if isinstance(fields, Mapping) else None
-        for record, fields in facts.items()
-    }
     return {
         "case": leaves(["id"]),
         "received_at": None,
@@ -88,11 +104,33 @@ def schema_of(
         "request": leaves(["type", "amount", "currency", *request_fields]),
         "customer": {
             **leaves(["id", "segment", "vip", "arr", "currency", "flags"]),
-            "plan": leaves(plan),
+            "plan": {name: _schema(t) for name, t in plan.items()},
         },
-        "facts": records,
+        "facts": {name: _schema(t) for name, t in facts.items()},
         "signals": {**leaves(SIGNAL_FIELDS), "mentions": leaves(mentions)},
     }
+
+
+def _schema(type_: Type) -> Any:
+    """A declared type as a schema node: a record's fields; a list (read whole: no field
+    below it); None for a scalar or a map (any key below it)."""
+    if isinstance(type_, Record):
+        return {name: _schema(t) for name, t in type_.fields}
+    if isinstance(type_, ListOf):
+        return LIST
+    return None
+
+
+class _List:
+    """A list in a schema: a path may end at it, not go on below it (`items.price`)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "LIST"
+
+
+LIST = _List()
 
 
 def unknown_prefix(path: str, schema: Mapping[str, Any]) -> str | None:
@@ -101,9 +139,9 @@ def unknown_prefix(path: str, schema: Mapping[str, Any]) -> str | None:
     walked: list[str] = []
     for part in path.split("."):
         walked.append(part)
-        if node is None:  # a leaf: sub-fields are open (lists, maps)
+        if node is None:  # a leaf: sub-fields are open (a map; a scalar, as ever)
             return None
-        if not isinstance(node, Mapping) or part not in node:
+        if not isinstance(node, Mapping) or part not in node:  # (a list has no fields)
             return ".".join(walked)
         node = node[part]
     return None

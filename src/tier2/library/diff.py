@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from tier2.contract import printable
 from tier2.core.library import Library, Policy
+from tier2.core.types import declaration
 
 YAML_FILES = ("library.yaml", "sla.yaml", "policies.yaml")  # compared by what they hold
 
@@ -226,13 +227,17 @@ def _layout(lib: Library) -> dict[str, Any]:
         "currencies": {
             "currency": lib.currency,
             "accepted": {code: _num(value) for code, value in lib.currencies.items()},
+            "money": {"places": lib.money.places, "rounding": lib.money.rounding},
         },
         "handoff_protocol": _handoff(lib),
         "signals": _signals(lib),
         "records": {
-            "facts": _plain(lib.facts),
-            "plan": _plain(lib.plan),
-            "request": {"types": Members(lib.request_types), "fields": _plain(lib.request_fields)},
+            "facts": {name: declaration(t) for name, t in lib.facts.items()},
+            "plan": {name: declaration(t) for name, t in lib.plan.items()},
+            "request": {
+                "types": Members(lib.request_types),
+                "fields": {n: declaration(t) for n, t in lib.request_fields.items()},
+            },
         },
     }
 

@@ -32,7 +32,7 @@ import holidays
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tier2.contract import REQUEST_FIELD_TYPES, CaseError, Vocabulary, parse_case, printable
+from tier2.contract import CaseError, Vocabulary, parse_case, printable
 from tier2.core import decide
 from tier2.core.expressions import Expression, ExpressionError, compile_expression
 from tier2.core.library import (
@@ -54,7 +54,8 @@ from tier2.core.library import (
     Window,
 )
 from tier2.core.model import Outcome, ReasonCode
-from tier2.core.money import ISO_4217
+from tier2.core.money import ISO_4217, MoneyRule
+from tier2.core.types import Record, Type, parse_record, parse_type
 from tier2.library.analysis import schema_of, unknown_prefix
 from tier2.library.render import JinjaTemplates, TemplateLoadError
 from tier2.library.samples import CaseGenerator
@@ -125,7 +126,7 @@ class HandoffY(_Y):
 
 class RequestY(_Y):
     types: list[str] = Field(default=list(REQUEST_TYPES), min_length=1)
-    fields: dict[str, str] = {}
+    fields: dict[str, Any] = {}  # name -> type (see core.types)
 
     @field_validator("types")
     @classmethod
@@ -139,19 +140,19 @@ class RequestY(_Y):
 
     @field_validator("fields")
     @classmethod
-    def _fields(cls, v: dict[str, str]) -> dict[str, str]:
+    def _fields(cls, v: dict[str, Any]) -> dict[str, Any]:
         for name, kind in v.items():
             if not name.isidentifier() or name in ("type", "amount", "currency"):
                 raise ValueError(
                     f"{name!r}: a request field is an identifier other than type, amount and "
                     "currency"
                 )
-            if kind not in REQUEST_FIELD_TYPES:
-                raise ValueError(
-                    f"{name}: no type {kind!r} (a request field is one of "
-                    f"{', '.join(REQUEST_FIELD_TYPES)})"
-                )
+            parse_type(kind, f"fields.{name}")
         return v
+
+    def field_types(self) -> dict[str, Type]:
+        """The declared request fields: name -> type."""
+        return {name: parse_type(kind, name) for name, kind in self.fields.items()}
 
 
 class WindowY(_Y):
@@ -206,9 +207,9 @@ class TriggerY(_Y):
     when: Clauses = Field(min_length=1)
 
 
-# The types a declared fact or plan field may have (what the case view, lint's samples and
-# the templates know how to read); any other name is a load error, not a string.
-FACT_TYPES = ("string", "number", "bool", "timestamp")
+class MoneyY(_Y):
+    places: int = Field(default=2, ge=0, le=9)
+    rounding: Literal["half_up", "half_even", "down", "up", "ceiling", "floor"] = "half_up"
 
 
 class LibraryY(_Y):
@@ -217,14 +218,16 @@ class LibraryY(_Y):
     title: str
     currency: str | None = None
     currencies: dict[str, float] = {}
+    money: MoneyY = MoneyY()
     authority: AuthorityY
     teams: list[str] = []
     routing: dict[str, str] = {}
     handoff_protocol: HandoffY
     signals: SignalsY
     management_triggers: list[TriggerY] = []
-    facts: dict[str, str | dict[str, str]] = {}
-    plan: dict[str, str] = {}
+    # what the case's facts and the customer's plan hold: field -> type (see core.types)
+    facts: dict[str, Any] = {}
+    plan: dict[str, Any] = {}
     request: RequestY = RequestY()
 
     @field_validator("handoff_protocol", mode="before")
@@ -245,18 +248,13 @@ class LibraryY(_Y):
 
     @model_validator(mode="after")
     def _fact_types(self) -> LibraryY:
-        declared = [("plan", name, kind) for name, kind in self.plan.items()]
-        for record, fields in self.facts.items():
-            if isinstance(fields, str):
-                declared.append(("facts", record, fields))
-            else:
-                declared += [("facts", f"{record}.{name}", kind) for name, kind in fields.items()]
-        for section, name, kind in declared:
-            if kind not in FACT_TYPES:
-                raise ValueError(
-                    f"{section}.{name}: no type {kind!r} (a fact is one of {', '.join(FACT_TYPES)})"
-                )
+        self.types()
         return self
+
+    def types(self) -> tuple[Record, Record]:
+        """The declared facts and plan fields as records; ValueError naming the field and the
+        bad type."""
+        return parse_record(self.facts, "facts"), parse_record(self.plan, "plan")
 
 
 class TargetY(_Y):
@@ -546,10 +544,10 @@ def load_library(name_or_path: str) -> Library:
     pols: PoliciesY = _validate(
         PoliciesY, _read_yaml(folder, "policies.yaml"), pol_path, _policy_label
     )
+    facts, plan = lib.types()
+    facts_types, plan_types = facts.field_types(), plan.field_types()
     compile_ = _Compiler(
-        schema_of(
-            dict(lib.facts), dict(lib.plan), dict(lib.signals.mentions), list(lib.request.fields)
-        )
+        schema_of(facts_types, plan_types, dict(lib.signals.mentions), list(lib.request.fields))
     )
     ladder = tuple(Role(r.role, r.limit, tuple(r.may)) for r in lib.authority.ladder)
     routing = _routing(lib, lib_path, ladder)
@@ -584,14 +582,15 @@ def load_library(name_or_path: str) -> Library:
         policies=_policies(pols, pol_path, targets, lib.teams, compile_),
         routing=routing,
         sla=_sla(sla),
-        facts=dict(lib.facts),
-        plan=dict(lib.plan),
+        facts=facts_types,
+        plan=plan_types,
         templates=templates,
         currency=lib.currency,
         teams=tuple(lib.teams),
         currencies=_currencies(lib, lib_path),
         request_types=tuple(lib.request.types),
-        request_fields=dict(lib.request.fields),
+        request_fields=lib.request.field_types(),
+        money=MoneyRule(lib.money.places, lib.money.rounding),
     )
     library = replace(
         library, view_names=frozenset(p.split(".")[0] for e in library.expressions for p in e.paths)

@@ -11,11 +11,12 @@ The same seed gives the same cases.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from tier2.core.library import Library
+from tier2.core.types import ListOf, MapOf, Record, Scalar, Type
 from tier2.library.analysis import expression_sources, tested_values
 
 CATEGORIES = ("billing", "refund", "access", "technical", "account", "contract", "order",
@@ -164,34 +165,20 @@ class CaseGenerator:
     def _request_fields(
         self, rng: random.Random, received: datetime, amount: float | None
     ) -> dict[str, Any]:
-        """A value of its type for each request field the library declares (some absent)."""
+        """A value of its type for each request field the library declares (some absent);
+        strings from the pool lists draw from, so the ids a request names are often the ids
+        of the facts' lists."""
         out: dict[str, Any] = {}
         for name, kind in self.library.request_fields.items():
             if rng.random() < (0.1 if self.exhaustive else 0.05):
                 continue
-            path = f"request.{name}"
-            listed = kind.startswith("list<")
-            element = kind[5:-1] if listed else kind
-            if listed:
-                drawn = [
-                    self._field_value(rng, element, path, received, amount)
-                    for _ in range(rng.randrange(0, 4))
-                ]
-                out[name] = [v for v in drawn if v is not None]
-                continue
-            value = self._field_value(rng, element, path, received, amount)
+            pool = _Pool(distinct=rng.random() < 0.8)
+            value = self._value(
+                rng, kind, f"request.{name}", received=received, amount=amount, pool=pool
+            )
             if value is not None:
-                out[name] = value
+                out[name] = max(0.0, value) if kind == Scalar("money") else value
         return out
-
-    def _field_value(
-        self, rng: random.Random, kind: str, path: str, received: datetime, amount: float | None
-    ) -> Any:
-        """A value of a request field's scalar type (money: a number not below 0)."""
-        if kind == "money":
-            value = self._value(rng, "number", path, received, amount)
-            return max(0.0, value)
-        return self._value(rng, kind, path, received, amount)
 
     def _draw(self, rng: random.Random, values: Sequence[str], mix: Mapping[str, float]) -> str:
         """Any of the values, uniformly, when exhaustive; else one as often as the mix says."""
@@ -318,7 +305,9 @@ class CaseGenerator:
             "currency": currency,
             "flags": flags,
         }
-        plan = self._open_record(rng, self.library.plan, "customer.plan", received, None)
+        plan = self._open_record(
+            rng, self.library.plan.items(), "customer.plan", received=received, amount=None
+        )
         if plan:
             customer["plan"] = plan
         return customer
@@ -349,12 +338,14 @@ class CaseGenerator:
         facts: dict[str, Any] = {}
         for record, fields in self.library.facts.items():
             path = f"facts.{record}"
-            if isinstance(fields, Mapping):
+            if isinstance(fields, Record):
                 if rng.random() < (0.1 if self.exhaustive else 0.15):
                     continue  # the record is absent
-                facts[record] = self._open_record(rng, fields, path, received, amount)
+                facts[record] = self._open_record(
+                    rng, fields.fields, path, received=received, amount=amount
+                )
             else:
-                value = self._value(rng, str(fields), path, received, amount)
+                value = self._value(rng, fields, path, received=received, amount=amount)
                 if value is not None:
                     facts[record] = value
         return facts
@@ -362,22 +353,102 @@ class CaseGenerator:
     def _open_record(
         self,
         rng: random.Random,
-        fields: Mapping[str, str],
+        fields: Iterable[tuple[str, Type]],
         path: str,
+        *,
         received: datetime,
         amount: float | None,
+        pool: _Pool | None = None,
     ) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name, kind in fields.items():
-            value = self._value(rng, kind, f"{path}.{name}", received, amount)
+        for name, kind in fields:
+            value = self._value(
+                rng, kind, f"{path}.{name}", received=received, amount=amount, pool=pool
+            )
             if value is not None:
                 out[name] = value
         return out
 
     def _value(
-        self, rng: random.Random, kind: str, path: str, received: datetime, amount: float | None
+        self,
+        rng: random.Random,
+        kind: Type,
+        path: str,
+        *,
+        received: datetime,
+        amount: float | None,
+        pool: _Pool | None = None,
     ) -> Any:
+        """A value of the declared type at the path. `pool` (inside a list or a map) gives
+        the strings no clause tests, shared across lists so ids in one match ids in another."""
+        if isinstance(kind, Record):
+            if pool is not None and rng.random() < 0.1:
+                return None  # a nested record that is absent
+            return self._open_record(
+                rng, kind.fields, path, received=received, amount=amount, pool=pool
+            )
+        if isinstance(kind, ListOf | MapOf):
+            return self._collection(rng, kind, path, received=received, amount=amount)
         tested = sorted(self.tested.get(path, set()), key=repr)
+        if kind.name in ("number", "money"):
+            return self._number(rng, kind.name, tested, path, amount)
+        return self._scalar(rng, kind.name, tested, path, received, pool)
+
+    def _collection(
+        self,
+        rng: random.Random,
+        kind: ListOf | MapOf,
+        path: str,
+        *,
+        received: datetime,
+        amount: float | None,
+    ) -> Any:
+        """A list of 0 to 4 elements, the pooled strings of one list mostly different (as ids
+        are); or a map of 0 to 4 keys: those the clauses read below it, and pooled ones."""
+        if isinstance(kind, ListOf):
+            pool = _Pool(distinct=rng.random() < 0.9)
+            elements = (
+                self._value(
+                    rng, kind.item, f"{path}[]", received=received, amount=amount, pool=pool
+                )
+                for _ in range(rng.randrange(0, 5))
+            )
+            return [value for value in elements if value is not None]
+        below = {p[len(path) + 1 :].split(".")[0] for p in self.tested if p.startswith(path + ".")}
+        keys = sorted(below) + [k for k in POOL if k not in below]
+        pool = _Pool(distinct=False)
+        out: dict[str, Any] = {}
+        for key in rng.sample(keys, min(len(keys), rng.randrange(0, 5))):
+            value = self._value(
+                rng, kind.value, f"{path}.{key}", received=received, amount=amount, pool=pool
+            )
+            if value is not None:
+                out[key] = value
+        return out
+
+    def _number(
+        self, rng: random.Random, kind: str, tested: list[Any], path: str, amount: float | None
+    ) -> float:
+        numbers = [v for v in tested if isinstance(v, float)]
+        if numbers and rng.random() < 0.5:
+            return float(rng.choice(numbers))
+        if kind == "money":
+            return rng.randrange(0, 100000) / 100  # cents
+        if path.endswith(("value", "amount", "fee")):
+            if amount is not None and rng.random() < 0.5:
+                return amount
+            return rng.choice((19.0, 49.0, 120.0, 240.0, 480.0, 900.0, 2400.0, 7500.0))
+        return float(rng.choice((0, 5, 20, 45, 61, 90, 180, 600)))
+
+    def _scalar(  # noqa: PLR0917 (the generator's state, drawn in order)
+        self,
+        rng: random.Random,
+        kind: str,
+        tested: list[Any],
+        path: str,
+        received: datetime,
+        pool: _Pool | None,
+    ) -> Any:
         if kind == "bool":
             if self.exhaustive:
                 return rng.choice((True, False, None))
@@ -389,19 +460,35 @@ class CaseGenerator:
                 else rng.choice((3.0, 12.0, 25.0, 29.0, 33.0, 40.0, 60.0, 200.0))
             )
             return _iso(received - timedelta(days=days))
-        if kind == "number":
-            numbers = [v for v in tested if isinstance(v, float)]
-            if numbers and rng.random() < 0.5:
-                return rng.choice(numbers)
-            if path.endswith(("value", "amount", "fee")):
-                if amount is not None and rng.random() < 0.5:
-                    return amount
-                return rng.choice((19.0, 49.0, 120.0, 240.0, 480.0, 900.0, 2400.0, 7500.0))
-            return float(rng.choice((0, 5, 20, 45, 61, 90, 180, 600)))
         # strings: what the library tests for, and something else
         strings = [v for v in tested if isinstance(v, str)]
+        if pool is not None:  # inside a list or a map
+            return rng.choice(strings) if strings and rng.random() < 0.7 else pool.draw(rng, path)
         if path.endswith(".id"):
             return f"{path.split('.')[-2][:3].upper()}-{rng.randrange(1000, 9999)}"
         if strings and rng.random() < 0.7:
             return rng.choice(strings)
         return rng.choice(("unknown", "pending", "in_transit", "delivered", "monthly", "annual"))
+
+
+# The strings no clause tests, inside lists and maps: few, so an id in one list is often an
+# id in another (a request's item ids, an order's lines), and a policy that pairs or looks up
+# items is reachable.
+POOL = ("A1", "A2", "A3", "A4", "A5")
+
+
+class _Pool:
+    """The pooled strings of one list: with `distinct`, each path's values differ from one
+    element to the next (until the pool runs out), as ids in one list do."""
+
+    def __init__(self, *, distinct: bool) -> None:
+        self.distinct = distinct
+        self.left: dict[str, list[str]] = {}
+
+    def draw(self, rng: random.Random, path: str) -> str:
+        if not self.distinct:
+            return rng.choice(POOL)
+        left = self.left.get(path)
+        if not left:
+            left = self.left[path] = list(POOL)
+        return left.pop(rng.randrange(len(left)))

@@ -258,3 +258,83 @@ def test_negative_zero_is_remembered_apart_from_zero() -> None:
     expression, memo = compile_expression("1.0 / a > 0.0"), Memo()
     assert Scope({"a": 0.0}, memo).holds(expression) is True
     assert Scope({"a": -0.0}, memo).holds(expression) is False
+
+
+ITEMS = [{"item_id": "A1", "price": 10.10}, {"item_id": "A2", "price": 12.45}]
+
+
+@pytest.mark.parametrize(
+    ("source", "data", "value"),
+    [
+        ("lists.sum([10.10, 12.45]) == 22.55", {}, True),
+        ("lists.sum(o.items.map(i, i.price)) == 22.55", {"o": {"items": ITEMS}}, True),
+        ("lists.sum(xs)", {"xs": [0.1] * 10}, 1.0),
+        ("lists.sum([])", {}, 0.0),
+        ("lists.sum([1, 2])", {}, 3.0),
+        ("lists.zip(a, b)", {"a": ["A1", "A2"], "b": [1, 2]}, [["A1", 1.0], ["A2", 2.0]]),
+        ("lists.zip([], [])", {}, []),
+        ('lists.index(o.items, "item_id")["A2"].price', {"o": {"items": ITEMS}}, 12.45),
+        ('lists.index([], "item_id")', {}, {}),
+        ('lists.distinct(["A1", "A2", "A1", "A3", "A2"])', {}, ["A1", "A2", "A3"]),
+        ("lists.distinct([2.0, 1.0, 2, 1.0])", {}, [2.0, 1.0]),
+        ('lists.distinct(["1", 1.0])', {}, ["1", 1.0]),
+        ('r.ids.all(i, i in lists.index(o.items, "item_id"))', {"r": {"ids": ["A1"]}, "o": {"items": ITEMS}}, True),
+        ("size(o.items.filter(i, i.price > 11.0)) == 1", {"o": {"items": ITEMS}}, True),
+    ],
+)  # fmt: skip
+def test_the_list_functions(source: str, data: dict[str, Any], value: Any) -> None:
+    """lists.sum adds exactly (10.10 + 12.45 is 22.55), lists.zip pairs, lists.index looks
+    elements up by a key, lists.distinct drops repeats keeping the first."""
+    assert run(compile_expression(source), data) == (VALUE, value)
+
+
+@pytest.mark.parametrize(
+    ("source", "data", "why"),
+    [
+        ("lists.sum(xs)", {"xs": ["1"]}, "lists.sum': arguments it cannot take (a list of numbers expected)"),
+        ("lists.sum(xs)", {"xs": [True]}, "a list of numbers expected"),
+        ("lists.sum(xs)", {"xs": {"a": 1}}, "lists.sum': arguments it cannot take (a list expected)"),
+        ("lists.sum(xs)", {"xs": [1.0] * (MAX_LIST + 1)}, "lists.sum': a list of 101 elements; at most 100"),
+        ("lists.sum(a, b)", {"a": [1.0], "b": [1.0]}, "a list expected"),
+        ("lists.zip(a, b)", {"a": [1.0], "b": [1.0, 2.0]}, "lists.zip': lists of different length (1 and 2)"),
+        ("lists.zip(a, b)", {"a": [1.0], "b": "x"}, "lists expected"),
+        ("lists.zip(a, b)", {"a": [1.0] * (MAX_LIST + 1), "b": [1.0] * (MAX_LIST + 1)}, "a list of 101 elements"),
+        ('lists.index(a, "id")', {"a": [{"id": "x"}, {"id": "x"}]}, "lists.index': two elements have id 'x'"),
+        ('lists.index(a, "id")', {"a": [{"id": "x"}, {"no": "y"}]}, "lists.index': element 1 has no string 'id'"),
+        ('lists.index(a, "id")', {"a": [{"id": 1}]}, "element 0 has no string 'id'"),
+        ('lists.index(a, "id")', {"a": ["x"]}, "element 0 has no string 'id'"),
+        ("lists.index(a, 1)", {"a": []}, "a list of maps and a key expected"),
+        ("lists.distinct(a)", {"a": [["x"]]}, "a list of strings or numbers expected"),
+        ("lists.distinct(a)", {"a": list(range(MAX_LIST + 1))}, "a list of 101 elements"),
+    ],
+)  # fmt: skip
+def test_a_list_function_given_what_it_cannot_take_fails_closed(
+    source: str, data: dict[str, Any], why: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Wrong arguments, lists of different length, a missing or repeated key and a list
+    longer than MAX_LIST fail, saying why, and nothing is written to standard error."""
+    status, message = run(compile_expression(source), data)
+    assert status == FAILED and why in message
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("source", "why"),
+    [
+        ("sum([1.0]) > 0.0", "unknown function: sum (did you mean lists.sum?)"),
+        ("zip(a, b) == []", "did you mean lists.zip?"),
+        ("a.distinct() == []", "unknown function: a.distinct (did you mean lists.distinct?)"),
+        ("math.sum([1.0]) > 0.0", "unknown function: math.sum (did you mean lists.sum?)"),
+        ("lists.least(1.0, 2.0) > 0.0", "unknown function: lists.least (did you mean math.least?)"),
+        ("a.lists.sum([1.0]) > 0.0", "did you mean lists.sum?"),
+    ],
+)  # fmt: skip
+def test_a_list_function_needs_its_namespace(source: str, why: str) -> None:
+    """`sum` without `lists.` (or under another namespace) is refused, like `least` without `math.`."""
+    with pytest.raises(ExpressionError, match=re.escape(why)):
+        compile_expression(source)
+
+
+def test_the_lists_namespace_is_no_field() -> None:
+    """A call of a list function reads only its arguments' fields."""
+    assert compile_expression('lists.index(o.items, "id")["A1"].price > 1.0').paths == ("o.items",)
