@@ -185,7 +185,7 @@ class MemoryTransaction:
     def pending_actions(self, case_ids: Sequence[str]) -> list[PendingAction]:
         return [
             PendingAction(a["id"], a["case_id"], a["idempotency_key"], a["type"], a["amount"],
-                          a["currency"])
+                          a["currency"], a.get("params"))
             for a in self.data.actions
             if a["case_id"] in case_ids and a["status"] == "pending"
         ]  # fmt: skip

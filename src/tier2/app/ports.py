@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from tier2.core.model import describe_params
 from tier2.core.sla import StatusChange
 
 StoreHandle = Any
@@ -45,6 +46,16 @@ class ActionOrder:
     type: str
     amount: float | None
     currency: str | None
+    # Its parameters (the decision's `to`, `items` and the library's own), as the decision
+    # gives them: name -> a string, number, bool, or (items) a list of strings.
+    params: Mapping[str, Any] | None = None
+
+    def words(self) -> str:
+        """The action on one line: `refund 20.00 USD to gift_card, items A1, A2`."""
+        head = self.type + (
+            "" if self.amount is None else f" {self.amount:,.2f} {self.currency or ''}".rstrip()
+        )
+        return head + describe_params(tuple((self.params or {}).items()))
 
 
 @dataclass(frozen=True)
@@ -197,6 +208,7 @@ class PendingAction:
     type: str
     amount: float | None
     currency: str | None
+    params: dict[str, Any] | None = None  # None: the action has no parameters
 
 
 AuditEntry = tuple[datetime, str | None, str, dict[str, Any]]  # at, case id, event, data

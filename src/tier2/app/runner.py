@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -560,6 +560,7 @@ class Runner:
                 "idempotency_key": f"{row['case_id']}:{row['seq']}:{i}:{action['type']}",
                 "amount": action.get("amount"),
                 "currency": action.get("currency"),
+                "params": action_params(action),
                 "status": "pending",
             }
             for row in rows
@@ -583,7 +584,8 @@ class Runner:
         tickets = {c.id: c.ticket_id for c in cases}
         pending = tx.pending_actions(list(tickets))
         orders = [
-            ActionOrder(tickets[a.case_id], a.key, a.type, a.amount, a.currency) for a in pending
+            ActionOrder(tickets[a.case_id], a.key, a.type, a.amount, a.currency, a.params)
+            for a in pending
         ]
         results = self.desk.carry_out(tx.handle, orders, now) if orders else []
         if orders:
@@ -592,6 +594,7 @@ class Runner:
         entries: list[AuditEntry] = [
             (now, a.case_id, "action",
              {"key": a.key, "type": a.type, "amount": a.amount, "currency": a.currency,
+              **({"params": a.params} if a.params else {}),
               "ticket": tickets[a.case_id], **result})
             for a, result in zip(pending, results, strict=True)
         ]  # fmt: skip
@@ -671,6 +674,15 @@ class Runner:
         return [(cid, data["outcome"]) for cid, _, _, data in finished]
 
 
+_ACTION_KEYS = frozenset({"type", "amount", "currency"})
+
+
+def action_params(action: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The parameters of an action of the decision (its keys after the currency), or None."""
+    params = {k: v for k, v in action.items() if k not in _ACTION_KEYS}
+    return params or None
+
+
 def _first_reason(summary: Summary) -> str:
     reasons = summary.get("reasons") or [{}]
     return str(reasons[0].get("code", ""))
@@ -690,7 +702,7 @@ def _decided_move(row: dict[str, Any], summary: Summary, actions: list[dict[str,
         "body": json_digest(row["body"]),
         "actions": [
             {"key": a["idempotency_key"], "type": a["type"], "amount": a["amount"],
-             "currency": a["currency"]}
+             "currency": a["currency"], **({"params": a["params"]} if a["params"] else {})}
             for a in actions
         ],
     }  # fmt: skip

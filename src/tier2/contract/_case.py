@@ -518,10 +518,20 @@ def _has_object_line(data: bytes) -> bool:
 
 
 def _action(a: m.Action) -> dict[str, Any]:
+    """An action as the contract gives it: its parameters as keys after the currency, only
+    when it has them (`to`, `items`, then the library's own, by name)."""
     out: dict[str, Any] = {"type": a.type}
     if a.amount is not None:
         out["amount"] = a.amount
         out["currency"] = a.currency
+    if a.params:
+        params = dict(a.params)
+        for name in ("to", "items"):
+            if name in params:
+                out[name] = params.pop(name)
+        out.update(params)
+        if "items" in out:
+            out["items"] = list(out["items"])
     return out
 
 
@@ -565,7 +575,8 @@ def decision_text(d: m.Decision) -> str:
     lines.append("Policies matched: " + (", ".join(d.policies) or "none"))
     verb = "Actions" if d.outcome is m.Outcome.RESOLVE else "Recommended actions"
     acts = [
-        a.type if a.amount is None else f"{a.type} {a.amount:,.2f} {a.currency or ''}".rstrip()
+        (a.type if a.amount is None else f"{a.type} {a.amount:,.2f} {a.currency or ''}".rstrip())
+        + m.describe_params(a.params)
         for a in d.actions
     ]
     lines.append(f"{verb}: " + (", ".join(acts) or "none"))

@@ -29,7 +29,16 @@ from operator import attrgetter
 from typing import Any, NamedTuple
 
 from tier2.core.library import Library
-from tier2.core.model import Action, Case, Customer, Handoff, Outcome, StageRecord, Ticket
+from tier2.core.model import (
+    Action,
+    Case,
+    Customer,
+    Handoff,
+    Outcome,
+    StageRecord,
+    Ticket,
+    describe_params,
+)
 from tier2.core.stages import (
     Applied,
     Gathered,
@@ -206,8 +215,40 @@ class Documents(NamedTuple):
     record: StageRecord
 
 
+_ACTION_KEYS = frozenset({"type", "amount", "currency"})
+
+
 def _action(a: Action) -> dict[str, Any]:
-    return {"type": a.type, "amount": a.amount, "currency": a.currency}
+    """An action for the templates and the handoff form: its parameters (the case's values)
+    as keys after the currency, only when it has them (`to`, `items`, then the others)."""
+    out: dict[str, Any] = {"type": a.type, "amount": a.amount, "currency": a.currency}
+    if a.params:
+        params = dict(a.params)
+        for name in ("to", "items"):
+            if name in params:
+                out[name] = _plain_param(params.pop(name))
+        out.update((name, _plain_param(value)) for name, value in params.items())
+    return out
+
+
+def _plain_param(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _param_texts(action: Mapping[str, Any]) -> list[Any]:
+    """The strings of an action's parameters (the case's text)."""
+    texts: list[Any] = []
+    for name, value in action.items():
+        if name not in _ACTION_KEYS:
+            texts += value if isinstance(value, list) else [value]
+    return [t for t in texts if isinstance(t, str)]
+
+
+def _escaped_action(action: Mapping[str, Any], line: _Escape, block: _Escape) -> dict[str, Any]:
+    return {
+        name: value if name in ("type", "amount") else _escaped(value, line, block)
+        for name, value in action.items()
+    }
 
 
 def _prescription(m: PolicyMatch) -> str:
@@ -218,7 +259,8 @@ def _prescription(m: PolicyMatch) -> str:
         Outcome.ESCALATE: f"escalate to {p.escalate_to}",
     }[p.outcome]
     acts = ", ".join(
-        a.type if a.amount is None else f"{a.type} {a.amount:,.2f} {a.currency or ''}".rstrip()
+        (a.type if a.amount is None else f"{a.type} {a.amount:,.2f} {a.currency or ''}".rstrip())
+        + describe_params(a.params)
         for a in m.actions
     )
     return head + (f": {acts}" if acts else "")
@@ -367,6 +409,7 @@ def _form_texts(form: Mapping[str, Any]) -> list[Any]:
         texts.append(f["detail"])
     for a in form["recommendation"]["actions"]:
         texts.append(a["currency"])
+        texts += _param_texts(a)
     for c in form["recommendation"]["conflicting_policies"]:
         texts.append(c["prescription"])
     return texts
@@ -584,6 +627,7 @@ def _context(
         ],
         "handoff_form": handoff_form,
         "base_guidance": resolution.guidance,
+        "guidances": list(resolution.guidances),  # several (library order), or none
         "earlier": earlier_decisions(case),
     }
 
@@ -595,9 +639,7 @@ def _escaped_context(raw: Mapping[str, Any], line: _Escape, block: _Escape) -> d
         "case": _escaped(raw["case"], line, block),
         "reasons": [{**r, "detail": line(r["detail"])} for r in raw["reasons"]],
         "conflict": [{**c, "prescription": line(c["prescription"])} for c in raw["conflict"]],
-        "actions": [
-            {**a, "currency": _escaped(a["currency"], line, block)} for a in raw["actions"]
-        ],
+        "actions": [_escaped_action(a, line, block) for a in raw["actions"]],
         "stages": [{**s, "decided": line(s["decided"])} for s in raw["stages"]],
         "handoff_form": _escaped(raw["handoff_form"], line, block),
         "earlier": _escaped(raw["earlier"], line, block),
@@ -642,8 +684,9 @@ def _template_contexts(
                 texts.append(f.reason.detail)
             for c in raw["conflict"]:
                 texts.append(c["prescription"])
-            for a in resolution.actions:
-                texts.append(a.currency)
+            for a in raw["actions"]:
+                texts.append(a["currency"])
+                texts += _param_texts(a)
         if not _changed(list(filter(None, texts))):
             return raw, raw
     return (
@@ -761,12 +804,20 @@ def fallback_documents(
         ),
     ]
     actions = ", ".join(
-        md_line(a.type if a.amount is None else f"{a.type} {a.amount:,.2f} {a.currency or ''}")
+        md_line(
+            (a.type if a.amount is None else f"{a.type} {a.amount:,.2f} {a.currency or ''}")
+            + describe_params(a.params)
+        )
         for a in resolution.actions
     )
     lines += ["", f"**Actions** (not carried out): {actions or 'none'}"]
     returned = outcome is Outcome.RETURN_TO_TIER1
-    guidance = ((resolution.guidance or "").strip() or None) if returned else None
+    written = (
+        "\n".join(f"- {g.strip()}" for g in resolution.guidances)
+        if resolution.guidances
+        else (resolution.guidance or "")
+    )
+    guidance = (written.strip() or None) if returned else None
     reply = None if returned else _HOLDING_REPLY
     form = (
         _escalation_handoff(case, resolution, applied, gathered)

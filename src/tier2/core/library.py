@@ -165,6 +165,12 @@ class Routing:
 class ActionSpec:
     type: str
     amount: Expression | None = None
+    # The parameter expressions, sorted by name: "to", "items" and the library's own.
+    params: tuple[tuple[str, Expression], ...] = ()
+
+    def place(self, name: str) -> str:
+        """Where a parameter is written in the action: `to`, `items` or `params.NAME`."""
+        return name if name in ("to", "items") else f"params.{name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,4 +256,5 @@ class Library:
             out.extend(p.when)
             out.extend(p.unless)
             out.extend(a.amount for a in p.actions if a.amount is not None)
+            out.extend(e for a in p.actions for _, e in a.params)
         return tuple(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -149,10 +150,17 @@ class Action:
     type: str
     amount: float | None = None
     currency: str | None = None
+    # The action's parameters, sorted by name: "to" (its destination), "items" (a tuple of
+    # strings) and the library's own named parameters; each a string, number or bool.
+    params: tuple[tuple[str, JSON], ...] = ()
 
-    def key(self) -> tuple[str, float | None]:
-        """What makes two prescribed actions the same: type and amount."""
-        return (self.type, self.amount)
+    def key(self) -> tuple[str, float | None, tuple[tuple[str, JSON], ...]]:
+        """What makes two prescribed actions the same: type, amount and parameters."""
+        return (self.type, self.amount, self.params)
+
+    def param(self, name: str) -> JSON:
+        """The value of a parameter (None: the action has none of that name)."""
+        return next((v for k, v in self.params if k == name), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,3 +189,32 @@ class Decision:
     library_version: str
     library_digest: str
     escalation_handoff: Mapping[str, JSON] | None = None
+
+
+def describe_params(params: tuple[tuple[str, Any], ...]) -> str:
+    """An action's parameters in words, after its type and amount: ` to gift_card, items A1,
+    A2, direction to_customer` (empty without parameters)."""
+    if not params:
+        return ""
+    shown = dict(params)
+    words: list[str] = []
+    if "to" in shown:
+        words.append(f"to {_param_text(shown.pop('to'))}")
+    if "items" in shown:
+        items = shown.pop("items")
+        words.append("items " + (", ".join(items) if items else "none"))
+    words += [f"{name} {_param_text(value)}" for name, value in shown.items()]
+    return _CONTROLS.sub(" ", " " + ", ".join(words))
+
+
+# Line breaks and other control characters: a case's value in an action's words stays on
+# its line (the documents escape it further for Markdown or plain text).
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)

@@ -19,6 +19,7 @@ from tier2.core.model import (
     Reason,
     ReasonCode,
     StageRecord,
+    describe_params,
 )
 from tier2.core.money import MAX_AMOUNT, MoneyRule, round_money
 
@@ -450,7 +451,7 @@ class PolicyMatch(NamedTuple):
     policy: Policy
     actions: tuple[Action, ...]
 
-    def prescription(self) -> tuple[Outcome, str | None, frozenset[tuple[str, float | None]]]:
+    def prescription(self) -> tuple[Outcome, str | None, frozenset[tuple[Any, ...]]]:
         """Outcome, target and set of actions: two matches conflict when these differ."""
         return (
             self.policy.outcome,
@@ -466,6 +467,9 @@ class Finding(NamedTuple):
     outcome: Outcome
     escalate_to: str | None = None
     guidance: str | None = None
+    # Every distinct guidance, when several policies that agree return the case (library
+    # order; the first is `guidance`); empty otherwise.
+    guidances: tuple[str, ...] = ()
 
 
 class Applied(NamedTuple):
@@ -479,27 +483,83 @@ class Applied(NamedTuple):
     failures: tuple[Failure, ...] = ()
 
 
+class ActionFailed(ClauseFailed):
+    """An action's parameter that cannot be computed, or is not of its kind: `where` names it
+    in the policy (`actions[0].to`, `actions[1].params.direction`)."""
+
+    def __init__(self, expression: Expression, why: str, where: str) -> None:
+        super().__init__(expression, why)
+        self.where = where
+
+
+class _ParamAbsent(Exception):
+    """An action's amount or parameter reads a field the case does not have."""
+
+
 def _price(
     policy: Policy, scope: Scope, currency: str | None, rule: MoneyRule
 ) -> tuple[Action, ...] | None:
-    """The policy's actions with amounts computed (rounded by the library's money rule); None
-    if an amount reads a field the case does not have (the policy does not match);
-    ClauseFailed if it cannot be computed."""
+    """The policy's actions with amounts (rounded by the library's money rule) and
+    parameters computed; None if one reads a field the case does not have (the policy does
+    not match); ClauseFailed if one cannot be computed."""
     out: list[Action] = []
-    for spec in policy.actions:
-        if spec.amount is None:
-            out.append(Action(type=spec.type))
-            continue
+    for i, spec in enumerate(policy.actions):
+        amount: float | None = None
+        if spec.amount is not None:
+            try:
+                value = scope.value(spec.amount)
+            except EvaluationError as exc:
+                if exc.absent:
+                    return None
+                raise ClauseFailed(spec.amount, str(exc)) from None
+            amount = _amount(spec.amount, value, rule)
         try:
-            value = scope.value(spec.amount)
-        except EvaluationError as exc:
-            if exc.absent:
-                return None
-            raise ClauseFailed(spec.amount, str(exc)) from None
+            params = tuple(
+                (name, _param(scope, e, name, f"actions[{i}].{spec.place(name)}"))
+                for name, e in spec.params
+            )
+        except _ParamAbsent:
+            return None
         out.append(
-            Action(type=spec.type, amount=_amount(spec.amount, value, rule), currency=currency)
+            Action(
+                type=spec.type,
+                amount=amount,
+                currency=None if amount is None else currency,
+                params=params,
+            )
         )
     return tuple(out)
+
+
+MAX_ITEMS = 100  # the items an action may name
+
+
+def _param(scope: Scope, expression: Expression, name: str, where: str) -> Any:
+    """An action's parameter: `items` a list of at most MAX_ITEMS strings (as a tuple), any
+    other a string, a number or a bool; _ParamAbsent, or ActionFailed naming where it is."""
+    try:
+        value = scope.value(expression)
+    except EvaluationError as exc:
+        if exc.absent:
+            raise _ParamAbsent from None
+        raise ActionFailed(expression, str(exc), where) from None
+    if name == "items":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ActionFailed(
+                expression, f"its value is {value!r:.40}, not a list of strings", where
+            )
+        if len(value) > MAX_ITEMS:
+            raise ActionFailed(
+                expression, f"it names {len(value)} items; at most {MAX_ITEMS}", where
+            )
+        return tuple(value)
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float) and math.isfinite(value):
+        return value
+    raise ActionFailed(
+        expression, f"its value is {value!r:.40}, not a string, a number or a bool", where
+    )
 
 
 def _amount(expression: Expression, value: Any, rule: MoneyRule) -> float:
@@ -600,6 +660,8 @@ def _policy_step(
     winner: PolicyMatch | None,
     conflict: tuple[PolicyMatch, ...],
     currency: str | None,
+    *,
+    matched: list[PolicyMatch],
 ) -> Finding:
     """A4 step 6: exactly one finding from the policies of the library."""
     if conflict:
@@ -612,6 +674,7 @@ def _policy_step(
             Reason(ReasonCode.POLICY_RETURN, f"{policy.id} matched", policy.id),
             Outcome.RETURN_TO_TIER1,
             guidance=policy.guidance,
+            guidances=_guidances(policy, matched),
         )
     if policy.outcome is Outcome.ESCALATE:
         return Finding(
@@ -632,6 +695,17 @@ def _policy_step(
         Reason(ReasonCode.POLICY_RESOLUTION, f"{policy.id} matched", policy.id),
         Outcome.RESOLVE,
     )
+
+
+def _guidances(winner: Policy, matched: list[PolicyMatch]) -> tuple[str, ...]:
+    """The distinct guidance of every policy of the winner's precedence (they agree: all
+    return the case), in library order, when there are several; else none."""
+    found: list[str] = []
+    for m in matched:
+        g = m.policy.guidance
+        if m.policy.precedence == winner.precedence and g and g not in found:
+            found.append(g)
+    return tuple(found) if len(found) > 1 else ()
 
 
 def _rule_findings(
@@ -738,6 +812,11 @@ def _match_policies(
             if not scope.all_hold(policy.when) or scope.any_holds(policy.unless):
                 continue
             actions = _price(policy, scope, currency, library.money)
+        except ActionFailed as exc:
+            failures.append(
+                Failure(f"policy {policy.id}", exc.where, exc.expression.source, exc.why)
+            )
+            continue
         except ClauseFailed as exc:
             places = {
                 "when[{}]": policy.when,
@@ -828,7 +907,7 @@ def apply_policy(case: Case, library: Library, received: Received, gathered: Gat
     findings = _closed_findings(library, currency, failures)
     findings += _rule_findings(case, library, received, gathered, fired)
     winner, conflict, overridden = _by_precedence(matched)
-    findings.append(_policy_step(library, gathered, winner, conflict, currency))
+    findings.append(_policy_step(library, gathered, winner, conflict, currency, matched=matched))
 
     first = findings[0].reason
     record = StageRecord(
@@ -872,6 +951,8 @@ class Resolution(NamedTuple):
     actions: tuple[Action, ...]
     guidance: str | None
     record: StageRecord
+    # Every distinct guidance when several policies return the case (see Finding.guidances).
+    guidances: tuple[str, ...] = ()
 
 
 def resolve_or_escalate(library: Library, applied: Applied) -> Resolution:
@@ -905,8 +986,10 @@ def resolve_or_escalate(library: Library, applied: Applied) -> Resolution:
         },
         decided=decided,
     )
-    return Resolution(outcome, target, actions, guidance, record)
+    guidances = first.guidances if outcome is Outcome.RETURN_TO_TIER1 else ()
+    return Resolution(outcome, target, actions, guidance, record, guidances)
 
 
 def _describe(a: Action) -> str:
-    return a.type if a.amount is None else f"{a.type} {_fmt(a.amount, a.currency)}"
+    head = a.type if a.amount is None else f"{a.type} {_fmt(a.amount, a.currency)}"
+    return head + describe_params(a.params)

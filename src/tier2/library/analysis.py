@@ -76,6 +76,7 @@ def expression_sources(library: Library) -> list[tuple[str, str]]:
         out.extend(
             (f"policy {pol.id}", a.amount.source) for a in pol.actions if a.amount is not None
         )
+        out.extend((f"policy {pol.id}", e.source) for a in pol.actions for _, e in a.params)
     return out
 
 

@@ -198,7 +198,11 @@ def _policy(p: Policy) -> dict[str, Any]:
         "outcome": p.outcome.value,
         "escalate_to": p.escalate_to,
         "actions": {
-            f"[{i}]": {"type": a.type, "amount": None if a.amount is None else a.amount.source}
+            f"[{i}]": {
+                "type": a.type,
+                "amount": None if a.amount is None else a.amount.source,
+                **{a.place(name): e.source for name, e in a.params},
+            }
             for i, a in enumerate(p.actions)
         },
         "guidance": p.guidance,

@@ -327,9 +327,36 @@ class SlaY(_Y):
     calendar: CalendarY
 
 
+# The keys of an action a named parameter cannot take.
+ACTION_KEYS = ("type", "amount", "currency", "to", "items")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class ActionY(_Y):
     type: str
     amount: str | None = None
+    to: str | None = None  # the destination: a CEL expression
+    items: str | None = None  # the items: a CEL expression giving a list of strings
+    params: dict[str, str] = {}  # any other named parameter: name -> CEL expression
+
+    @field_validator("params")
+    @classmethod
+    def _param_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not _IDENTIFIER.match(name):
+                raise ValueError(f"{name!r} is not a parameter name (letters, digits and _)")
+            if name in ACTION_KEYS:
+                raise ValueError(
+                    f"{name!r} is not a parameter name: it is a key of the action "
+                    f"({', '.join(ACTION_KEYS)})"
+                )
+        return v
+
+    def parameters(self) -> list[tuple[str, str, str]]:
+        """(name, where it is written, expression) of each parameter, sorted by name."""
+        found = [("to", "to", self.to), ("items", "items", self.items)]
+        found += [(name, f"params.{name}", e) for name, e in self.params.items()]
+        return sorted((n, w, e) for n, w, e in found if e is not None)
 
 
 class PolicyY(_Y):
@@ -741,6 +768,10 @@ def _policy(
                 None
                 if a.amount is None
                 else compile_(a.amount, pol_path, f"{where}: actions[{i}].amount"),
+                tuple(
+                    (name, compile_(e, pol_path, f"{where}: actions[{i}].{place}"))
+                    for name, place, e in a.parameters()
+                ),
             )
             for i, a in enumerate(p.actions)
         ),

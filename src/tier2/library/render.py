@@ -40,6 +40,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from tier2.core.documents import DocumentError, md_line
+from tier2.core.model import describe_params
 
 TEMPLATE_NAMES = ("note.md", "handoff.md", "guidance.md", "reply.md")
 MAX_STEPS = 100_000  # loop iterations and calls in one document (a library's templates)
@@ -380,6 +381,17 @@ def _money(value: Any) -> str:
     return "" if value is None else f"{float(value):,.2f}"
 
 
+_ACTION_KEYS = ("type", "amount", "currency")
+
+
+def _params(action: Any) -> str:
+    """An action's parameters in words, after its type and amount (` to gift_card, items A1,
+    A2`); empty when it has none."""
+    if not isinstance(action, Mapping):
+        return ""
+    return describe_params(tuple((k, v) for k, v in action.items() if k not in _ACTION_KEYS))
+
+
 def _datetime(value: Any, format: str = "%Y-%m-%d %H:%M %z") -> str:
     """An ISO 8601 time (as the data gives times) in `format` (strftime's)."""
     return "" if value is None else datetime.fromisoformat(str(value)).strftime(format)
@@ -489,6 +501,7 @@ def _environment(override: Path | None) -> _Sandbox:
     env.filters.update(_BOUNDED_FILTERS)
     env.filters.update(
         money=_money,
+        params=_params,
         datetime=_datetime,
         _tier2_loop=_loop,
         _tier2_sized=_sized,

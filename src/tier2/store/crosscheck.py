@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from tier2.app.ports import json_digest, text_digest
 from tier2.store.models import Action, Decision, LedgerEntry, Note, table
 
-_ACTION_FIELDS = frozenset({"key", "type", "amount", "currency", "ticket"})
+_ACTION_FIELDS = frozenset({"key", "type", "amount", "currency", "params", "ticket"})
 # the events whose step stores notes: tier2's documents, the SLA monitor's, a person's
 # resolution written from the console
 _STORING_NOTES = frozenset({"documented", "sla_breach", "resolved_by_human"})
@@ -56,6 +56,7 @@ class _Planned:
     type: Any
     amount: Any
     currency: Any
+    params: Any = None  # (an entry records them only when the action has them)
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,12 @@ class Recorded:
         for a in actions if isinstance(actions, list) else []:
             if isinstance(a, dict) and isinstance(a.get("key"), str):
                 self.planned[a["key"]] = _Planned(
-                    seq, decision, a.get("type"), a.get("amount"), a.get("currency")
+                    seq,
+                    decision,
+                    a.get("type"),
+                    a.get("amount"),
+                    a.get("currency"),
+                    a.get("params"),
                 )
 
 
@@ -229,7 +235,7 @@ def _actions(
     seen: set[str] = set()
     for row in _rows(
         session, a.id, a.case_id, a.decision_id, a.idempotency_key, a.type, a.amount,
-        a.currency, a.status, a.executed_at, a.result,
+        a.currency, a.params, a.status, a.executed_at, a.result,
     ):  # fmt: skip
         n += 1
         seen.add(row.idempotency_key)
@@ -269,6 +275,7 @@ def _planned(name: str, row: Any, p: _Planned, decision: tuple[str, int] | None)
         _differs(name, "type", row.type, p.type, p.entry)
         or _differs(name, "amount", row.amount, p.amount, p.entry)
         or _differs(name, "currency", row.currency, p.currency, p.entry)
+        or _differs(name, "parameters", row.params, p.params, p.entry)
     )
 
 
@@ -289,6 +296,7 @@ def _carried_out(name: str, row: Any, d: _Done | None) -> str | None:
         or _differs(name, "type", row.type, d.data.get("type"), d.entry)
         or _differs(name, "amount", row.amount, d.data.get("amount"), d.entry)
         or _differs(name, "currency", row.currency, d.data.get("currency"), d.entry)
+        or _differs(name, "parameters", row.params, d.data.get("params"), d.entry)
         or _differs(name, "time carried out", row.executed_at, d.at, d.entry)
         or _differs(name, "help desk's record", row.result, result, d.entry)
     )
@@ -299,7 +307,14 @@ def _ledger(session: Session, rec: Recorded) -> tuple[int, str | None]:
     n = 0
     seen: set[str] = set()
     for row in _rows(
-        session, le.id, le.idempotency_key, le.ticket_id, le.type, le.amount, le.currency
+        session,
+        le.id,
+        le.idempotency_key,
+        le.ticket_id,
+        le.type,
+        le.amount,
+        le.currency,
+        le.params,
     ):
         n += 1
         seen.add(row.idempotency_key)
@@ -318,6 +333,7 @@ def _ledger(session: Session, rec: Recorded) -> tuple[int, str | None]:
             or _differs(name, "type", row.type, d.data.get("type"), d.entry)
             or _differs(name, "amount", row.amount, d.data.get("amount"), d.entry)
             or _differs(name, "currency", row.currency, d.data.get("currency"), d.entry)
+            or _differs(name, "parameters", row.params, d.data.get("params"), d.entry)
             or (None if "ticket" not in d.data else _differs(
                 name, "ticket", row.ticket_id, d.data["ticket"], d.entry
             ))

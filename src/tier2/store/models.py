@@ -183,6 +183,8 @@ class LedgerEntry(Base):
     amount: Mapped[float | None] = mapped_column(Float)
     currency: Mapped[str | None] = mapped_column(String(3))
     at: Mapped[datetime]
+    # The action's parameters (destination `to`, `items`, the library's own); None: none.
+    params: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
 
 
 # --------------------------------------------------------------------------- the CRM
@@ -321,6 +323,8 @@ class Action(Base):
     type: Mapped[str] = mapped_column(String(32))
     amount: Mapped[float | None] = mapped_column(Float)
     currency: Mapped[str | None] = mapped_column(String(3))
+    # The action's parameters (destination `to`, `items`, the library's own); None: none.
+    params: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     executed_at: Mapped[datetime | None]
     result: Mapped[dict[str, Any] | None] = mapped_column(JsonType)

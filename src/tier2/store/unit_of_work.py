@@ -208,7 +208,7 @@ class SqlTransaction:
         rows = self.session.execute(
             select(
                 m.Action.id, m.Action.case_id, m.Action.idempotency_key, m.Action.type,
-                m.Action.amount, m.Action.currency,
+                m.Action.amount, m.Action.currency, m.Action.params,
             )
             .where(m.Action.case_id.in_(list(case_ids)), m.Action.status == "pending")
             .order_by(m.Action.id)

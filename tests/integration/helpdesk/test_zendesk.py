@@ -329,3 +329,17 @@ def test_another_agents_marked_comment_is_activity_for_the_sla_clock(tmp_path: P
     last = runner.desk.timelines([str(tid)])[str(tid)].last_owner_action
     assert last is not None
     assert last == datetime.fromisoformat(fake.audits[tid][-1]["created_at"])
+
+
+def test_an_actions_parameters_are_in_the_actions_field(tmp_path: Path) -> None:
+    """A refund to a gift card for two items: its line names the destination and the items."""
+    fake = _fake()
+    tid = fake.add_case(_examples("saas")[0], FIELDS, "tier2")
+    fake.tickets[tid]["custom_fields"].append({"id": 520, "value": None})
+    runner, _ = _runner(tmp_path, fake, "saas")
+    runner.desk.read_cases([str(tid)])
+    params = {"to": "gift_card", "items": ["A1", "A2"]}
+    order = ActionOrder(str(tid), f"ZD-{tid}:1:0:refund", "refund", 20.0, "USD", params)
+    runner.desk.carry_out(None, [order], datetime.now(UTC))  # type: ignore[arg-type]
+    listed = next(f["value"] for f in fake.tickets[tid]["custom_fields"] if f["id"] == 520)
+    assert listed == f"refund 20.00 USD to gift_card, items A1, A2 [ZD-{tid}:1:0:refund]"

@@ -136,3 +136,39 @@ def test_database_url_defaults_to_tier2_db(monkeypatch: pytest.MonkeyPatch) -> N
     """Without TIER2_DB the store is ./tier2.db."""
     monkeypatch.delenv("TIER2_DB", raising=False)
     assert database_url() == "sqlite:///tier2.db"
+
+
+def test_action_parameters_survive_an_upgrade(database_url: str) -> None:
+    """A store at 0015 upgrades to head keeping its rows; a ledger row then keeps the action's
+    parameters as written; downgrading to 0015 removes the columns again."""
+    from alembic import command
+
+    from tier2.store.db import alembic_config
+
+    config = alembic_config(database_url)
+    command.upgrade(config, "0015")
+    engine = make_engine(database_url)
+    now = datetime(2026, 3, 3, 10, 20, tzinfo=BERLIN)
+    with Session(engine) as session:  # (the tickets table is the same at 0015)
+        session.add(
+            m.Ticket(id="T", created_at=now, severity="low", category="billing", updated_at=now)
+        )
+        session.commit()
+    engine.dispose()
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    params = {"to": "gift_card", "items": ["A1", "A2"], "urgent": True}
+    with Session(engine) as session:
+        session.add(m.LedgerEntry(idempotency_key="C:1:0:refund", ticket_id="T", type="refund",
+                                  amount=20.0, currency="USD", at=now, params=params))  # fmt: skip
+        session.commit()
+    with Session(engine) as session:
+        assert session.scalars(select(m.LedgerEntry.params)).one() == params
+        assert session.scalars(select(m.Ticket.id)).one() == "T"
+    engine.dispose()
+    command.downgrade(config, "0015")
+    engine = make_engine(database_url)
+    columns = {c["name"] for c in inspect(engine).get_columns("actions")}
+    assert "params" not in columns and "amount" in columns
+    assert "params" not in {c["name"] for c in inspect(engine).get_columns("ledger")}
+    engine.dispose()

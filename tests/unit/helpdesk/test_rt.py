@@ -379,3 +379,18 @@ def test_every_request_names_rt_itself_as_referer() -> None:
 def test_rt_maps_every_case_field_a_deployment_may_name() -> None:
     """RT's default custom fields cover exactly the case fields tier2.toml may map."""
     assert tuple(DEFAULT_FIELDS) == CASE_FIELDS
+
+
+def test_an_actions_parameters_are_in_its_comment_and_field_value() -> None:
+    """A refund to a gift card for two items: the comment and the `Tier2 Actions` value name
+    the destination and the items (a line break in a case's value stays on the line)."""
+    fake = _FakeRt()
+    desk = _desk(fake)
+    params = {"to": "gift_card", "items": ["A1", "A2\nB"]}
+    order = ActionOrder("7", "RT-7:1:0:refund", "refund", 20.0, "USD", params)
+    desk.carry_out(None, [order], NOW)  # type: ignore[arg-type]
+    line = "refund 20.00 USD to gift_card, items A1, A2 B"
+    assert fake.posts[0][1]["Content"].startswith(f"tier2 carried out: {line}\n")
+    assert fake.puts == [
+        ("ticket/7", {"CustomFields": {"Tier2 Actions": [f"{line} [RT-7:1:0:refund]"]}})
+    ]

@@ -274,6 +274,7 @@ class LocalHelpDesk:
                         "type": o.type,
                         "amount": o.amount,
                         "currency": o.currency,
+                        "params": dict(o.params) if o.params else None,
                         "at": at,
                     }
                     for o in new

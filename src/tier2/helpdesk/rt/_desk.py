@@ -698,9 +698,7 @@ class RtHelpDesk:
         field_name = self.settings.cf("tier2.actions")
         touched: dict[str, list[str]] = {}
         for o in orders:
-            line = f"{o.type}" + (
-                "" if o.amount is None else f" {o.amount:,.2f} {o.currency or ''}".rstrip()
-            )
+            line = o.words()
             written = o.key in self._known_keys(o.ticket_id)
             if not written:
                 self._comment(

@@ -610,9 +610,7 @@ class ZendeskHelpDesk:
         in the actions field when one is configured), in one update."""
         results = []
         for o in orders:
-            line = o.type + (
-                "" if o.amount is None else f" {o.amount:,.2f} {o.currency or ''}".rstrip()
-            )
+            line = o.words()
             written = o.key in self._known_keys(o.ticket_id)
             if not written:
                 more: dict[str, Any] = {"additional_tags": [f"tier2_action_{o.type}"]}
