@@ -326,3 +326,39 @@ def test_hostile_text_is_escaped(tmp_path: Path, saas: tuple[Library, dict[str, 
     diff = diff_libraries(saas[0], load_library(str(folder)), saas[1], library_files(folder))
     text = render_text(diff)
     assert "\x1b" not in text and "\\x1b[2J" in text
+
+
+def test_changed_added_and_removed_definitions_are_named(tmp_path: Path) -> None:
+    """A definition whose expression changed, one only the old library has, one only the new."""
+    folders = []
+    for name, entries in (
+        ("old", ["seats_fee: {type: money, doc: Fee per seat., expr: 'customer.plan.monthly_fee / customer.plan.seats'}",
+                 "gone: {type: bool, doc: Not kept., expr: 'true'}"]),
+        ("new", ["seats_fee: {type: money, doc: Fee per seat., expr: 'customer.plan.monthly_fee / 10.0'}",
+                 "fresh: {type: list<string>, doc: New., expr: '[\"a\"]'}"]),
+    ):  # fmt: skip
+        folder = tmp_path / name
+        shutil.copytree(resolve_library_path("saas"), folder)
+        block = "definitions:\n" + "".join(f"  {e}\n" for e in entries)
+        replace("policies.yaml", "policies:\n", block + "policies:\n")(folder)
+        folders.append(load_library(str(folder)))
+    diff = diff_libraries(folders[0], folders[1])
+    assert not (diff.added or diff.removed or diff.changed)
+    assert [(name, [(c.field, c.kind, c.old, c.new) for c in cs]) for name, cs in diff.sections] == [
+        ("definitions", [
+            ("seats_fee.expr", "changed",
+             "customer.plan.monthly_fee / customer.plan.seats", "customer.plan.monthly_fee / 10.0"),
+            ("gone", "removed", {"type": "bool", "doc": "Not kept.", "expr": "true"}, None),
+            ("fresh", "added", None, {"type": "list<string>", "doc": "New.", "expr": '["a"]'}),
+        ]),
+    ]  # fmt: skip
+    text = render_text(diff)
+    assert (
+        "\nDefinitions\n  seats_fee.expr: customer.plan.monthly_fee / customer.plan.seats → "
+        "customer.plan.monthly_fee / 10.0\n  - gone: {" in text
+    )
+    assert diff.to_json()["definitions"][2] == {
+        "field": "fresh",
+        "change": "added",
+        "new": {"type": "list<string>", "doc": "New.", "expr": '["a"]'},
+    }

@@ -201,3 +201,33 @@ def test_lint_reaches_policies_over_lists_and_counts_failing_amounts(tmp_path: P
     )
     assert amount in failing and 0 < failing[amount].count < report.samples
     assert "not an amount between 0" in failing[amount].detail
+
+
+def test_a_definition_that_can_fail_is_reported_once_at_its_root(tmp_path: Path) -> None:
+    """A definition failing on generated cases is a finding of its own; one that fails only
+    because it reads it is not; a clause reading them is, with the case fields behind them."""
+    folder = tmp_path / "lib"
+    shutil.copytree(resolve_library_path("ecommerce"), folder)
+    policies = folder / "policies.yaml"
+    definitions = """definitions:
+  status_money: {type: money, doc: Not money at all., expr: 'facts.order.carrier_status'}
+  twice: {type: money, doc: Twice that., expr: 'status_money * 2.0'}
+policies:
+"""
+    text = policies.read_text().replace("policies:\n", definitions, 1)
+    policies.write_text(
+        text.replace(
+            "{type: replacement, amount: 'facts.order.value'}",
+            "{type: replacement, amount: 'twice'}",
+        )
+    )
+    report = lint_library(load_library(str(folder)), samples=500, seed=1)
+    failing = {f.subject[0]: f for f in report.of("can_fail")}
+    assert set(failing) == {"definition status_money", "policy damage.replacement"}
+    root = failing["definition status_money"]
+    assert "its value is a string, not money" in root.detail
+    assert set(root.example) == {"case_id", "facts.order.carrier_status"}
+    assert (
+        "definition twice: definition status_money: " in failing["policy damage.replacement"].detail
+    )
+    assert "facts.order.carrier_status" in failing["policy damage.replacement"].example

@@ -173,3 +173,78 @@ def test_invalid_yaml_is_named(folder: Path) -> None:
     (folder / "library.yaml").write_text("name: [unclosed\n")
     with pytest.raises(LibraryError, match=r"library\.yaml: not valid YAML"):
         load_library(str(folder))
+
+
+def _definitions(*entries: str) -> str:
+    """A `definitions:` section of these entries (`name: {type: ..., doc: ..., expr: ...}`)."""
+    return "definitions:\n" + "".join(f"  {e}\n" for e in entries)
+
+
+NUMBER = "{type: number, doc: A number., expr: '%s'}"
+CHAIN = [f"d{i}: {NUMBER % (f'd{i + 1} + 1.0' if i < 33 else '1.0')}" for i in range(34)]
+
+
+@pytest.mark.parametrize(
+    ("entries", "message"),
+    [
+        (["order-total: " + NUMBER % "1.0"], "definition order-total: a name is an identifier"),
+        (["ticket: " + NUMBER % "1.0"], "definition ticket: the name is a field of the case"),
+        (["received_at: " + NUMBER % "1.0"], "definition received_at: the name is a field of the case"),
+        (["int: " + NUMBER % "1.0"], "definition int: the name is a CEL word"),
+        (["lists: " + NUMBER % "1.0"], "definition lists: the name is a CEL word"),
+        (["size: " + NUMBER % "1.0"], "definition size: the name is a CEL word"),
+        (["invoice: " + NUMBER % "1.0"], "definition invoice: the name is a fact record (facts.invoice)"),
+        (["x: " + NUMBER % "1.0", "y: " + NUMBER % "2.0", "x: " + NUMBER % "3.0"], "definition x: defined twice"),
+        (["x: " + NUMBER % "1.0 +"], "policies.yaml: definition x: CEL does not compile"),
+        (["x: " + NUMBER % "facts.nope"], "definition x: reads facts.nope, which no case has"),
+        (["x: {type: integer, doc: A number., expr: '1'}"], "definition x: no type 'integer'"),
+        (["x: {type: list<decimal>, doc: A list., expr: '[1]'}"], "definition x: no type 'list<decimal>'"),
+        (["x: {type: map, doc: A map., expr: '{}'}"], "definition x: no type 'map'"),
+        (["x: {type: number, expr: '1'}"], "policies.yaml: definitions.x.doc: Field required"),
+        (["x: " + NUMBER % "y + 1.0", "y: " + NUMBER % "x * 2.0"], "definition x: definitions read each other: x -> y -> x"),
+        (["a: " + NUMBER % "b", "b: " + NUMBER % "c", "c: " + NUMBER % "b"], "definition b: definitions read each other: b -> c -> b"),
+        (["x: " + NUMBER % "x + 1.0"], "definition x: definitions read each other: x -> x"),
+        (["x: " + NUMBER % "1.0", "y: {type: bool, doc: A test., expr: 'facts.invoice.id.exists(x, x > 0)'}"], "definition y: a comprehension variable is named like a definition: x"),
+        (CHAIN, "definition d0: definitions read definitions more than 32 deep"),
+    ],
+)  # fmt: skip
+def test_bad_definitions_name_file_definition_and_problem(
+    folder: Path, entries: list[str], message: str
+) -> None:
+    """A definition that cannot be used says which file, which definition and what is wrong."""
+    edit(folder / "policies.yaml", "policies:\n", _definitions(*entries) + "policies:\n")
+    with pytest.raises(LibraryError) as err:
+        load_library(str(folder))
+    assert message in str(err.value)
+    assert "policies.yaml" in str(err.value)
+
+
+def test_a_policy_reading_an_unknown_name_is_refused(folder: Path) -> None:
+    """A bare name that is neither a field of the case nor a definition does not load."""
+    edit(folder / "policies.yaml", "'request.type == \"refund\"'", "'refund_total > 0.0'")
+    with pytest.raises(LibraryError, match="reads refund_total, which no case has"):
+        load_library(str(folder))
+
+
+def test_definitions_load_each_after_those_it_reads(folder: Path) -> None:
+    """Definitions read whole (a field or index beyond one is allowed); one no expression
+    uses is fine; they come in dependency order, typed and documented."""
+    entries = [
+        "total: {type: money, doc: The lines summed., expr: 'lines.A1 + lines[\"B2\"]'}",
+        "lines: {type: map<number>, doc: Prices by line., expr: '{\"A1\": 1.5, \"B2\": facts.invoice.amount}'}",
+        "unused: {type: list<map<string>>, doc: Not read by any policy., expr: '[{\"a\": \"b\"}]'}",
+        "big: {type: bool, doc: A large total., expr: 'total > 100.0'}",
+    ]  # fmt: skip
+    edit(folder / "policies.yaml", "policies:\n", _definitions(*entries) + "policies:\n")
+    edit(
+        folder / "policies.yaml",
+        "'request.type == \"refund\"'",
+        "'request.type == \"refund\" || big'",
+    )
+    library = load_library(str(folder))
+    assert [d.name for d in library.definitions] == ["lines", "total", "unused", "big"]
+    assert [(d.type, d.doc) for d in library.definitions][2] == (
+        "list<map<string>>",
+        "Not read by any policy.",
+    )
+    assert library.definitions[1].expression.source == 'lines.A1 + lines["B2"]'

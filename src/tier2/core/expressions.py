@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import cel
 
@@ -229,6 +229,11 @@ def field_paths(source: str) -> set[str]:
     return out
 
 
+def bound_names(source: str) -> set[str]:
+    """The comprehension variables an expression names (`i` in `xs.all(i, i > 0)`)."""
+    return set(_BOUND.findall(_STRING.sub('""', source)))
+
+
 def path_tree(paths: Iterable[str]) -> dict[str, Any]:
     """Paths as a tree; None marks a subtree needed whole."""
     tree: dict[str, Any] = {}
@@ -264,6 +269,7 @@ class Expression:
     steps: tuple[tuple[str, ...], ...] = ()  # the same paths, split at the dots
     tree: Mapping[str, Any] | None = None  # the same paths as a tree (see `prune`)
     loops: bool = False  # whether it has a comprehension (so list sizes bound its cost)
+    roots: tuple[str, ...] = ()  # the top-level names it reads, in the order of `paths`
 
 
 def compile_expression(source: str) -> Expression:
@@ -290,6 +296,7 @@ def compile_expression(source: str) -> Expression:
         steps=tuple(tuple(p.split(".")) for p in paths),
         tree=path_tree(paths),
         loops=loops,
+        roots=tuple(dict.fromkeys(p.split(".")[0] for p in paths)),
     )
 
 
@@ -616,18 +623,71 @@ def _kind_name(value: Any) -> str:
             type(None): "null"}.get(type(value), type(value).__name__)  # fmt: skip
 
 
+class Definition(Protocol):
+    """A library's named expression, as a Scope evaluates it (see `tier2.core.library`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def expression(self) -> Expression: ...
+
+    def settle(self, outcome: Outcome) -> Outcome:
+        """Its value from its expression's outcome (absent, or failed if not of its type)."""
+        ...
+
+
 class Scope:
     """One case's data as the library's expressions see it, and their outcomes on it.
 
     With a memo, an expression runs only on values it has not met before, and then on just
-    the fields it reads; without, on the whole view."""
+    the fields it reads; without, on the whole view.
 
-    __slots__ = ("_keys", "_memo", "_view")
+    A definition (`definitions`, by name) is evaluated when an expression reading its name
+    first runs, once for the case, and its value put into the view under its name; an
+    expression reading one that has no value has none either: failed (`definition NAME:
+    why`) if one it reads failed, else absent."""
 
-    def __init__(self, view: Mapping[str, Any], memo: Memo | None = None) -> None:
+    __slots__ = ("_definitions", "_keys", "_memo", "_settled", "_view")
+
+    def __init__(
+        self,
+        view: dict[str, Any],
+        memo: Memo | None = None,
+        definitions: Mapping[str, Definition] | None = None,
+    ) -> None:
         self._view = view
         self._memo = memo
         self._keys: dict[str, Any] = {}  # the key of the value at each path read so far
+        self._definitions = definitions or None
+        self._settled: dict[str, Outcome] = {}  # the definitions evaluated so far
+
+    def defined(self, definition: Definition) -> Outcome:
+        """The definition's outcome on this case (evaluated the first time it is asked)."""
+        found = self._settled.get(definition.name)
+        if found is None:
+            found = definition.settle(self.outcome(definition.expression))
+            self._settled[definition.name] = found
+            if found[0] == VALUE:
+                self._view[definition.name] = found[1]
+        return found
+
+    def _define(
+        self, definitions: Mapping[str, Definition], expression: Expression
+    ) -> Outcome | None:
+        """Evaluate the definitions the expression reads; if one has no value, the
+        expression's outcome (failed if one failed, else absent)."""
+        absent: Outcome | None = None
+        for name in expression.roots:
+            definition = definitions.get(name)
+            if definition is None:
+                continue
+            status, why = self.defined(definition)
+            if status == FAILED:
+                return (FAILED, f"definition {name}: {why}")
+            if status == ABSENT and absent is None:
+                absent = (ABSENT, f"definition {name}: {why}")
+        return absent
 
     def _key_at(self, path: str, steps: tuple[str, ...]) -> Any:
         key = self._keys.get(path, _UNREAD)
@@ -644,6 +704,10 @@ class Scope:
 
     def outcome(self, expression: Expression) -> Outcome:
         """The expression's value for this case, or why it has none."""
+        if self._definitions is not None:
+            unset = self._define(self._definitions, expression)
+            if unset is not None:
+                return unset
         if self._memo is None:
             return run(expression, self._view)
         outcomes, classify = self._memo.entry(expression)

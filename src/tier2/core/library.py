@@ -6,14 +6,19 @@ only the loaded, validated, frozen result.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from tier2.core.expressions import Expression, Memo
+from tier2.core.expressions import ABSENT, FAILED, VALUE, Expression, Memo
+from tier2.core.expressions import Outcome as Evaluated
 from tier2.core.model import Outcome
-from tier2.core.money import MoneyRule
+from tier2.core.money import MAX_AMOUNT, MoneyRule, round_money
 from tier2.core.types import Type
+
+CENTS = MoneyRule()  # the default rule: cents, half-up
 
 # The request types of the contract: what a library's cases may ask for unless it declares
 # its own (library.yaml `request.types`).
@@ -188,6 +193,125 @@ class Policy:
     source: str = ""  # the file it came from, for errors and lint
 
 
+# The value types a definition may declare: these scalars, `any`, and `list<T>`/`map<T>` of
+# them (nested), as written in policies.yaml.
+SCALAR_TYPES = ("string", "number", "money", "bool", "timestamp")
+
+
+class _Misfit(ValueError):
+    """A definition's value that is not of its type (why)."""
+
+
+def _kind(value: Any) -> str:
+    return {str: "a string", float: "a number", int: "a number", bool: "a boolean",
+            list: "a list", dict: "a map", datetime: "a timestamp", timedelta: "a duration",
+            bytes: "bytes", type(None): "null"}.get(type(value), type(value).__name__)  # fmt: skip
+
+
+def _inner(kind: str) -> tuple[str, str] | None:
+    """`list<T>` or `map<T>` as (list or map, T); None for any other type."""
+    for outer in ("list", "map"):
+        if kind.startswith(outer + "<") and kind.endswith(">"):
+            return outer, kind[len(outer) + 1 : -1].strip()
+    return None
+
+
+def conform(kind: str, value: Any, rule: MoneyRule = CENTS) -> Any:
+    """The value as a definition of type `kind` holds it (a number as a float, money
+    rounded by the library's rule); _Misfit if it is not of that type."""
+    if kind == "any":
+        return _conform_any(value, 0)
+    if kind in ("number", "money"):
+        return _number(kind, value, rule)
+    scalar = {"string": str, "bool": bool, "timestamp": datetime}.get(kind)
+    if scalar is not None:
+        if type(value) is not scalar:
+            raise _Misfit(f"its value is {_kind(value)}, not {kind}")
+        return value
+    outer, item = _inner(kind) or ("", "")
+    if outer == "list" and type(value) is list:
+        return [_element(item, v, f"[{i}]", rule) for i, v in enumerate(value)]
+    if outer == "map" and type(value) is dict:
+        return {_key(k): _element(item, v, f"[{k!r}]", rule) for k, v in value.items()}
+    raise _Misfit(f"its value is {_kind(value)}, not {kind}")
+
+
+def _number(kind: str, value: Any, rule: MoneyRule) -> float:
+    """A number (or money: rounded, at most MAX_AMOUNT either side of 0) as a float."""
+    if type(value) not in (int, float):
+        raise _Misfit(f"its value is {_kind(value)}, not {kind}")
+    if not math.isfinite(value):
+        raise _Misfit("its value is not a finite number")
+    if kind == "money":
+        if abs(value) > MAX_AMOUNT:
+            raise _Misfit(f"its value {value!r} is beyond {MAX_AMOUNT:,.0f}")
+        return round_money(float(value), rule)
+    return float(value)
+
+
+def _element(kind: str, value: Any, where: str, rule: MoneyRule) -> Any:
+    try:
+        return conform(kind, value, rule)
+    except _Misfit as exc:
+        raise _Misfit(f"{where}: {exc}") from None
+
+
+def _key(key: Any) -> str:
+    if type(key) is not str:
+        raise _Misfit(f"a map key is {_kind(key)}, not a string")
+    return key
+
+
+_ANY_SCALARS = (str, float, int, bool, datetime, timedelta, bytes, type(None))
+
+
+def _conform_any(value: Any, depth: int) -> Any:
+    """Any plain data: scalars, lists, and maps with string keys (as the view holds)."""
+    if depth > 32:
+        raise _Misfit("its value is nested too deep")
+    kind = type(value)
+    if kind is list:
+        return [_conform_any(v, depth + 1) for v in value]
+    if kind is dict:
+        return {_key(k): _conform_any(v, depth + 1) for k, v in value.items()}
+    if kind not in _ANY_SCALARS:
+        raise _Misfit(f"its value is {_kind(value)}")
+    return value
+
+
+def type_known(kind: str) -> bool:
+    """Whether `kind` is a definition type `conform` knows."""
+    nested = _inner(kind)
+    if nested is not None:
+        return type_known(nested[1])
+    return kind == "any" or kind in SCALAR_TYPES
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """A named, typed, documented expression (policies.yaml `definitions:`), read by its bare
+    name in any expression of the library and evaluated at most once per case."""
+
+    name: str
+    type: str  # any, a scalar of SCALAR_TYPES, list<T> or map<T>
+    doc: str
+    expression: Expression
+    money: MoneyRule = field(default_factory=MoneyRule)  # how its money value is rounded
+
+    def settle(self, outcome: Evaluated) -> Evaluated:
+        """Its value on a case from its expression's outcome: null is absent; a value not
+        of its type fails."""
+        status, value = outcome
+        if status != VALUE:
+            return outcome
+        if value is None:
+            return (ABSENT, "its value is null")
+        try:
+            return (VALUE, conform(self.type, value, self.money))
+        except _Misfit as exc:
+            return (FAILED, str(exc))
+
+
 @dataclass(frozen=True, slots=True)
 class SlaTarget:
     name: str  # "resolution", "first_response", ...
@@ -246,10 +370,21 @@ class Library:
     # decides, by the values they read (in `memo`).
     memoize: bool = True
     memo: Memo = field(default_factory=Memo, compare=False, repr=False)
+    # The definitions, each after those it reads.
+    definitions: tuple[Definition, ...] = ()
+    # The same by name (None when there are none: a case then pays nothing for them).
+    defined: Mapping[str, Definition] | None = field(
+        init=False, repr=False, compare=False, default=None
+    )
+
+    def __post_init__(self) -> None:
+        by_name = {d.name: d for d in self.definitions} or None
+        object.__setattr__(self, "defined", by_name)
 
     @property
     def expressions(self) -> tuple[Expression, ...]:
-        out: list[Expression] = [p.when for p in self.signals.complexity_points]
+        out: list[Expression] = [d.expression for d in self.definitions]
+        out.extend(p.when for p in self.signals.complexity_points)
         for t in self.triggers:
             out.extend(t.when)
         for p in self.policies:

@@ -417,7 +417,9 @@ def gather_context(case: Case, library: Library, now: datetime) -> Gathered:
     concerns = _concerns(case, settings)
     signals = _signals(case, history, concerns)
     scope = Scope(
-        _view(case, library, signals, now), memo=library.memo if library.memoize else None
+        _view(case, library, signals, now),
+        memo=library.memo if library.memoize else None,
+        definitions=library.defined,
     )
     failures: list[Failure] = []
     points = tuple(

@@ -65,8 +65,10 @@ def _through(path: str, elements: Mapping[str, str]) -> str:
 
 
 def expression_sources(library: Library) -> list[tuple[str, str]]:
-    """(owner, source) of every expression: owner names the policy, trigger or point."""
-    out: list[tuple[str, str]] = []
+    """(owner, source) of every expression: owner names the definition, policy, trigger or
+    point."""
+    out: list[tuple[str, str]] = [(f"definition {d.name}", d.expression.source)
+                                  for d in library.definitions]  # fmt: skip
     for p in library.signals.complexity_points:
         out.append((f"complexity point {p.id}", p.when.source))
     for t in library.triggers:
@@ -77,6 +79,22 @@ def expression_sources(library: Library) -> list[tuple[str, str]]:
             (f"policy {pol.id}", a.amount.source) for a in pol.actions if a.amount is not None
         )
         out.extend((f"policy {pol.id}", e.source) for a in pol.actions for _, e in a.params)
+    return out
+
+
+def case_paths(library: Library, source: str) -> set[str]:
+    """The fields of the case an expression reads, through the definitions it reads."""
+    defined = library.defined or {}
+    out: set[str] = set()
+    todo, seen = [source], {source}
+    while todo:
+        for path in field_paths(todo.pop()):
+            definition = defined.get(path.split(".")[0])
+            if definition is None:
+                out.add(path)
+            elif definition.expression.source not in seen:
+                seen.add(definition.expression.source)
+                todo.append(definition.expression.source)
     return out
 
 

@@ -25,6 +25,7 @@ from tier2.core.types import declaration
 YAML_FILES = ("library.yaml", "sla.yaml", "policies.yaml")  # compared by what they hold
 
 SECTIONS = {  # section -> its heading, in the order they are shown
+    "definitions": "Definitions",
     "library": "Library",
     "authority": "Authority ladder",
     "management_triggers": "Management triggers",
@@ -213,6 +214,10 @@ def _layout(lib: Library) -> dict[str, Any]:
     """Every setting besides the policies, by section."""
     ladder = lib.authority.ladder
     return {
+        "definitions": {
+            d.name: {"type": d.type, "doc": d.doc, "expr": d.expression.source}
+            for d in lib.definitions
+        },
         "library": {"name": lib.name, "version": lib.version, "title": lib.title},
         "authority": {
             "engine": lib.authority.engine,

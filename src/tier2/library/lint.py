@@ -3,8 +3,8 @@
 - likely conflicts: pairs of policies of equal precedence that both hold on some generated
   case and prescribe different outcomes, targets or actions (found by running the real
   matching over exhaustive generated cases, so what lint says is what `decide` does);
-- clauses and amounts that cannot be evaluated on some generated case (a case with them
-  goes to a human, see `library_error`);
+- clauses, amounts and definitions that cannot be evaluated on some generated case (a case
+  with them goes to a human, see `library_error`);
 - policies no generated case reaches;
 - clauses comparing `request.type` with a type the library does not declare (never true).
 
@@ -21,10 +21,11 @@ from typing import Any
 import orjson
 
 from tier2.contract import CaseError, Vocabulary, parse_case
+from tier2.core.expressions import FAILED, Scope
 from tier2.core.library import Library
 from tier2.core.model import Outcome, describe_params
 from tier2.core.stages import Failure, PolicyMatch, apply_policy, gather_context, receive
-from tier2.library.analysis import expression_sources, field_paths, tested_values
+from tier2.library.analysis import case_paths, expression_sources, tested_values
 from tier2.library.samples import CaseGenerator
 
 
@@ -81,11 +82,13 @@ def _raw_value(raw: dict[str, Any], path: str) -> Any:
     return node
 
 
-def _example(raw: dict[str, Any], a: PolicyMatch, b: PolicyMatch) -> dict[str, Any]:
+def _example(
+    library: Library, raw: dict[str, Any], a: PolicyMatch, b: PolicyMatch
+) -> dict[str, Any]:
     paths: set[str] = set()
     for pol in (a.policy, b.policy):
         for e in (*pol.when, *pol.unless):
-            paths |= field_paths(e.source)
+            paths |= case_paths(library, e.source)
     shown = {p: _raw_value(raw, p) for p in sorted(paths) if p not in ("received_at", "now")}
     return {"case_id": raw["case_id"], "received_at": raw["received_at"], **shown}
 
@@ -175,34 +178,52 @@ def _matches(library: Library, samples: int, seed: int) -> tuple[Counter[str], P
         applied = apply_policy(case, library, received, gathered)
         matched = applied.matched
         matches.update(m.policy.id for m in matched)
-        for failure in applied.failures:
-            _count_failure(failed, raw, failure)
+        for failure in (*_failed_definitions(library, gathered.scope), *applied.failures):
+            _count_failure(library, failed, raw, failure)
         for x, a in enumerate(matched):
             for b in matched[x + 1 :]:
                 if a.policy.precedence == b.policy.precedence and (
                     a.prescription() != b.prescription()
                 ):
-                    _count_pair(pairs, raw, a, b)
+                    _count_pair(library, pairs, raw, a, b)
     return matches, pairs, failed
 
 
-def _count_failure(failed: Failed, raw: dict[str, Any], failure: Failure) -> None:
+def _failed_definitions(library: Library, scope: Scope) -> list[Failure]:
+    """The definitions that fail on the case (each evaluated, read or not), but not those
+    failing only because a definition they read fails: that one is reported."""
+    failures: list[Failure] = []
+    defined = library.defined or {}
+    for d in library.definitions:
+        status, why = scope.defined(d)
+        inherited = any(
+            scope.defined(defined[r])[0] == FAILED for r in d.expression.roots if r in defined
+        )
+        if status == FAILED and not inherited:
+            failures.append(Failure(f"definition {d.name}", "expr", d.expression.source, why))
+    return failures
+
+
+def _count_failure(library: Library, failed: Failed, raw: dict[str, Any], failure: Failure) -> None:
     key = (failure.owner, failure.source)
     if key in failed:
         n, example, why = failed[key]
         failed[key] = (n + 1, example, why)
     else:
-        shown = {p: _raw_value(raw, p) for p in sorted(field_paths(failure.source))}
+        paths = sorted(case_paths(library, failure.source))
+        shown = {p: _raw_value(raw, p) for p in paths}
         failed[key] = (1, {"case_id": raw["case_id"], **shown}, failure.why)
 
 
-def _count_pair(pairs: Pairs, raw: dict[str, Any], a: PolicyMatch, b: PolicyMatch) -> None:
+def _count_pair(
+    library: Library, pairs: Pairs, raw: dict[str, Any], a: PolicyMatch, b: PolicyMatch
+) -> None:
     key = (a.policy.id, b.policy.id)
     if key in pairs:
         n, ex, pa, pb = pairs[key]
         pairs[key] = (n + 1, ex, pa, pb)
     else:
-        pairs[key] = (1, _example(raw, a, b), _prescription(a), _prescription(b))
+        pairs[key] = (1, _example(library, raw, a, b), _prescription(a), _prescription(b))
 
 
 def _conflicts(library: Library, pairs: Pairs) -> list[LintFinding]:

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tier2.contract import CaseError, Vocabulary, parse_case, printable
 from tier2.core import decide
-from tier2.core.expressions import Expression, ExpressionError, compile_expression
+from tier2.core.expressions import Expression, ExpressionError, bound_names, compile_expression
 from tier2.core.library import (
     REQUEST_TYPES,
     SWITCHABLE,
@@ -42,6 +42,7 @@ from tier2.core.library import (
     Authority,
     Calendar,
     ComplexityPoint,
+    Definition,
     HandoffProtocol,
     Library,
     Policy,
@@ -52,6 +53,7 @@ from tier2.core.library import (
     SlaTarget,
     Trigger,
     Window,
+    type_known,
 )
 from tier2.core.model import Outcome, ReasonCode
 from tier2.core.money import ISO_4217, MoneyRule
@@ -329,7 +331,7 @@ class SlaY(_Y):
 
 # The keys of an action a named parameter cannot take.
 ACTION_KEYS = ("type", "amount", "currency", "to", "items")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # (fullmatch)
 
 
 class ActionY(_Y):
@@ -343,7 +345,7 @@ class ActionY(_Y):
     @classmethod
     def _param_names(cls, v: dict[str, str]) -> dict[str, str]:
         for name in v:
-            if not _IDENTIFIER.match(name):
+            if not _IDENTIFIER.fullmatch(name):
                 raise ValueError(f"{name!r} is not a parameter name (letters, digits and _)")
             if name in ACTION_KEYS:
                 raise ValueError(
@@ -372,7 +374,14 @@ class PolicyY(_Y):
     guidance: str | None = None
 
 
+class DefinitionY(_Y):
+    type: str
+    doc: str
+    expr: str
+
+
 class PoliciesY(_Y):
+    definitions: dict[str, DefinitionY] = {}
     policies: list[PolicyY] = Field(min_length=1)
 
 
@@ -467,6 +476,13 @@ class _Compiler:
     def __init__(self, schema: Mapping[str, Any]) -> None:
         self.schema = schema
         self.interned: dict[str, Expression] = {}
+        self.defined: frozenset[str] = frozenset()  # the library's definitions
+
+    def define(self, names: frozenset[str]) -> None:
+        """Make these definition names known: each read whole, so any path beyond one is
+        allowed (`order_items.A1`)."""
+        self.defined = names
+        self.schema = {**self.schema, **dict.fromkeys(names)}
 
     def __call__(self, source: str, path: Path, where: str) -> Expression:
         found = self.interned.get(source)
@@ -485,6 +501,12 @@ class _Compiler:
                         "a known field; declare open records under `facts:` or `plan:` in "
                         f"library.yaml) (in: {_shown(source)})"
                     )
+            shadowing = sorted(bound_names(source) & self.defined)
+            if shadowing:
+                raise LibraryError(
+                    f"{path}: {where}: a comprehension variable is named like a definition: "
+                    f"{shadowing[0]} (in: {_shown(source)})"
+                )
             self.interned[source] = found
         return found
 
@@ -576,6 +598,8 @@ def load_library(name_or_path: str) -> Library:
     compile_ = _Compiler(
         schema_of(facts_types, plan_types, dict(lib.signals.mentions), list(lib.request.fields))
     )
+    money_rule = MoneyRule(lib.money.places, lib.money.rounding)
+    definitions = _definitions(pols, pol_path, set(lib.facts), compile_, money_rule)
     ladder = tuple(Role(r.role, r.limit, tuple(r.may)) for r in lib.authority.ladder)
     routing = _routing(lib, lib_path, ladder)
     targets = {r.name for r in ladder} | set(lib.teams)
@@ -617,7 +641,8 @@ def load_library(name_or_path: str) -> Library:
         currencies=_currencies(lib, lib_path),
         request_types=tuple(lib.request.types),
         request_fields=lib.request.field_types(),
-        money=MoneyRule(lib.money.places, lib.money.rounding),
+        money=money_rule,
+        definitions=definitions,
     )
     library = replace(
         library, view_names=frozenset(p.split(".")[0] for e in library.expressions for p in e.paths)
@@ -712,6 +737,98 @@ def _signals(lib: LibraryY, lib_path: Path, compile_: _Compiler) -> Signals:
             "is not a list under signals.mentions"
         )
     return signals
+
+
+# Names a definition may not take: CEL's keywords, reserved words, type and function names
+# (as a bare name they would not read the definition), and tier2's function namespaces.
+_NOT_DEFINITION_NAMES = frozenset(
+    """true false null in has int uint double string bool bytes list map type dyn null_type
+    math lists timestamp duration size as break const continue else for function if import
+    let loop package namespace return var void while""".split()  # noqa: SIM905 (readable)
+)
+MAX_DEFINITION_DEPTH = 32  # definitions reading definitions, this many deep at most
+
+
+def _definitions(
+    pols: PoliciesY, pol_path: Path, records: set[str], compile_: _Compiler, rule: MoneyRule
+) -> tuple[Definition, ...]:
+    """The definitions checked (name, type, expression, no cycle) and compiled, each after
+    those it reads; their names made known to the compiler."""
+    if not pols.definitions:
+        return ()
+    duplicate = _duplicate_definition(pol_path)
+    if duplicate is not None:
+        raise LibraryError(f"{pol_path}: definition {duplicate}: defined twice")
+    views = set(compile_.schema)
+    for name, d in pols.definitions.items():
+        where = f"{pol_path}: definition {name}"
+        if not _IDENTIFIER.fullmatch(name):
+            raise LibraryError(f"{where}: a name is an identifier (letters, digits, _)")
+        for taken, what in ((views, "a field of the case"), (_NOT_DEFINITION_NAMES, "a CEL word"),
+                            (records, "a fact record (facts.{0})")):  # fmt: skip
+            if name in taken:
+                raise LibraryError(f"{where}: the name is {what.format(name)}; choose another")
+        _definition_type(d.type, where)
+    compile_.define(frozenset(pols.definitions))
+    compiled = {
+        name: Definition(
+            name, d.type.strip(), d.doc, compile_(d.expr, pol_path, f"definition {name}"), rule
+        )
+        for name, d in pols.definitions.items()
+    }
+    return _dependency_order(compiled, pol_path)
+
+
+def _definition_type(kind: str, where: str) -> None:
+    """Refuse a type a definition cannot have: `any`, a scalar, or list<T>/map<T> of them.
+    (The one place to call a full type parser from, once library types have one.)"""
+    if not type_known(kind.strip()):
+        raise LibraryError(
+            f"{where}: no type {kind!r} (a definition is any, string, number, money, bool, "
+            "timestamp, or list<T> / map<T> of them)"
+        )
+
+
+def _duplicate_definition(pol_path: Path) -> str | None:
+    """A name given twice under `definitions:` (YAML keeps the last silently)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    root = yaml.compose(pol_path.read_text(encoding="utf-8"), Loader=loader)
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    for key, value in root.value:
+        if key.value == "definitions" and isinstance(value, yaml.MappingNode):
+            names = [k.value for k, _ in value.value]
+            return next((n for i, n in enumerate(names) if n in names[:i]), None)
+    return None
+
+
+def _dependency_order(compiled: Mapping[str, Definition], pol_path: Path) -> tuple[Definition, ...]:
+    """The definitions, each after the definitions it reads; a cycle, or a chain deeper
+    than MAX_DEFINITION_DEPTH, is a load error naming it."""
+    ordered: list[Definition] = []
+    depth: dict[str, int] = {}
+
+    def visit(name: str, chain: list[str]) -> int:
+        if name in depth:
+            return depth[name]
+        if name in chain:
+            cycle = " -> ".join([*chain[chain.index(name) :], name])
+            raise LibraryError(
+                f"{pol_path}: definition {name}: definitions read each other: {cycle}"
+            )
+        if len(chain) >= MAX_DEFINITION_DEPTH:
+            raise LibraryError(
+                f"{pol_path}: definition {chain[0]}: definitions read definitions more than "
+                f"{MAX_DEFINITION_DEPTH} deep"
+            )
+        reads = [r for r in compiled[name].expression.roots if r in compiled]
+        depth[name] = 1 + max((visit(r, [*chain, name]) for r in reads), default=0)
+        ordered.append(compiled[name])
+        return depth[name]
+
+    for name in compiled:
+        visit(name, [])
+    return tuple(ordered)
 
 
 def _policies(
