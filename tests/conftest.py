@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from tier2.contract import CaseError, decision_to_dict, parse_case
+from tier2.contract import CaseError, Vocabulary, decision_to_dict, parse_case
 from tier2.core import decide
 from tier2.core.library import Library
 from tier2.library.loader import load_library
@@ -129,7 +129,7 @@ def ecommerce() -> Library:
 
 
 def run(raw: Mapping[str, Any], library: Library, now: Any = None) -> dict[str, Any]:
-    case = parse_case(dict(raw), "test")
+    case = parse_case(dict(raw), "test", Vocabulary.of(library))
     assert not isinstance(case, CaseError), case.lines()
     return decision_to_dict(decide(case, library, now))
 

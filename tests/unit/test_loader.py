@@ -14,6 +14,10 @@ from tier2.core.money import MoneyRule
 from tier2.library.loader import LibraryError, load_library, resolve_library_path
 from tier2.library.samples import CaseGenerator
 
+SAAS_EXAMPLE = (
+    (Path(__file__).parents[2] / "examples" / "saas" / "cases.jsonl").read_bytes().splitlines()[0]
+)
+
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
@@ -248,3 +252,27 @@ def test_definitions_load_each_after_those_it_reads(folder: Path) -> None:
         "Not read by any policy.",
     )
     assert library.definitions[1].expression.source == 'lines.A1 + lines["B2"]'
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (b"{not json\n", r"examples\.jsonl: line 1: not valid JSON"),
+        (b'{"case_id": "X-1"}\n', r"examples\.jsonl: case X-1 \(line 1\): received_at: required"),
+        (b"\n" + SAAS_EXAMPLE.replace(b'"refund"', b'"teleport"') + b"\n", r"line 2\): handoff\.request\.type"),
+    ],
+)  # fmt: skip
+def test_bad_example_cases_are_load_errors(folder: Path, lines: bytes, message: str) -> None:
+    """An example case that is not JSON or not a valid case for the library names the file,
+    the line and the problem."""
+    (folder / "examples.jsonl").write_bytes(lines)
+    with pytest.raises(LibraryError, match=message):
+        load_library(str(folder))
+
+
+def test_example_cases_load_with_the_library(folder: Path) -> None:
+    """A library folder's examples.jsonl is read with it, one case per line, blank lines
+    skipped; a folder without one has none."""
+    assert load_library(str(folder)).examples == ()
+    (folder / "examples.jsonl").write_bytes(SAAS_EXAMPLE + b"\n\n" + SAAS_EXAMPLE + b"\n")
+    assert [e["case_id"] for e in load_library(str(folder)).examples] == ["NW-20417"] * 2

@@ -370,6 +370,9 @@ class Library:
     # decides, by the values they read (in `memo`).
     memoize: bool = True
     memo: Memo = field(default_factory=Memo, compare=False, repr=False)
+    # Example cases the library's folder holds (`examples.jsonl`, JSON as the contract's):
+    # `tier2 lint` decides them besides the generated ones.
+    examples: tuple[Mapping[str, Any], ...] = field(default=(), compare=False, repr=False)
     # The definitions, each after those it reads.
     definitions: tuple[Definition, ...] = ()
     # The same by name (None when there are none: a case then pays nothing for them).

@@ -14,6 +14,7 @@ errors, so a library with them does not get this far.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -48,6 +49,7 @@ class LintReport:
     seed: int
     findings: tuple[LintFinding, ...]
     matches: dict[str, int]
+    examples: int = 0  # the library's own example cases, decided besides the generated ones
 
     def of(self, kind: str) -> list[LintFinding]:
         return [f for f in self.findings if f.kind == kind]
@@ -119,8 +121,9 @@ def lint_library(library: Library, samples: int = 20000, seed: int = 7) -> LintR
             LintFinding(
                 "unreachable",
                 (p.id,),
-                f"{p.id} ({p.citation}) matched none of {samples} generated cases: its "
-                "conditions may contradict each other or read fields no case has",
+                f"{p.id} ({p.citation}) matched none of {samples} generated cases"
+                + (f" and {len(library.examples)} example cases" if library.examples else "")
+                + ": its conditions may contradict each other or read fields no case has",
             )
             for p in library.policies
             if matches[p.id] == 0
@@ -134,6 +137,7 @@ def lint_library(library: Library, samples: int = 20000, seed: int = 7) -> LintR
         policies=len(library.policies),
         samples=samples,
         seed=seed,
+        examples=len(library.examples),
         findings=tuple(findings),
         matches={p.id: matches[p.id] for p in library.policies},
     )
@@ -168,9 +172,10 @@ def _matches(library: Library, samples: int, seed: int) -> tuple[Counter[str], P
     matches: Counter[str] = Counter()
     pairs: Pairs = {}
     failed: Failed = {}
-    for i in range(samples):
-        raw = generator.case(i)
-        case = parse_case(raw, f"generated {i}", vocabulary)
+    examples = [(f"example {i + 1}", dict(raw)) for i, raw in enumerate(library.examples)]
+    generated = ((f"generated {i}", generator.case(i)) for i in range(samples))
+    for position, raw in itertools.chain(examples, generated):
+        case = parse_case(raw, position, vocabulary)
         if isinstance(case, CaseError):  # the generator only makes valid cases
             raise AssertionError("; ".join(case.lines()))
         received = receive(case, library)
@@ -249,7 +254,8 @@ def _conflicts(library: Library, pairs: Pairs) -> list[LintFinding]:
 def report_text(report: LintReport) -> str:
     lines = [
         f"tier2 lint: {report.library} {report.version} ({report.digest}): {report.policies} "
-        f"policies, {report.samples} generated cases (seed {report.seed})",
+        f"policies, {report.samples} generated cases (seed {report.seed})"
+        + (f" and {report.examples} example cases" if report.examples else ""),
         "",
     ]
     conflicts = report.of("conflict")

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
+import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -62,7 +63,7 @@ from tier2.library.analysis import schema_of, unknown_prefix
 from tier2.library.render import JinjaTemplates, TemplateLoadError
 from tier2.library.samples import CaseGenerator
 
-BUILT_IN = ("saas", "ecommerce")
+BUILT_IN = ("saas", "ecommerce", "retail")
 FILES = ("library.yaml", "sla.yaml", "policies.yaml")
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -647,6 +648,7 @@ def load_library(name_or_path: str) -> Library:
     library = replace(
         library, view_names=frozenset(p.split(".")[0] for e in library.expressions for p in e.paths)
     )
+    library = replace(library, examples=_examples(folder / "examples.jsonl", library))
     if (folder / "templates").is_dir():
         _smoke_render(library, folder / "templates")
     return library
@@ -895,6 +897,35 @@ def _policy(
         guidance=p.guidance,
         source=pol_path.name,
     )
+
+
+MAX_EXAMPLES = 1000  # example cases a library folder may hold
+MAX_EXAMPLES_BYTES = 4_000_000
+
+
+def _examples(path: Path, library: Library) -> tuple[dict[str, Any], ...]:
+    """The example cases of a library folder (`examples.jsonl`, one case per line), each a
+    valid case for the library; none if there is no such file."""
+    if not path.is_file():
+        return ()
+    if path.stat().st_size > MAX_EXAMPLES_BYTES:
+        raise LibraryError(f"{path}: larger than {MAX_EXAMPLES_BYTES:,} bytes")
+    vocabulary = Vocabulary.of(library)
+    out: list[dict[str, Any]] = []
+    for n, line in enumerate(path.read_bytes().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise LibraryError(f"{path}: line {n}: not valid JSON: {exc}") from None
+        case = parse_case(raw, f"line {n}", vocabulary)
+        if isinstance(case, CaseError):
+            raise LibraryError(f"{path}: {case.lines()[0]}")
+        out.append(raw)
+        if len(out) > MAX_EXAMPLES:
+            raise LibraryError(f"{path}: more than {MAX_EXAMPLES} example cases")
+    return tuple(out)
 
 
 def _smoke_render(library: Library, templates: Path) -> None:

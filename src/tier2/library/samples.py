@@ -34,6 +34,7 @@ MIX: Mapping[str, Mapping[str, float]] = {
              "contract": 5, "legal": 2, "security": 2, "other": 2},
     "ecommerce": {"refund": 28, "shipping": 25, "order": 14, "product": 15, "billing": 10,
                   "access": 3, "other": 5},
+    "retail": {"order": 55, "refund": 20, "shipping": 15, "product": 5, "other": 5},
 }  # fmt: skip
 REQUEST_MIX: Mapping[str, Mapping[str, float]] = {
     "billing": {"refund": 60, "credit": 20, "information": 12, "other": 8},
@@ -50,7 +51,10 @@ SEVERITY_MIX: Mapping[str, float] = {"critical": 4, "high": 18, "medium": 50, "l
 CHANNEL_MIX: Mapping[str, float] = {
     "email": 50, "chat": 25, "phone": 10, "web": 10, "social": 3, "review_site": 2,
 }  # fmt: skip
-SEGMENT_MIX: Mapping[str, Mapping[str, float]] = {"ecommerce": {"consumer": 90, "smb": 10}}
+SEGMENT_MIX: Mapping[str, Mapping[str, float]] = {
+    "ecommerce": {"consumer": 90, "smb": 10},
+    "retail": {"consumer": 95, "smb": 5},
+}
 BUSINESS_SEGMENT_MIX: Mapping[str, float] = {  # a company without a mix of its own
     "enterprise": 10, "mid_market": 25, "smb": 55, "consumer": 10,
 }  # fmt: skip
@@ -106,6 +110,7 @@ class CaseGenerator:
         """Case i of the stream. Every value comes from one generator seeded by (seed, library,
         i), drawn in the order written here: drawing in another order gives other cases."""
         rng = random.Random(f"{self.seed}:{self.library.name}:{i}")
+        self._seen: list[tuple[str, str, str]] = []  # pooled strings drawn: (path, name, value)
         received = BASE + timedelta(minutes=rng.randrange(0, 60 * 24 * 30))
         category = self._draw(rng, CATEGORIES, self.mix)
         request_type = self._draw(
@@ -411,7 +416,7 @@ class CaseGenerator:
                 self._value(
                     rng, kind.item, f"{path}[]", received=received, amount=amount, pool=pool
                 )
-                for _ in range(rng.randrange(0, 5))
+                for _ in range(rng.choice(LENGTHS))
             )
             return [value for value in elements if value is not None]
         below = {p[len(path) + 1 :].split(".")[0] for p in self.tested if p.startswith(path + ".")}
@@ -440,6 +445,21 @@ class CaseGenerator:
             return rng.choice((19.0, 49.0, 120.0, 240.0, 480.0, 900.0, 2400.0, 7500.0))
         return float(rng.choice((0, 5, 20, 45, 61, 90, 180, 600)))
 
+    def _pooled(self, rng: random.Random, path: str, pool: _Pool) -> str:
+        """A pooled string; often one this case already holds in a field of the same name
+        (`product_id`) or that the field's name refers to (`new_item_ids` -> `item_id`) in
+        another list, so the ids a request names are ids of the facts, and lists pair up."""
+        name = path.removesuffix("[]").rsplit(".", 1)[-1].removesuffix("s")
+        known = [
+            v
+            for at, field, v in self._seen
+            if at != path and name.endswith(field) and pool.free(path, v)
+        ]
+        value = rng.choice(known) if known and rng.random() < 0.6 else pool.draw(rng, path)
+        pool.take(path, value)
+        self._seen.append((path, name, value))
+        return value
+
     def _scalar(  # noqa: PLR0917 (the generator's state, drawn in order)
         self,
         rng: random.Random,
@@ -463,7 +483,9 @@ class CaseGenerator:
         # strings: what the library tests for, and something else
         strings = [v for v in tested if isinstance(v, str)]
         if pool is not None:  # inside a list or a map
-            return rng.choice(strings) if strings and rng.random() < 0.7 else pool.draw(rng, path)
+            if strings and rng.random() < 0.7:
+                return rng.choice(strings)
+            return self._pooled(rng, path, pool)
         if path.endswith(".id"):
             return f"{path.split('.')[-2][:3].upper()}-{rng.randrange(1000, 9999)}"
         if strings and rng.random() < 0.7:
@@ -475,20 +497,34 @@ class CaseGenerator:
 # id in another (a request's item ids, an order's lines), and a policy that pairs or looks up
 # items is reachable.
 POOL = ("A1", "A2", "A3", "A4", "A5")
+# How many elements a generated list has: mostly one or two, so lists a policy pairs are often
+# of the same length.
+LENGTHS = (0, 1, 1, 1, 2, 2, 3, 4)
 
 
 class _Pool:
-    """The pooled strings of one list: with `distinct`, each path's values differ from one
-    element to the next (until the pool runs out), as ids in one list do."""
+    """The pooled strings of one list: with `distinct` (and always for an id field: `id`,
+    `..._id`), each path's values differ from one element to the next (until the pool runs
+    out), as ids in one list do."""
 
     def __init__(self, *, distinct: bool) -> None:
         self.distinct = distinct
-        self.left: dict[str, list[str]] = {}
+        self.taken: dict[str, set[str]] = {}
+
+    def _distinct(self, path: str) -> bool:
+        return self.distinct or path.endswith(("_id", ".id"))
+
+    def free(self, path: str, value: str) -> bool:
+        """Whether the value may be drawn at the path (not yet, if values differ there)."""
+        return not self._distinct(path) or value not in self.taken.get(path, ())
+
+    def take(self, path: str, value: str) -> None:
+        self.taken.setdefault(path, set()).add(value)
 
     def draw(self, rng: random.Random, path: str) -> str:
-        if not self.distinct:
+        """A pooled string (one not yet drawn at the path, if values differ there and any is
+        left)."""
+        if not self._distinct(path):
             return rng.choice(POOL)
-        left = self.left.get(path)
-        if not left:
-            left = self.left[path] = list(POOL)
-        return left.pop(rng.randrange(len(left)))
+        left = [v for v in POOL if v not in self.taken.get(path, ())]
+        return rng.choice(left or POOL)

@@ -42,7 +42,8 @@ ConnectorOption = Annotated[
     typer.Option(help="Help desk: local, rt or zendesk (default: tier2.toml's, else local)."),
 ]
 LibraryOption = Annotated[
-    str, typer.Option("--library", "-l", help="Built-in library (saas, ecommerce) or a folder.")
+    str,
+    typer.Option("--library", "-l", help="Built-in library (saas, ecommerce, retail) or a folder."),
 ]
 ConfiguredLibraryOption = Annotated[
     str | None,

@@ -105,7 +105,9 @@ def _write(verdicts: Iterable[Sequence[tuple[int, bytes]]]) -> tuple[int, int]:
 
 
 def lint(
-    library: Annotated[str, typer.Argument(help="Built-in library (saas, ecommerce) or a folder.")],
+    library: Annotated[
+        str, typer.Argument(help="Built-in library (saas, ecommerce, retail) or a folder.")
+    ],
     samples: Annotated[
         int, typer.Option(help="Generated cases to evaluate the policies over.")
     ] = 20000,

@@ -27,7 +27,7 @@ _DIGEST = re.compile(r"(sha256:)?[0-9a-f]{8,16}")
 LibraryArgument = Annotated[
     str,
     typer.Argument(
-        help="A built-in library (saas, ecommerce), a folder, or with --db a stored digest "
+        help="A built-in library (saas, ecommerce, retail), a folder, or with --db a stored digest "
         "(sha256:..., or its first 8 or more hex digits)."
     ),
 ]
