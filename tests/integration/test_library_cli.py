@@ -65,7 +65,7 @@ def test_the_same_library_exits_0(tmp_path: Path) -> None:
 
 def test_bad_input_is_one_line(tmp_path: Path, raised: Path) -> None:
     one_line_error(tier2("library", "diff", "saas", str(tmp_path / "nowhere")),
-                   "not a built-in library (saas, ecommerce) and not a folder")  # fmt: skip
+                   "not a built-in library (saas, ecommerce, retail) and not a folder")  # fmt: skip
     one_line_error(tier2("library", "diff", "abcdef0123", "saas"), "a stored digest needs --db")
     (raised / "sla.yaml").write_text("targets: {}\n")
     one_line_error(tier2("library", "diff", "saas", str(raised)), "sla.yaml: ")

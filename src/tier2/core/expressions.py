@@ -121,7 +121,8 @@ def _sum(*xs: Any) -> Any:
         if type(x) not in (int, float) or not math.isfinite(x):
             return _BadArguments("arguments it cannot take (a list of numbers expected)")
         total = _SUM.add(total, decimal.Decimal(repr(x)))
-    return float(total)
+    out = float(total)
+    return out if math.isfinite(out) else _BadArguments("a sum beyond the largest number")
 
 
 def _zip(*xs: Any) -> Any:
@@ -378,10 +379,17 @@ def _scan(text: str) -> tuple[int, int, int]:
     opened: list[list[Any]] = []  # each open bracket: [char, commas, comprehension or None]
     for i, char in enumerate(text):
         if char in "([{":
-            loop = _LOOP.match(text, _start_of_call(text, i)) if char == "(" else None
+            start = _start_of_call(text, i) if char == "(" else i
+            loop = _LOOP.match(text, start) if char == "(" else None
+            if loop:
+                _check_range(text, start)
             opened.append([char, 0, loop.group(1) if loop else None])
             kinds = {o[2] for o in opened if o[2]}
             nested = sum(1 for o in opened if o[2])
+            if nested > 1 and _LISTS_CALL.search(text, 0, i + 1):
+                raise ExpressionError(
+                    "a lists function may not be called inside a comprehension inside another"
+                )
             if nested > 1 and kinds & {"map", "filter"}:
                 raise ExpressionError(
                     "a map or filter may not hold, or be held by, another comprehension"
@@ -394,6 +402,32 @@ def _scan(text: str) -> tuple[int, int, int]:
             if kind == "[":
                 longest = max(longest, commas + 1)
     return deepest, deepest_loop, longest
+
+
+_LISTS_CALL = re.compile(r"(?<![\w.])lists\.\w+\s*\($")  # a lists function's "(" ends here
+_RANGE_CALL = re.compile(r"(?:(?<![\w.])lists\.\w+|\.filter|\.map)\s*$")
+
+
+def _check_range(text: str, dot: int) -> None:
+    """Refuse a comprehension over a list the expression builds itself, other than by a
+    lists function or another comprehension (`(a + a + a).all(...)`): what it loops over must
+    be bounded like the case's own lists."""
+    end = dot - 1
+    while end >= 0 and text[end].isspace():
+        end -= 1
+    if end < 0 or text[end] != ")":
+        return  # a field, a definition, an element or a list written out
+    depth, i = 0, end
+    while i >= 0:
+        depth += {")": 1, "(": -1}.get(text[i], 0)
+        if depth == 0:
+            break
+        i -= 1
+    if i < 0 or not _RANGE_CALL.search(text, 0, i):
+        raise ExpressionError(
+            "a comprehension may only loop over a field, a definition, a list written out, "
+            "or what a lists function, filter or map gives"
+        )
 
 
 def _start_of_call(text: str, paren: int) -> int:

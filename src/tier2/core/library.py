@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from tier2.core.expressions import ABSENT, FAILED, VALUE, Expression, Memo
+from tier2.core.expressions import ABSENT, FAILED, MAX_LIST, VALUE, Expression, Memo
 from tier2.core.expressions import Outcome as Evaluated
 from tier2.core.model import Outcome
 from tier2.core.money import MAX_AMOUNT, MoneyRule, round_money
@@ -227,8 +227,9 @@ def conform(kind: str, value: Any, rule: MoneyRule = CENTS) -> Any:
     if scalar is not None:
         if type(value) is not scalar:
             raise _Misfit(f"its value is {_kind(value)}, not {kind}")
-        return value
+        return _bounded(value)
     outer, item = _inner(kind) or ("", "")
+    _bounded(value)
     if outer == "list" and type(value) is list:
         return [_element(item, v, f"[{i}]", rule) for i, v in enumerate(value)]
     if outer == "map" and type(value) is dict:
@@ -265,10 +266,26 @@ def _key(key: Any) -> str:
 _ANY_SCALARS = (str, float, int, bool, datetime, timedelta, bytes, type(None))
 
 
+MAX_TEXT = 10_000  # characters of a string a definition holds
+MAX_ELEMENTS = MAX_LIST  # elements of a list (or keys of a map) a definition holds
+
+
+def _bounded(value: Any) -> Any:
+    """The value, if it is within what a definition may hold (a string of at most MAX_TEXT
+    characters, a list or map of at most MAX_ELEMENTS): definitions reading definitions
+    cannot grow a value without end."""
+    if type(value) is str and len(value) > MAX_TEXT:
+        raise _Misfit(f"its value is a string of {len(value):,} characters; at most {MAX_TEXT:,}")
+    if type(value) in (list, dict) and len(value) > MAX_ELEMENTS:
+        raise _Misfit(f"its value has {len(value):,} elements; at most {MAX_ELEMENTS}")
+    return value
+
+
 def _conform_any(value: Any, depth: int) -> Any:
     """Any plain data: scalars, lists, and maps with string keys (as the view holds)."""
     if depth > 32:
         raise _Misfit("its value is nested too deep")
+    _bounded(value)
     kind = type(value)
     if kind is list:
         return [_conform_any(v, depth + 1) for v in value]

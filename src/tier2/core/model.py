@@ -207,9 +207,9 @@ def describe_params(params: tuple[tuple[str, Any], ...]) -> str:
     return _CONTROLS.sub(" ", " " + ", ".join(words))
 
 
-# Line breaks and other control characters: a case's value in an action's words stays on
-# its line (the documents escape it further for Markdown or plain text).
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# Line breaks, other control characters and bidirectional overrides: a case's value in an
+# action's words stays on its line (the documents escape it further for Markdown or text).
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
 
 
 def _param_text(value: Any) -> str:

@@ -68,38 +68,61 @@ class TypeDeclarationError(ValueError):
 _GENERIC = re.compile(r"\s*(list|map)\s*<(.*)>\s*", re.DOTALL)
 
 
+MAX_DEPTH = 16  # records, lists and maps inside one another
+MAX_FIELDS = 2000  # fields and element types in one declaration, all told
+
+
 def parse_type(declaration: Any, where: str, *, allow_any: bool = False) -> Type:
     """The type a YAML declaration writes; `where` is the field path for the error message,
-    e.g. `facts.order.items`. `any` is a type only with `allow_any` (definitions).
+    e.g. `facts.order.items`. `any` is a type only with `allow_any` (definitions). A
+    declaration nested more than MAX_DEPTH deep, or of more than MAX_FIELDS parts (YAML
+    aliases count each time they are used), is refused.
 
     Raises TypeDeclarationError, e.g. "facts.order.lines: no type 'list' (a type is ...)".
     """
+    return _parse(declaration, where, allow_any, [0])
+
+
+def _parse(declaration: Any, where: str, allow_any: bool, parts: list[int]) -> Type:
+    parts[0] += 1
+    if parts[0] > MAX_FIELDS:
+        raise TypeDeclarationError(f"{where}: more than {MAX_FIELDS} fields and types in all")
+    if where.count(".") + where.count("[") > MAX_DEPTH:
+        raise TypeDeclarationError(f"{where}: nested more than {MAX_DEPTH} deep")
     if isinstance(declaration, str):
         return _parse_text(declaration, declaration, where, allow_any)
     if isinstance(declaration, Mapping):
-        return parse_record(declaration, where, allow_any=allow_any)
+        return _record(declaration, where, allow_any, parts)
     if isinstance(declaration, list):
         if len(declaration) != 1:
             raise TypeDeclarationError(
                 f"{where}: a list type is written [T], with one element (got {len(declaration)})"
             )
-        return ListOf(parse_type(declaration[0], f"{where}[0]", allow_any=allow_any))
+        return ListOf(_parse(declaration[0], f"{where}[0]", allow_any, parts))
     raise TypeDeclarationError(f"{where}: no type {declaration!r} (a type is {EXPECTED})")
 
 
 def parse_record(declaration: Mapping[Any, Any], where: str, *, allow_any: bool = False) -> Record:
     """A mapping of field -> type declarations as a Record (the field path of each field is
     `where.field`; with `where` empty, just `field`: a whole `facts:` section)."""
+    return _record(declaration, where, allow_any, [0])
+
+
+def _record(
+    declaration: Mapping[Any, Any], where: str, allow_any: bool, parts: list[int]
+) -> Record:
     fields: list[tuple[str, Type]] = []
     for name, declared in declaration.items():
         if not isinstance(name, str) or not name:
             raise TypeDeclarationError(f"{where or 'a field'}: {name!r} is not a field name")
         path = f"{where}.{name}" if where else name
-        fields.append((name, parse_type(declared, path, allow_any=allow_any)))
+        fields.append((name, _parse(declared, path, allow_any, parts)))
     return Record(tuple(fields))
 
 
 def _parse_text(text: str, whole: str, where: str, allow_any: bool) -> Type:
+    if text.count("<") > MAX_DEPTH:
+        raise TypeDeclarationError(f"{where}: nested more than {MAX_DEPTH} deep")
     name = text.strip()
     if name in SCALARS or (allow_any and name == ANY):
         return Scalar(name)

@@ -88,7 +88,9 @@ class RoleY(_Y):
 class AuthorityY(_Y):
     engine: str = "tier2"
     ladder: list[RoleY] = Field(min_length=1)
-    applies_to: list[str] | None = None  # the action types the ladder limits (None: all)
+    # the action types the ladder limits (None: every action with an amount); at least one,
+    # each an action type with an amount in some policy (so a typo cannot lift the limits)
+    applies_to: list[str] | None = Field(None, min_length=1)
 
 
 def _switch(value: Any) -> Any:
@@ -648,10 +650,26 @@ def load_library(name_or_path: str) -> Library:
     library = replace(
         library, view_names=frozenset(p.split(".")[0] for e in library.expressions for p in e.paths)
     )
+    _check_applies_to(library, lib_path)
     library = replace(library, examples=_examples(folder / "examples.jsonl", library))
     if (folder / "templates").is_dir():
         _smoke_render(library, folder / "templates")
     return library
+
+
+def _check_applies_to(library: Library, lib_path: Path) -> None:
+    """Refuse an action type under authority.applies_to that no policy gives an amount: a
+    typo there would leave the action it meant without any limit."""
+    limited = library.authority.applies_to
+    if limited is None:
+        return
+    priced = {a.type for p in library.policies for a in p.actions if a.amount is not None}
+    unknown = [t for t in limited if t not in priced]
+    if unknown:
+        raise LibraryError(
+            f"{lib_path}: authority.applies_to: {', '.join(map(repr, unknown))} is no action "
+            f"type with an amount in the policies ({', '.join(sorted(priced)) or 'none'})"
+        )
 
 
 def _applies_to(authority: AuthorityY) -> tuple[str, ...] | None:
