@@ -11,6 +11,7 @@ import yaml
 
 from tests.conftest import patched, run
 from tests.unit.core.test_handbook_retail import BASE
+from tier2.contract import CaseError, Vocabulary, parse_case
 from tier2.core.expressions import FAILED, ExpressionError, compile_expression
 from tier2.core.expressions import run as run_expression
 from tier2.core.model import describe_params
@@ -130,3 +131,21 @@ def test_bidirectional_overrides_leave_an_actions_words() -> None:
     """An action's parameter from the case cannot reorder the words shown for it."""
     words = describe_params((("items", ("A\u202eRTL\u202c",)), ("to", "gift_card\u2066")))
     assert not any(c in words for c in "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+@pytest.mark.parametrize(
+    ("patch", "line"),
+    [
+        ({"facts.catalogue": [{"item_id": "I-8", "product_id": "boots", "price": -800.0}]}, "facts.catalogue[0].price: expected an amount between 0 and 1,000,000,000,000, got -800.0"),
+        ({"facts.catalogue": [{"item_id": "I-8", "product_id": "boots", "price": "129.99"}]}, "facts.catalogue[0].price: expected a number, got a string"),
+        ({"facts.gift_card_balance": -1}, "facts.gift_card_balance: Input should be of type money (expected an amount between 0 and 1,000,000,000,000, got -1)"),
+        ({"facts.order.items": "I-1"}, "facts.order.items: expected a list, got a string"),
+    ],
+)  # fmt: skip
+def test_declared_facts_are_checked_by_type(patch: dict[str, object], line: str) -> None:
+    """A fact that does not fit the library's declaration (a negative price, a price written
+    as text) is an input error naming the case and the field, never a payment."""
+    retail = load_library("retail")
+    error = parse_case(patched(BASE, patch), "item 1", Vocabulary.of(retail))
+    assert isinstance(error, CaseError)
+    assert error.lines() == [f"case FO-1001 (item 1): {line}"]

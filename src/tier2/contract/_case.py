@@ -27,7 +27,7 @@ from pydantic_core import PydanticCustomError
 from tier2.core import model as m
 from tier2.core.library import REQUEST_TYPES, Library
 from tier2.core.money import ISO_4217, MAX_AMOUNT
-from tier2.core.types import Scalar, Type, conforms, declaration
+from tier2.core.types import ListOf, MapOf, Record, Scalar, Type, conforms, declaration
 
 _SEVERITY_ALIASES = {"P1": "critical", "P2": "high", "P3": "medium", "P4": "low"}
 
@@ -204,11 +204,12 @@ class Vocabulary:
 
     request_types: tuple[str, ...] | None = REQUEST_TYPES
     request_fields: Mapping[str, Type] = field(default_factory=dict)
+    facts: Mapping[str, Type] = field(default_factory=dict)  # the facts it declares, by type
 
     @classmethod
     def of(cls, library: Library) -> Vocabulary:
         """The vocabulary of a library."""
-        return cls(library.request_types, library.request_fields)
+        return cls(library.request_types, library.request_fields, library.facts)
 
 
 CONTRACT = Vocabulary()  # the contract's request types, no declared fields
@@ -216,12 +217,59 @@ FILING = Vocabulary(request_types=None)  # any request type: the library decides
 
 
 def field_problem(value: Any, kind: Type) -> str | None:
-    """What is wrong with a declared request field's value (None: nothing): not of its type,
-    or an amount of money below 0 or above the largest tier2 reads."""
-    wrong = conforms(value, kind)
-    if wrong is None and kind == Scalar("money") and not 0 <= value <= MAX_AMOUNT:
-        wrong = f"expected an amount between 0 and {MAX_AMOUNT:,.0f}, got {value!r}"
-    return wrong
+    """What is wrong with a declared field's value (None: nothing): not of its type, or an
+    amount of money, at any depth, below 0 or above the largest tier2 reads."""
+    return conforms(value, kind) or _money_problem(value, kind, "")
+
+
+def _money_problem(value: Any, kind: Type, where: str) -> str | None:
+    """Where (`[2].price: ...`) a value that fits its type holds money out of range."""
+    if value is None:
+        return None
+    if isinstance(kind, Scalar):
+        if kind.name == "money" and not 0 <= value <= MAX_AMOUNT:
+            got = f"expected an amount between 0 and {MAX_AMOUNT:,.0f}, got {value!r}"
+            return f"{where.removeprefix('.')}: {got}" if where else got
+        return None
+    if isinstance(kind, ListOf):
+        items: list[tuple[str, Any, Type]] = [
+            (f"{where}[{i}]", v, kind.item) for i, v in enumerate(value)
+        ]
+    elif isinstance(kind, MapOf):
+        items = [(f"{where}.{k}", v, kind.value) for k, v in value.items()]
+    else:
+        items = [(f"{where}.{k}", value.get(k), t) for k, t in kind.fields]
+    return next(
+        (found for at, v, t in items if (found := _money_problem(v, t, at)) is not None), None
+    )
+
+
+def _fact_problems(raw: dict[str, Any], facts: Mapping[str, Type]) -> list[tuple[str, str]]:
+    """The declared facts the case gives with a value not of their type (or money out of
+    range): an input error, as for any field of the contract."""
+    given = raw.get("facts")
+    if not facts or not isinstance(given, dict):
+        return []
+    out: list[tuple[str, str]] = []
+    for name, kind in facts.items():
+        wrong = None if given.get(name) is None else field_problem(given[name], kind)
+        if wrong is not None:
+            inside, _, what = wrong.partition(": ") if ": " in wrong else ("", "", wrong)
+            path = f"facts.{name}" + (
+                "" if not inside else ("" if inside.startswith("[") else ".") + inside
+            )
+            out.append(
+                (
+                    path,
+                    f"Input should be of type {_shown_type(kind)} ({what})" if not inside else what,
+                )
+            )
+    return out
+
+
+def _shown_type(kind: Type) -> str:
+    shown = declaration(kind)
+    return shown if isinstance(shown, str) else "a record" if isinstance(kind, Record) else "a list"
 
 
 def _field_problems(raw: dict[str, Any], fields: Mapping[str, Type]) -> list[tuple[str, str]]:
@@ -405,7 +453,11 @@ def parse_model(
     contract's); never raises on bad input."""
     if not isinstance(raw, dict):
         return _not_an_object(raw, position)
-    more = [] if vocabulary is None else _field_problems(raw, vocabulary.request_fields)
+    more = (
+        []
+        if vocabulary is None
+        else _field_problems(raw, vocabulary.request_fields) + _fact_problems(raw, vocabulary.facts)
+    )
     try:
         model = CaseIn.model_validate(
             raw, context=None if vocabulary is None else {"vocabulary": vocabulary}

@@ -272,8 +272,11 @@ def test_an_amount_reading_an_absent_definition_does_not_price_the_policy(librar
 def test_a_failing_definition_is_a_library_error_naming_policy_clause_and_definition(
     library: Any,
 ) -> None:
-    """A definition that fails on the case sends it to a human, naming where and why."""
-    d = run(patched(ECOMMERCE_BASE, {"facts.order.delivered_at": "not a time"}), library)
+    """A definition that fails on the case sends it to a human, naming where and why (a time
+    without seconds is ISO 8601, so the case is valid, but no RFC 3339 timestamp for CEL)."""
+    d = run(
+        patched(ECOMMERCE_BASE, {"facts.order.delivered_at": "2026-02-25T10:00-05:00"}), library
+    )
     assert d["outcome"] == "escalate"
     first = d["reasons"][0]
     assert first["code"] == "library_error"
