@@ -225,5 +225,5 @@ policies:
     failing = {f.subject[0]: f for f in report.of("can_fail")}
     assert set(failing) == {"definition status_money"}
     root = failing["definition status_money"]
-    assert "its value is a string, not money" in root.detail
+    assert "expected a number, got a string" in root.detail
     assert set(root.example) == {"case_id", "facts.order.carrier_status"}

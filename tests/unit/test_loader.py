@@ -11,6 +11,7 @@ import pytest
 from tier2.contract import CaseError, parse_case
 from tier2.core import decide
 from tier2.core.money import MoneyRule
+from tier2.core.types import declaration
 from tier2.library.loader import LibraryError, load_library, resolve_library_path
 from tier2.library.samples import CaseGenerator
 
@@ -247,7 +248,7 @@ def test_definitions_load_each_after_those_it_reads(folder: Path) -> None:
     )
     library = load_library(str(folder))
     assert [d.name for d in library.definitions] == ["lines", "total", "unused", "big"]
-    assert [(d.type, d.doc) for d in library.definitions][2] == (
+    assert [(declaration(d.type), d.doc) for d in library.definitions][2] == (
         "list<map<string>>",
         "Not read by any policy.",
     )

@@ -6,19 +6,15 @@ only the loaded, validated, frozen result.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from tier2.core.expressions import ABSENT, FAILED, MAX_LIST, VALUE, Expression, Memo
 from tier2.core.expressions import Outcome as Evaluated
 from tier2.core.model import Outcome
 from tier2.core.money import MAX_AMOUNT, MoneyRule, round_money
-from tier2.core.types import Type
-
-CENTS = MoneyRule()  # the default rule: cents, half-up
+from tier2.core.types import ListOf, MapOf, Scalar, Type, conforms
 
 # The request types of the contract: what a library's cases may ask for unless it declares
 # its own (library.yaml `request.types`).
@@ -193,115 +189,60 @@ class Policy:
     source: str = ""  # the file it came from, for errors and lint
 
 
-# The value types a definition may declare: these scalars, `any`, and `list<T>`/`map<T>` of
-# them (nested), as written in policies.yaml.
-SCALAR_TYPES = ("string", "number", "money", "bool", "timestamp")
+# What a definition's value may be, besides its type: definitions reading one another cannot
+# grow a value without end.
+MAX_TEXT = 10_000  # characters of a string
+MAX_ELEMENTS = MAX_LIST  # elements of a list, or keys of a map
+MAX_VALUE_DEPTH = 32  # lists and maps inside one another
 
 
 class _Misfit(ValueError):
-    """A definition's value that is not of its type (why)."""
+    """A definition's value that is not of its type, or too large (why)."""
 
 
 def _kind(value: Any) -> str:
-    return {str: "a string", float: "a number", int: "a number", bool: "a boolean",
-            list: "a list", dict: "a map", datetime: "a timestamp", timedelta: "a duration",
-            bytes: "bytes", type(None): "null"}.get(type(value), type(value).__name__)  # fmt: skip
+    return {str: "a string", float: "a number", int: "a number", bool: "a bool",
+            list: "a list", dict: "a map"}.get(type(value), type(value).__name__)  # fmt: skip
 
 
-def _inner(kind: str) -> tuple[str, str] | None:
-    """`list<T>` or `map<T>` as (list or map, T); None for any other type."""
-    for outer in ("list", "map"):
-        if kind.startswith(outer + "<") and kind.endswith(">"):
-            return outer, kind[len(outer) + 1 : -1].strip()
-    return None
-
-
-def conform(kind: str, value: Any, rule: MoneyRule = CENTS) -> Any:
-    """The value as a definition of type `kind` holds it (a number as a float, money
-    rounded by the library's rule); _Misfit if it is not of that type."""
-    if kind == "any":
-        return _conform_any(value, 0)
-    if kind in ("number", "money"):
-        return _number(kind, value, rule)
-    scalar = {"string": str, "bool": bool, "timestamp": datetime}.get(kind)
-    if scalar is not None:
-        if type(value) is not scalar:
-            raise _Misfit(f"its value is {_kind(value)}, not {kind}")
-        return _bounded(value)
-    outer, item = _inner(kind) or ("", "")
-    _bounded(value)
-    if outer == "list" and type(value) is list:
-        return [_element(item, v, f"[{i}]", rule) for i, v in enumerate(value)]
-    if outer == "map" and type(value) is dict:
-        return {_key(k): _element(item, v, f"[{k!r}]", rule) for k, v in value.items()}
-    raise _Misfit(f"its value is {_kind(value)}, not {kind}")
-
-
-def _number(kind: str, value: Any, rule: MoneyRule) -> float:
-    """A number (or money: rounded, at most MAX_AMOUNT either side of 0) as a float."""
-    if type(value) not in (int, float):
-        raise _Misfit(f"its value is {_kind(value)}, not {kind}")
-    if not math.isfinite(value):
-        raise _Misfit("its value is not a finite number")
-    if kind == "money":
-        if abs(value) > MAX_AMOUNT:
-            raise _Misfit(f"its value {value!r} is beyond {MAX_AMOUNT:,.0f}")
-        return round_money(float(value), rule)
-    return float(value)
-
-
-def _element(kind: str, value: Any, where: str, rule: MoneyRule) -> Any:
-    try:
-        return conform(kind, value, rule)
-    except _Misfit as exc:
-        raise _Misfit(f"{where}: {exc}") from None
-
-
-def _key(key: Any) -> str:
-    if type(key) is not str:
-        raise _Misfit(f"a map key is {_kind(key)}, not a string")
-    return key
-
-
-_ANY_SCALARS = (str, float, int, bool, datetime, timedelta, bytes, type(None))
-
-
-MAX_TEXT = 10_000  # characters of a string a definition holds
-MAX_ELEMENTS = MAX_LIST  # elements of a list (or keys of a map) a definition holds
-
-
-def _bounded(value: Any) -> Any:
-    """The value, if it is within what a definition may hold (a string of at most MAX_TEXT
-    characters, a list or map of at most MAX_ELEMENTS): definitions reading definitions
-    cannot grow a value without end."""
-    if type(value) is str and len(value) > MAX_TEXT:
-        raise _Misfit(f"its value is a string of {len(value):,} characters; at most {MAX_TEXT:,}")
-    if type(value) in (list, dict) and len(value) > MAX_ELEMENTS:
-        raise _Misfit(f"its value has {len(value):,} elements; at most {MAX_ELEMENTS}")
-    return value
-
-
-def _conform_any(value: Any, depth: int) -> Any:
-    """Any plain data: scalars, lists, and maps with string keys (as the view holds)."""
-    if depth > 32:
+def _bounded(value: Any, depth: int = 0) -> None:
+    """_Misfit if the value is larger than a definition may hold, nested too deep, or a map
+    with a key that is not a string."""
+    if depth > MAX_VALUE_DEPTH:
         raise _Misfit("its value is nested too deep")
-    _bounded(value)
     kind = type(value)
-    if kind is list:
-        return [_conform_any(v, depth + 1) for v in value]
-    if kind is dict:
-        return {_key(k): _conform_any(v, depth + 1) for k, v in value.items()}
-    if kind not in _ANY_SCALARS:
-        raise _Misfit(f"its value is {_kind(value)}")
-    return value
+    if kind is str and len(value) > MAX_TEXT:
+        raise _Misfit(f"its value is a string of {len(value):,} characters; at most {MAX_TEXT:,}")
+    if kind is list or kind is dict:
+        if len(value) > MAX_ELEMENTS:
+            raise _Misfit(f"its value has {len(value):,} elements; at most {MAX_ELEMENTS}")
+        if kind is dict:
+            for key in value:
+                if type(key) is not str:
+                    raise _Misfit(f"a map key is {_kind(key)}, not a string")
+        for item in value.values() if kind is dict else value:
+            _bounded(item, depth + 1)
 
 
-def type_known(kind: str) -> bool:
-    """Whether `kind` is a definition type `conform` knows."""
-    nested = _inner(kind)
-    if nested is not None:
-        return type_known(nested[1])
-    return kind == "any" or kind in SCALAR_TYPES
+def _held(value: Any, type_: Type, rule: MoneyRule) -> Any:
+    """A value that fits its type as a definition holds it: numbers as floats, money rounded
+    by the library's rule (and at most MAX_AMOUNT either side of 0), at any depth."""
+    if value is None:
+        return None
+    if isinstance(type_, Scalar):
+        if type_.name not in ("number", "money"):
+            return value
+        if type_.name == "money":
+            if abs(value) > MAX_AMOUNT:
+                raise _Misfit(f"its value {value!r} is beyond {MAX_AMOUNT:,.0f}")
+            return round_money(float(value), rule)
+        return float(value)
+    if isinstance(type_, ListOf):
+        return [_held(v, type_.item, rule) for v in value]
+    if isinstance(type_, MapOf):
+        return {k: _held(v, type_.value, rule) for k, v in value.items()}
+    fields = type_.field_types()
+    return {k: _held(v, fields[k], rule) if k in fields else v for k, v in value.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,21 +251,25 @@ class Definition:
     name in any expression of the library and evaluated at most once per case."""
 
     name: str
-    type: str  # any, a scalar of SCALAR_TYPES, list<T> or map<T>
+    type: Type  # as core.types reads it; Scalar("any") takes any value
     doc: str
     expression: Expression
-    money: MoneyRule = field(default_factory=MoneyRule)  # how its money value is rounded
+    money: MoneyRule = field(default_factory=MoneyRule)  # how its money values are rounded
 
     def settle(self, outcome: Evaluated) -> Evaluated:
         """Its value on a case from its expression's outcome: null is absent; a value not
-        of its type fails."""
+        of its type, or too large, fails."""
         status, value = outcome
         if status != VALUE:
             return outcome
         if value is None:
             return (ABSENT, "its value is null")
         try:
-            return (VALUE, conform(self.type, value, self.money))
+            _bounded(value)
+            wrong = conforms(value, self.type)
+            if wrong is not None:
+                raise _Misfit(wrong)
+            return (VALUE, _held(value, self.type, self.money))
         except _Misfit as exc:
             return (FAILED, str(exc))
 

@@ -215,7 +215,7 @@ def _layout(lib: Library) -> dict[str, Any]:
     ladder = lib.authority.ladder
     return {
         "definitions": {
-            d.name: {"type": d.type, "doc": d.doc, "expr": d.expression.source}
+            d.name: {"type": declaration(d.type), "doc": d.doc, "expr": d.expression.source}
             for d in lib.definitions
         },
         "library": {"name": lib.name, "version": lib.version, "title": lib.title},

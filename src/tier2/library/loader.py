@@ -54,11 +54,10 @@ from tier2.core.library import (
     SlaTarget,
     Trigger,
     Window,
-    type_known,
 )
 from tier2.core.model import Outcome, ReasonCode
 from tier2.core.money import ISO_4217, MoneyRule
-from tier2.core.types import Record, Type, parse_record, parse_type
+from tier2.core.types import Record, Type, TypeDeclarationError, parse_record, parse_type
 from tier2.library.analysis import schema_of, unknown_prefix
 from tier2.library.render import JinjaTemplates, TemplateLoadError
 from tier2.library.samples import CaseGenerator
@@ -378,7 +377,7 @@ class PolicyY(_Y):
 
 
 class DefinitionY(_Y):
-    type: str
+    type: Any  # a type as core.types reads it, or `any`
     doc: str
     expr: str
 
@@ -780,6 +779,7 @@ def _definitions(
     if duplicate is not None:
         raise LibraryError(f"{pol_path}: definition {duplicate}: defined twice")
     views = set(compile_.schema)
+    types: dict[str, Type] = {}
     for name, d in pols.definitions.items():
         where = f"{pol_path}: definition {name}"
         if not _IDENTIFIER.fullmatch(name):
@@ -788,25 +788,23 @@ def _definitions(
                             (records, "a fact record (facts.{0})")):  # fmt: skip
             if name in taken:
                 raise LibraryError(f"{where}: the name is {what.format(name)}; choose another")
-        _definition_type(d.type, where)
+        types[name] = _definition_type(d.type, pol_path, name)
     compile_.define(frozenset(pols.definitions))
     compiled = {
         name: Definition(
-            name, d.type.strip(), d.doc, compile_(d.expr, pol_path, f"definition {name}"), rule
+            name, types[name], d.doc, compile_(d.expr, pol_path, f"definition {name}"), rule
         )
         for name, d in pols.definitions.items()
     }
     return _dependency_order(compiled, pol_path)
 
 
-def _definition_type(kind: str, where: str) -> None:
-    """Refuse a type a definition cannot have: `any`, a scalar, or list<T>/map<T> of them.
-    (The one place to call a full type parser from, once library types have one.)"""
-    if not type_known(kind.strip()):
-        raise LibraryError(
-            f"{where}: no type {kind!r} (a definition is any, string, number, money, bool, "
-            "timestamp, or list<T> / map<T> of them)"
-        )
+def _definition_type(kind: Any, pol_path: Path, name: str) -> Type:
+    """The type a definition declares: any type of a fact, or `any`."""
+    try:
+        return parse_type(kind, f"definition {name}", allow_any=True)
+    except TypeDeclarationError as exc:
+        raise LibraryError(f"{pol_path}: {exc}") from None
 
 
 def _duplicate_definition(pol_path: Path) -> str | None:

@@ -22,6 +22,7 @@ from tier2.core.expressions import (
     compile_expression,
 )
 from tier2.core.library import Definition
+from tier2.core.types import Type, parse_type
 from tier2.library.loader import load_library, resolve_library_path
 
 
@@ -29,7 +30,7 @@ class Counted:
     """A definition that counts how often a scope settles its value (a fake)."""
 
     def __init__(self, name: str, kind: str, source: str) -> None:
-        self.inner = Definition(name, kind, "", compile_expression(source))
+        self.inner = Definition(name, _type(kind), "", compile_expression(source))
         self.settled = 0
 
     @property
@@ -54,8 +55,12 @@ def scopes(view: dict[str, Any], *definitions: Any) -> list[Scope]:
     ]
 
 
+def _type(kind: str) -> Type:
+    return parse_type(kind, "type", allow_any=True)
+
+
 def define(name: str, kind: str, source: str) -> Definition:
-    return Definition(name, kind, "", compile_expression(source))
+    return Definition(name, _type(kind), "", compile_expression(source))
 
 
 @pytest.mark.parametrize("memo", [None, Memo()])
@@ -114,18 +119,18 @@ def test_an_absent_definition_is_absent_for_every_expression_reading_it(
     ("kind", "source", "why"),
     [
         ("number", "facts.s + 1.0", "definition total: "),
-        ("number", "facts.s", "definition total: its value is a string, not number"),
-        ("number", "1.0 / 0.0", "definition total: its value is not a finite number"),
+        ("number", "facts.s", "definition total: expected a number, got a string"),
+        ("number", "1.0 / 0.0", "definition total: expected a finite number, got inf"),
         (
             "money",
             "1e13",
             "definition total: its value 10000000000000.0 is beyond 1,000,000,000,000",
         ),
-        ("bool", "facts.a", "definition total: its value is a number, not bool"),
-        ("timestamp", "facts.s", "definition total: its value is a string, not timestamp"),
-        ("list<string>", '["a", 1]', "definition total: [1]: its value is a number, not string"),
+        ("bool", "facts.a", "definition total: expected a bool, got a number"),
+        ("timestamp", "facts.s", "definition total: expected a timestamp (ISO 8601), got 'x'"),
+        ("list<string>", '["a", 1]', "definition total: [1]: expected a string, got a number"),
         ("map<number>", "{1: 2}", "definition total: a map key is a number, not a string"),
-        ("map<number>", '{"x": "y"}', "definition total: ['x']: its value is a string, not number"),
+        ("map<number>", '{"x": "y"}', "definition total: x: expected a number, got a string"),
     ],
 )
 def test_a_failed_definition_fails_every_clause_reading_it(
@@ -284,3 +289,26 @@ def test_a_failing_definition_is_a_library_error_naming_policy_clause_and_defini
         "policy refund.in-window when[2]: `in_window` could not be evaluated: " in first["detail"]
     )
     assert "definition in_window: definition delivered: " in first["detail"]
+
+
+def test_a_definition_may_be_a_record_or_a_list_of_records() -> None:
+    """A definition typed as a record (or [record]) holds it with its money rounded; a field
+    of the wrong type fails, naming it."""
+    line = Definition(
+        "line",
+        parse_type([{"sku": "string", "price": "money"}], "type"),
+        "",
+        compile_expression('[{"sku": "A1", "price": 2.675, "note": "kept"}]'),
+    )
+    for scope in scopes({}, line):
+        assert scope.value(compile_expression("line")) == [
+            {"sku": "A1", "price": 2.68, "note": "kept"}
+        ]
+    wrong = Definition(
+        "wrong", parse_type({"price": "money"}, "type"), "", compile_expression('{"price": "x"}')
+    )
+    for scope in scopes({}, wrong):
+        status, why = scope.outcome(compile_expression("wrong"))
+        assert (
+            status == FAILED and why == "definition wrong: price: expected a number, got a string"
+        )
