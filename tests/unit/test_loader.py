@@ -6,6 +6,7 @@ import math
 import shutil
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tier2.contract import CaseError, parse_case
@@ -277,3 +278,17 @@ def test_example_cases_load_with_the_library(folder: Path) -> None:
     assert load_library(str(folder)).examples == ()
     (folder / "examples.jsonl").write_bytes(SAAS_EXAMPLE + b"\n\n" + SAAS_EXAMPLE + b"\n")
     assert [e["case_id"] for e in load_library(str(folder)).examples] == ["NW-20417"] * 2
+
+
+def test_the_documents_show_amounts_as_rounded(folder: Path) -> None:
+    """With a money rule of three places, the note and the text show the amount carried out."""
+    edit(folder / "library.yaml", "title:", "money: {places: 3}\ntitle:")
+    library = load_library(str(folder))
+    raw = orjson.loads(SAAS_EXAMPLE)
+    raw["handoff"]["request"]["amount"] = 240.1235
+    raw["facts"]["invoice"]["amount"] = 240.1235
+    case = parse_case(raw, "c")
+    assert not isinstance(case, CaseError)
+    decision = decide(case, library)
+    assert [a.amount for a in decision.actions] == [240.124]
+    assert "240.124" in decision.note and "240.12 " not in decision.note

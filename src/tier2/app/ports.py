@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from tier2.core.model import describe_params
+from tier2.core.model import action_head, describe_params
 from tier2.core.sla import StatusChange
 
 StoreHandle = Any
@@ -52,9 +52,7 @@ class ActionOrder:
 
     def words(self) -> str:
         """The action on one line: `refund 20.00 USD to gift_card, items A1, A2`."""
-        head = self.type + (
-            "" if self.amount is None else f" {self.amount:,.2f} {self.currency or ''}".rstrip()
-        )
+        head = action_head(self.type, self.amount, self.currency).rstrip()
         return head + describe_params(tuple((self.params or {}).items()))
 
 

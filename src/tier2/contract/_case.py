@@ -627,8 +627,7 @@ def decision_text(d: m.Decision) -> str:
     lines.append("Policies matched: " + (", ".join(d.policies) or "none"))
     verb = "Actions" if d.outcome is m.Outcome.RESOLVE else "Recommended actions"
     acts = [
-        (a.type if a.amount is None else f"{a.type} {a.amount:,.2f} {a.currency or ''}".rstrip())
-        + m.describe_params(a.params)
+        m.action_head(a.type, a.amount, a.currency).rstrip() + m.describe_params(a.params)
         for a in d.actions
     ]
     lines.append(f"{verb}: " + (", ".join(acts) or "none"))

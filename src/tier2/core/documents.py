@@ -37,6 +37,7 @@ from tier2.core.model import (
     Outcome,
     StageRecord,
     Ticket,
+    action_head,
     describe_params,
 )
 from tier2.core.stages import (
@@ -259,8 +260,7 @@ def _prescription(m: PolicyMatch) -> str:
         Outcome.ESCALATE: f"escalate to {p.escalate_to}",
     }[p.outcome]
     acts = ", ".join(
-        (a.type if a.amount is None else f"{a.type} {a.amount:,.2f} {a.currency or ''}".rstrip())
-        + describe_params(a.params)
+        action_head(a.type, a.amount, a.currency).rstrip() + describe_params(a.params)
         for a in m.actions
     )
     return head + (f": {acts}" if acts else "")
@@ -804,10 +804,7 @@ def fallback_documents(
         ),
     ]
     actions = ", ".join(
-        md_line(
-            (a.type if a.amount is None else f"{a.type} {a.amount:,.2f} {a.currency or ''}")
-            + describe_params(a.params)
-        )
+        md_line(action_head(a.type, a.amount, a.currency) + describe_params(a.params))
         for a in resolution.actions
     )
     lines += ["", f"**Actions** (not carried out): {actions or 'none'}"]

@@ -9,6 +9,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from tier2.core.money import amount_text
+
 JSON = Any  # a value as JSON gives it: dict, list, str, float, int, bool or None
 
 
@@ -189,6 +191,12 @@ class Decision:
     library_version: str
     library_digest: str
     escalation_handoff: Mapping[str, JSON] | None = None
+
+
+def action_head(type_: str, amount: float | None, currency: str | None) -> str:
+    """An action's type and amount for a person: `refund 20.00 USD ` (the currency's space
+    kept when it has none: callers strip it where they always did)."""
+    return type_ if amount is None else f"{type_} {amount_text(amount)} {currency or ''}"
 
 
 def describe_params(params: tuple[tuple[str, Any], ...]) -> str:

@@ -68,3 +68,13 @@ def round_money(x: float, rule: MoneyRule) -> float:
     step = Decimal(1).scaleb(-rule.places)
     exact = Decimal(repr(float(x))).quantize(step, ROUNDINGS[rule.rounding], _EXACT)
     return float(exact)
+
+
+def amount_text(amount: float) -> str:
+    """An amount for a person: with thousands separators and at least two decimals, and as
+    many more as it has (a library may round to other than cents), so what is shown is what
+    is carried out: 240.00, 1,212.45, 1.235."""
+    text = f"{amount:,.2f}"
+    if not math.isfinite(amount) or float(text.replace(",", "")) == amount:
+        return text
+    return f"{Decimal(repr(amount)):,f}"

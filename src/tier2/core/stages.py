@@ -21,7 +21,7 @@ from tier2.core.model import (
     StageRecord,
     describe_params,
 )
-from tier2.core.money import MAX_AMOUNT, MoneyRule, round_money
+from tier2.core.money import MAX_AMOUNT, MoneyRule, amount_text, round_money
 
 # --------------------------------------------------------------------------- receive
 
@@ -576,7 +576,7 @@ def _amount(expression: Expression, value: Any, rule: MoneyRule) -> float:
 
 
 def _fmt(amount: float, currency: str | None) -> str:
-    return f"{amount:,.2f}" + (f" {currency}" if currency else "")
+    return amount_text(amount) + (f" {currency}" if currency else "")
 
 
 def _conflict_finding(library: Library, conflict: tuple[PolicyMatch, ...]) -> Finding:

@@ -24,7 +24,7 @@ import orjson
 from tier2.contract import CaseError, Vocabulary, parse_case
 from tier2.core.expressions import FAILED, Scope
 from tier2.core.library import Library
-from tier2.core.model import Outcome, describe_params
+from tier2.core.model import Outcome, action_head, describe_params
 from tier2.core.stages import Failure, PolicyMatch, apply_policy, gather_context, receive
 from tier2.library.analysis import case_paths, expression_sources, tested_values
 from tier2.library.samples import CaseGenerator
@@ -58,8 +58,7 @@ class LintReport:
 def _prescription(m: PolicyMatch) -> str:
     p = m.policy
     acts = ", ".join(
-        (a.type if a.amount is None else f"{a.type} {a.amount:,.2f}") + describe_params(a.params)
-        for a in m.actions
+        action_head(a.type, a.amount, None).rstrip() + describe_params(a.params) for a in m.actions
     )
     if p.outcome is Outcome.ESCALATE:
         head = f"escalate to {p.escalate_to}"

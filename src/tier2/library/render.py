@@ -41,6 +41,7 @@ from jinja2.visitor import NodeTransformer
 
 from tier2.core.documents import DocumentError, md_line
 from tier2.core.model import describe_params
+from tier2.core.money import amount_text
 
 TEMPLATE_NAMES = ("note.md", "handoff.md", "guidance.md", "reply.md")
 MAX_STEPS = 100_000  # loop iterations and calls in one document (a library's templates)
@@ -378,7 +379,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 
 def _money(value: Any) -> str:
-    return "" if value is None else f"{float(value):,.2f}"
+    return "" if value is None else amount_text(float(value))
 
 
 _ACTION_KEYS = ("type", "amount", "currency")

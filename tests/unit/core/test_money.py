@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tier2.core.money import MoneyRule, money, round_money
+from tier2.core.money import MoneyRule, amount_text, money, round_money
 
 
 @pytest.mark.parametrize(
@@ -35,3 +35,13 @@ def test_the_default_rule_is_cents_half_up() -> None:
     for _ in range(20000):
         x = rng.choice((rng.uniform(0, 1e12), rng.uniform(0, 100), rng.randrange(0, 10**6) / 1000))
         assert round_money(x, MoneyRule()) == money(x)
+
+
+@pytest.mark.parametrize(
+    ("amount", "shown"),
+    [(240.0, "240.00"), (1212.45, "1,212.45"), (1.235, "1.235"), (0.0, "0.00"), (1234567.891, "1,234,567.891")],
+)  # fmt: skip
+def test_an_amount_is_shown_as_it_is_carried_out(amount: float, shown: str) -> None:
+    """An amount for a person has at least two decimals and every one it has, so a library
+    rounding to other than cents shows what it carries out."""
+    assert amount_text(amount) == shown
