@@ -3,7 +3,8 @@
 Each case is decided as it was first decided: its stored input, at its original decision
 time, through the pipeline's first four stages (no document is rendered: a replay compares
 outcomes, targets, reasons, policies and actions). A case is *changed* when its outcome, its
-target or its actions (type and amount) differ; a change of the reasons alone is counted
+target or its actions (type and amount) differ; a change of the actions' parameters alone
+(destination, items, ...) is counted in `params_only`; a change of the reasons alone is counted
 apart. The summary holds what a Head of Support needs to judge the draft: the counts, the
 old -> new outcome matrix, the escalations each role or team would receive more or fewer,
 the money carried out before and after by action type and currency, each changed case's
@@ -37,14 +38,20 @@ class Side:
     reasons: tuple[str, ...]  # codes, the deciding one first
     policies: tuple[str, ...]
     actions: tuple[ActionKey, ...]
+    # each action's parameters (destination, items, ...), in the order of `actions`
+    params: tuple[Params, ...] = ()
 
     def shown(self) -> dict[str, Any]:
+        params = self.params or ((),) * len(self.actions)
         return {
             "outcome": self.outcome,
             "escalate_to": self.escalate_to,
             "first_reason": self.reasons[0] if self.reasons else None,
             "policies": list(self.policies),
-            "actions": [{"type": t, "amount": a, "currency": c} for t, a, c in self.actions],
+            "actions": [
+                {"type": t, "amount": a, "currency": c, **{k: _json(v) for k, v in p}}
+                for (t, a, c), p in zip(self.actions, params, strict=True)
+            ],
         }
 
     def acted(self) -> tuple[ActionKey, ...]:
@@ -74,7 +81,23 @@ def side_of(body: Mapping[str, Any]) -> Side:
         actions=tuple(
             (str(a["type"]), a.get("amount"), a.get("currency")) for a in body.get("actions") or ()
         ),
+        params=tuple(
+            tuple(sorted((k, _frozen(v)) for k, v in a.items() if k not in _ACTION_KEYS))
+            for a in body.get("actions") or ()
+        ),
     )
+
+
+_ACTION_KEYS = frozenset({"type", "amount", "currency"})
+Params = tuple[tuple[str, Any], ...]  # an action's parameters, by name (lists as tuples)
+
+
+def _frozen(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _json(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def replay(past: Past, library: Library) -> Side:
@@ -89,6 +112,7 @@ def replay(past: Past, library: Library) -> Side:
         reasons=tuple(r.code.value for r in found.reasons),
         policies=found.policies,
         actions=tuple((a.type, a.amount, a.currency) for a in found.actions),
+        params=tuple(a.params for a in found.actions),
     )
 
 
@@ -113,6 +137,7 @@ class Tally:
     unchanged: int = 0
     changed: int = 0
     reasons_only: int = 0
+    params_only: int = 0  # the same outcome, target and actions, other action parameters
     errored: int = 0
     matrix: Counter[tuple[str, str]] = field(default_factory=Counter)
     to_humans_before: Counter[str] = field(default_factory=Counter)
@@ -120,6 +145,7 @@ class Tally:
     money_before: dict[str, dict[str, float]] = field(default_factory=dict)
     money_after: dict[str, dict[str, float]] = field(default_factory=dict)
     changes: list[dict[str, Any]] = field(default_factory=list)
+    params_changes: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     reviewed: int = 0
     agreed_before: int = 0
@@ -144,6 +170,11 @@ class Tally:
         if (old.outcome, old.escalate_to, _keys(old)) != (new.outcome, new.escalate_to, _keys(new)):
             self.changed += 1
             self.changes.append({"case_id": past.case_id, "old": old.shown(), "new": new.shown()})
+        elif _params(old) != _params(new):
+            self.params_only += 1
+            self.params_changes.append(
+                {"case_id": past.case_id, "old": old.shown(), "new": new.shown()}
+            )
         elif old.reasons != new.reasons:
             self.reasons_only += 1
         else:
@@ -157,8 +188,8 @@ class Tally:
         self.agreed_after += (new.outcome, new.escalate_to) == past.expected
 
     def merge(self, other: Tally) -> None:
-        for name in ("cases", "unchanged", "changed", "reasons_only", "errored", "reviewed",
-                     "agreed_before", "agreed_after"):  # fmt: skip
+        for name in ("cases", "unchanged", "changed", "reasons_only", "params_only", "errored",
+                     "reviewed", "agreed_before", "agreed_after"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.matrix.update(other.matrix)
         self.to_humans_before.update(other.to_humans_before)
@@ -166,11 +197,18 @@ class Tally:
         _merge_money(self.money_before, other.money_before)
         _merge_money(self.money_after, other.money_after)
         self.changes.extend(other.changes)
+        self.params_changes.extend(other.params_changes)
         self.errors.extend(other.errors)
 
 
 def _keys(side: Side) -> tuple[tuple[str, float | None], ...]:
     return tuple((t, a) for t, a, _ in side.actions)
+
+
+def _params(side: Side) -> tuple[Params, ...]:
+    """The actions' parameters; none given (a decision stored before actions had any) reads
+    as none for each action."""
+    return side.params or ((),) * len(side.actions)
 
 
 def tally(pasts: Iterable[Past], library: Library, against: Library | None = None) -> Tally:
@@ -231,6 +269,7 @@ def summary(
         "unchanged": t.unchanged,
         "changed": t.changed,
         "reasons_only": t.reasons_only,
+        "params_only": t.params_only,
         "errored": t.errored,
         "matrix": matrix,
         "money_before": _rounded(t.money_before),
@@ -250,6 +289,7 @@ def summary(
             "agreement_after": round(t.agreed_after / t.reviewed, 4) if t.reviewed else None,
         },
         "changes": changes if limit is None else changes[:limit],
+        "params_changes": t.params_changes if limit is None else t.params_changes[:limit],
         "errors": t.errors[:100],
     }
 

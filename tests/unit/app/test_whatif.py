@@ -19,6 +19,14 @@ RESOLVE_MORE = Side(
     "resolve", None, ("policy_resolution", "complexity"), ("p",), (("refund", 900.0, "EUR"),)
 )
 RESOLVE_LESS = Side("resolve", None, ("policy_resolution",), ("p",), (("refund", 400.0, "EUR"),))
+TO_CARD = Side(
+    "resolve",
+    None,
+    ("policy_resolution",),
+    ("p",),
+    (("refund", 400.0, "EUR"),),
+    ((("to", "gift_card"),),),
+)
 
 
 def _past(old: Side, expected: tuple[str, str | None] | None = None) -> Past:
@@ -32,14 +40,17 @@ def _past(old: Side, expected: tuple[str, str | None] | None = None) -> Past:
         (RESOLVE, RESOLVE_LESS, "changed"),  # an action's amount
         (RESOLVE, RESOLVE_MORE, "reasons_only"),  # a non-deciding reason
         (RESOLVE, RESOLVE, "unchanged"),
+        (RESOLVE_LESS, TO_CARD, "params_only"),  # the refund's destination alone
         (ESCALATE, "ValueError: bad", "errored"),
     ],
 )
 def test_each_replay_is_counted_once(old: Side, new: Side | str, kind: str) -> None:
-    """A replay counts as changed, reasons-only, unchanged or errored, never two of them."""
+    """A replay counts as changed, parameters-only, reasons-only, unchanged or errored, never
+    two of them."""
     t = Tally()
     t.add(_past(old), new)
-    counts = {k: getattr(t, k) for k in ("changed", "reasons_only", "unchanged", "errored")}
+    kinds = ("changed", "params_only", "reasons_only", "unchanged", "errored")
+    counts = {k: getattr(t, k) for k in kinds}
     assert counts == {k: int(k == kind) for k in counts}
 
 
@@ -77,3 +88,15 @@ def test_parts_merge_into_the_whole() -> None:
     merged.merge(b)
     lib = load_library("ecommerce")
     assert summary(merged, library=lib) == summary(whole, library=lib)
+
+
+def test_a_change_of_destination_alone_is_listed_with_its_parameters() -> None:
+    """A replay that sends the same refund elsewhere is listed apart, each side's action
+    showing its destination; the contract's `changes` stay the changed cases."""
+    t = Tally()
+    t.add(_past(RESOLVE_LESS), TO_CARD)
+    out = summary(t, library=load_library("retail"))
+    assert out["params_only"] == 1 and out["changes"] == []
+    [change] = out["params_changes"]
+    assert change["old"]["actions"] == [{"type": "refund", "amount": 400.0, "currency": "EUR"}]
+    assert change["new"]["actions"][0]["to"] == "gift_card"

@@ -195,7 +195,8 @@ def _text(r: dict[str, Any]) -> str:
         lines += [f"  {f['kind']}: {', '.join(f['subject'])}: {f['detail']}" for f in lint["first"]]
     lines += [
         f"cases replayed: {r['cases']:,}: unchanged {r['unchanged']:,}, changed {r['changed']:,}, "
-        f"reasons only {r['reasons_only']:,}, errored {r['errored']:,}",
+        f"reasons only {r['reasons_only']:,}, errored {r['errored']:,}"
+        + (f", actions' parameters only {r['params_only']:,}" if r.get("params_only") else ""),
         "outcomes (old -> new):",
     ]
     for old, news in r["matrix"].items():
