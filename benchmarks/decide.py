@@ -96,7 +96,7 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, {args.cases:,} cases per library, "
           f"{args.workers} processes")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("saas", "ecommerce"):
+        for name in ("saas", "ecommerce", "retail"):
             report(name, args, Path(tmp))
 
 
