@@ -106,7 +106,7 @@ def test_head_runs_a_whatif_and_sees_what_the_command_reports(
     done = drafted.client.get("/library/whatif", headers={"HX-Request": "true"})
     assert 'hx-trigger="load delay:2s"' not in done.text  # no more polling
     expected = _cli(drafted, tmp_path / "drafts" / draft)
-    keys = ("cases", "unchanged", "changed", "reasons_only", "errored")
+    keys = ("cases", "unchanged", "changed", "reasons_only", "params_only", "errored")
     assert _counts(done.text) == {k: expected[k] for k in keys}
     assert expected["cases"] == 40 and expected["changed"] == changed
     run = drafted.console.whatif.latest()
