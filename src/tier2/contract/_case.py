@@ -244,26 +244,34 @@ def _money_problem(value: Any, kind: Type, where: str) -> str | None:
     )
 
 
+def _misfits(given: Any, declared: Mapping[str, Type]) -> Iterator[tuple[str, Type, Any, str]]:
+    """(name, type, value, what is wrong) of each declared field a section of the case gives
+    with a value that does not fit (see `field_problem`)."""
+    if not declared or not isinstance(given, dict):
+        return
+    for name, kind in declared.items():
+        value = given.get(name)
+        wrong = None if value is None else field_problem(value, kind)
+        if wrong is not None:
+            yield name, kind, value, wrong
+
+
+def _inside(wrong: str) -> tuple[str, str]:
+    """What is wrong split into where inside the value (`[2].price`, or "") and what."""
+    inside, _, what = wrong.partition(": ") if ": " in wrong else ("", "", wrong)
+    return inside, what
+
+
 def _fact_problems(raw: dict[str, Any], facts: Mapping[str, Type]) -> list[tuple[str, str]]:
     """The declared facts the case gives with a value not of their type (or money out of
-    range): an input error, as for any field of the contract."""
-    given = raw.get("facts")
-    if not facts or not isinstance(given, dict):
-        return []
+    range): an input error, as for any field of the contract, at the path inside the fact."""
     out: list[tuple[str, str]] = []
-    for name, kind in facts.items():
-        wrong = None if given.get(name) is None else field_problem(given[name], kind)
-        if wrong is not None:
-            inside, _, what = wrong.partition(": ") if ": " in wrong else ("", "", wrong)
-            path = f"facts.{name}" + (
-                "" if not inside else ("" if inside.startswith("[") else ".") + inside
-            )
-            out.append(
-                (
-                    path,
-                    f"Input should be of type {_shown_type(kind)} ({what})" if not inside else what,
-                )
-            )
+    for name, kind, _, wrong in _misfits(raw.get("facts"), facts):
+        inside, what = _inside(wrong)
+        if not inside:
+            out.append((f"facts.{name}", f"Input should be of type {_shown_type(kind)} ({what})"))
+        else:
+            out.append((f"facts.{name}{'' if inside.startswith('[') else '.'}{inside}", what))
     return out
 
 
@@ -276,19 +284,13 @@ def _field_problems(raw: dict[str, Any], fields: Mapping[str, Type]) -> list[tup
     """The declared request fields the case gives with a value not of their type."""
     handoff = raw.get("handoff")
     request = handoff.get("request") if isinstance(handoff, dict) else None
-    if not fields or not isinstance(request, dict):
-        return []
     out: list[tuple[str, str]] = []
-    for name, kind in fields.items():
-        wrong = None if request.get(name) is None else field_problem(request[name], kind)
-        if wrong is not None:
-            inside = wrong.split(": ", 1)[0] if ": " in wrong else None  # such as [1].price
-            got = (
-                f"{inside}: {wrong.split(': ', 1)[1]}" if inside else f"got {_shown(request[name])}"
-            )
-            out.append(
-                (f"handoff.request.{name}", f"Input should be of type {declaration(kind)} ({got})")
-            )
+    for name, kind, value, wrong in _misfits(request, fields):
+        inside, what = _inside(wrong)
+        got = f"{inside}: {what}" if inside else f"got {_shown(value)}"
+        out.append(
+            (f"handoff.request.{name}", f"Input should be of type {declaration(kind)} ({got})")
+        )
     return out
 
 

@@ -14,7 +14,7 @@ from tier2.core.expressions import ABSENT, FAILED, MAX_LIST, VALUE, Expression, 
 from tier2.core.expressions import Outcome as Evaluated
 from tier2.core.model import Outcome
 from tier2.core.money import MAX_AMOUNT, MoneyRule, round_money
-from tier2.core.types import ListOf, MapOf, Scalar, Type, conforms
+from tier2.core.types import ListOf, MapOf, Scalar, Type, conforms, kind_of
 
 # The request types of the contract: what a library's cases may ask for unless it declares
 # its own (library.yaml `request.types`).
@@ -200,11 +200,6 @@ class _Misfit(ValueError):
     """A definition's value that is not of its type, or too large (why)."""
 
 
-def _kind(value: Any) -> str:
-    return {str: "a string", float: "a number", int: "a number", bool: "a bool",
-            list: "a list", dict: "a map"}.get(type(value), type(value).__name__)  # fmt: skip
-
-
 def _bounded(value: Any, depth: int = 0) -> None:
     """_Misfit if the value is larger than a definition may hold, nested too deep, or a map
     with a key that is not a string."""
@@ -219,7 +214,7 @@ def _bounded(value: Any, depth: int = 0) -> None:
         if kind is dict:
             for key in value:
                 if type(key) is not str:
-                    raise _Misfit(f"a map key is {_kind(key)}, not a string")
+                    raise _Misfit(f"a map key is {kind_of(key)}, not a string")
         for item in value.values() if kind is dict else value:
             _bounded(item, depth + 1)
 

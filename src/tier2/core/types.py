@@ -147,7 +147,8 @@ def declaration(type_: Type) -> Any:
     return f"map<{inner}>" if isinstance(inner, str) else {"map": inner}  # (not declarable)
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
+    """What a JSON (or CEL) value is, in words: `a string`, `a number`, `a list`, ..."""
     if value is True or value is False:
         return "a bool"
     return {
@@ -178,7 +179,7 @@ def _conforms(value: Any, type_: Type) -> tuple[str, str] | None:
         return None if what is None else ("", what)
     if isinstance(type_, ListOf):
         if type(value) not in (list, tuple):
-            return ("", f"expected a list, got {_kind(value)}")
+            return ("", f"expected a list, got {kind_of(value)}")
         for i, item in enumerate(value):
             wrong = ("", "null in a list") if item is None else _conforms(item, type_.item)
             if wrong is not None:
@@ -186,7 +187,7 @@ def _conforms(value: Any, type_: Type) -> tuple[str, str] | None:
         return None
     if type(value) is not dict:
         expected = "a record" if isinstance(type_, Record) else "a map"
-        return ("", f"expected {expected}, got {_kind(value)}")
+        return ("", f"expected {expected}, got {kind_of(value)}")
     checked = [(k, type_.value) for k in value] if isinstance(type_, MapOf) else list(type_.fields)
     for key, t in checked:
         item = value.get(key)
@@ -201,12 +202,12 @@ def _scalar(value: Any, name: str) -> str | None:
         return None
     if name in ("number", "money"):
         if value is True or value is False or type(value) not in (int, float):
-            return f"expected a number, got {_kind(value)}"
+            return f"expected a number, got {kind_of(value)}"
         return None if math.isfinite(value) else f"expected a finite number, got {value!r}"
     if name == "bool":
-        return None if value is True or value is False else f"expected a bool, got {_kind(value)}"
+        return None if value is True or value is False else f"expected a bool, got {kind_of(value)}"
     if name == "string":
-        return None if type(value) is str else f"expected a string, got {_kind(value)}"
+        return None if type(value) is str else f"expected a string, got {kind_of(value)}"
     if type(value) is datetime:
         return None
     if type(value) is str:
@@ -215,4 +216,4 @@ def _scalar(value: Any, name: str) -> str | None:
         except ValueError:
             return f"expected a timestamp (ISO 8601), got {value[:40]!r}"
         return None if parsed.tzinfo is not None else "expected a timestamp with its UTC offset"
-    return f"expected a timestamp, got {_kind(value)}"
+    return f"expected a timestamp, got {kind_of(value)}"

@@ -17,6 +17,7 @@ from tier2.contract import FILING, CaseError, read_models
 
 if TYPE_CHECKING:
     from rich.progress import Progress
+    from sqlalchemy import Engine
 
     from tier2.app.sla_monitor import ScanStats
     from tier2.contract import CaseIn
@@ -136,6 +137,20 @@ def report_scan(stats: ScanStats) -> None:
     )
     for case_id, problem in stats.failed:
         sys.stderr.write(f"case {case_id}: no SLA clock: {problem}\n")
+
+
+@contextmanager
+def opened_store(db: str | None) -> Iterator[Engine]:
+    """The store the command names (else tier2.toml's), released on the way out; what cannot
+    open it ends the command with its one line."""
+    from tier2.entrypoints import bootstrap
+
+    with starting():
+        engine = bootstrap.store(db)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @contextmanager

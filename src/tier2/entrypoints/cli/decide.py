@@ -19,6 +19,7 @@ from tier2.entrypoints.cli._common import (
     LibraryOption,
     case_models,
     long_lived_objects_settled,
+    opened_store,
     parse_time,
     read_input,
     starting,
@@ -140,13 +141,9 @@ def import_cases(
     from tier2.helpdesk.local import LocalHelpDesk
 
     good, bad = case_models(case_file)
-    with starting():
-        engine = bootstrap.store(db)
-    try:
+    with opened_store(db) as engine:
         filed = LocalHelpDesk(engine).import_cases(good)
         where = engine.url.render_as_string()
-    finally:
-        engine.dispose()
     tickets = len({c.ticket.id for c in good})
     again = " (a ticket escalated again replaces its earlier escalation)" if tickets < filed else ""
     sys.stdout.write(f"filed {filed} escalation(s) on {tickets} ticket(s) in {where}{again}\n")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tier2.entrypoints import bootstrap
-from tier2.entrypoints.cli._common import DbOption, Format, fail, starting
+from tier2.entrypoints.cli._common import DbOption, Format, fail, opened_store, starting
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -126,12 +126,8 @@ def list_(
 
     from tier2.store.library_versions import library_versions
 
-    with starting():
-        engine = bootstrap.store(db)
-    try:
+    with opened_store(db) as engine:
         versions = library_versions(engine)
-    finally:
-        engine.dispose()
     if fmt is Format.json:
         rows = [_json_row(v) for v in versions]
         sys.stdout.write(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -21,6 +21,7 @@ from tier2.entrypoints.cli._common import (
     Format,
     fail,
     long_lived_objects_settled,
+    opened_store,
     parse_time,
     progress,
     report_scan,
@@ -289,12 +290,8 @@ def status(
     its cases up."""
     from tier2.store.claims import status as store_status
 
-    with starting():
-        engine = bootstrap.store(db)
-    try:
+    with opened_store(db) as engine:
         found = store_status(engine)
-    finally:
-        engine.dispose()
     if format is Format.json:
         sys.stdout.write(orjson.dumps(found).decode() + "\n")
         return

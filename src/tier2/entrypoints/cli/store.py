@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tier2.entrypoints import bootstrap
-from tier2.entrypoints.cli._common import DbOption, fail, starting
+from tier2.entrypoints.cli._common import DbOption, fail, opened_store, starting
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -160,13 +160,8 @@ def case_show(
 
     from tier2.store.show import show_case
 
-    with starting():
-        engine = bootstrap.store(db)
-    try:
-        with Session(engine) as session:
-            text = show_case(session, case_id)
-    finally:
-        engine.dispose()
+    with opened_store(db) as engine, Session(engine) as session:
+        text = show_case(session, case_id)
     if text is None:
         raise fail(f"no case {case_id!r} in the store")
     sys.stdout.write(text)
@@ -196,9 +191,7 @@ def case_explain(
     from tier2.store import models as m
     from tier2.store.library_versions import stored_library
 
-    with starting():
-        engine = bootstrap.store(db)
-    try:
+    with opened_store(db) as engine:
         with Session(engine) as session:
             case = session.get(m.Case, case_id)
             stored = session.scalars(
@@ -209,8 +202,6 @@ def case_explain(
         if case is None or stored is None:
             raise fail(f"no decided case {case_id!r} in the store")
         library = stored_library(engine, stored.library_digest)
-    finally:
-        engine.dispose()
     if library is None:
         raise fail(
             f"case {case_id}: its library version {stored.library_digest} is not kept in the "

@@ -9,8 +9,7 @@ from typing import Annotated
 
 import typer
 
-from tier2.entrypoints import bootstrap
-from tier2.entrypoints.cli._common import DbOption, fail, starting
+from tier2.entrypoints.cli._common import DbOption, fail, opened_store
 
 user_app = typer.Typer(help="The web console's users: head_of_support, senior (of a team), viewer.")
 
@@ -63,12 +62,8 @@ def add(
     problem = password_problem(password)
     if problem is not None:
         raise fail(f"password: {problem}")
-    with starting():
-        engine = bootstrap.store(db)
-    try:
+    with opened_store(db) as engine:
         new = save_user(engine, name, hash_password(password), role, team, datetime.now(UTC))
-    finally:
-        engine.dispose()
     what = "added" if new else "updated"
     sys.stdout.write(f"user {name} {what}: {role}" + (f" of {team}" if team else "") + "\n")
 
@@ -78,12 +73,8 @@ def list_(db: DbOption = None) -> None:
     """The console's users, their roles and whether they are locked out."""
     from tier2.store.console import list_users
 
-    with starting():
-        engine = bootstrap.store(db)
-    try:
+    with opened_store(db) as engine:
         users = list_users(engine)
-    finally:
-        engine.dispose()
     now = datetime.now(UTC)
     for u in users:
         locked = f", locked until {u.locked_until:%Y-%m-%d %H:%M} UTC" if (
